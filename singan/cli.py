@@ -1,0 +1,50 @@
+"""What every command-line script shares: one-line errors, exit codes, seeds, folders."""
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from .errors import SinGANError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line on stderr (no usage dump), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def run(main) -> None:
+    """Run a script's main(): a SinGANError becomes one line on stderr and exit code 2,
+    Ctrl-C exit code 130 with a hint how to go on."""
+    try:
+        main()
+    except SinGANError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished scale is saved; run the same command again to "
+              "resume", file=sys.stderr)
+        sys.exit(130)
+
+
+def resolve_seed(seed):
+    """The reference draws a random seed in 1..10000 when none is given; we say which."""
+    if seed is None:
+        seed = random.randint(1, 10000)
+        print(f"random seed: {seed} (pass --manualSeed {seed} to repeat this run)")
+    return seed
+
+
+def image_stem(name: str) -> str:
+    """'colusseum.png' -> 'colusseum' (the reference's input_name[:-4], for any extension)."""
+    return Path(name).stem
+
+
+def find_image(input_dir: str, input_name: str) -> Path:
+    """The training image: input_name inside input_dir, or input_name as a path by itself."""
+    candidates = [Path(input_dir) / input_name, Path(input_name)]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise SinGANError(f"image not found: {candidates[0]} (check --input_dir and --input_name)")
