@@ -61,8 +61,15 @@ def _set_lr(optimizer, lr: float) -> None:
 
 def train_scale(n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
                 cfg: SinGANConfig, generator: torch.Generator,
-                progress: Optional[Callable[[int, dict], None]] = None) -> ScaleResult:
-    """Train G_n and D_n against reals[n], with G_0..G_{n-1} (in `pyramid`) frozen."""
+                progress: Optional[Callable[[int, dict], None]] = None,
+                prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+                ) -> ScaleResult:
+    """Train G_n and D_n against reals[n], with G_0..G_{n-1} (in `pyramid`) frozen.
+
+    prev_transform, when given, maps the padded inputs from the coarser scales (the random
+    prevs of the D steps and the reconstruction prev of the G steps) before G sees them
+    (paint-to-image's colour quantisation, mode "paint_train").
+    """
     device = pyramid.device
     real = pyramid.reals[n]                                    # [1, 3, h, w]
     h, w = real.shape[2:]
@@ -80,6 +87,8 @@ def train_scale(n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
         # sigma_n = noise_amp_init * RMSE(x_n, upsampled reconstruction)
         noise_amp = cfg.noise_amp * torch.sqrt(F.mse_loss(real, prev_rec)).item()
     prev_rec = pad(prev_rec, p)                                # [1, 3, h + 2p, w + 2p]
+    if prev_transform is not None:
+        prev_rec = prev_transform(prev_rec)
     z_opt = torch.zeros(1, 3, h + 2 * p, w + 2 * p, device=device)
 
     history = {k: [] for k in ("errD", "errG", "rec", "D_real", "D_fake")}
@@ -99,6 +108,8 @@ def train_scale(n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
         # generators in eval mode: each draw is independent of the others in the batch).
         prevs = pad(pyramid.draw(n, "rand", cfg.Dsteps, generator), p) if n > 0 \
             else torch.zeros(cfg.Dsteps, 3, h + 2 * p, w + 2 * p, device=device)
+        if prev_transform is not None:
+            prevs = prev_transform(prevs)
 
         # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty.
         for j in range(cfg.Dsteps):

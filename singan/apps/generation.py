@@ -1,10 +1,12 @@
 """Training a model for an image, and random samples (SPEC section 7)."""
+import shlex
+from dataclasses import fields
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
-from ..checkpoint import load_model
+from ..checkpoint import is_reference_folder, load_model
 from ..errors import SinGANError
 from ..hparams import SinGANConfig
 from ..image_io import read_image, save_grid, save_image
@@ -13,6 +15,10 @@ from ..sampling import TrainedPyramid
 from ..train import resolve_device, train_pyramid
 
 TRAINED_ROOT = "TrainedModels"
+IMAGES_DIR = "Input/Images"
+# The script that trains each training variant (SinGANConfig.mode), for messages.
+MODE_SCRIPTS = {"train": "main_train.py", "animation_train": "animation.py",
+                "paint_train": "paint2image.py --quantization_flag"}
 
 
 def model_folder(image_name: str, cfg: SinGANConfig, root=TRAINED_ROOT) -> Path:
@@ -30,11 +36,15 @@ def plan_for_image(image: torch.Tensor, cfg: SinGANConfig, sr: bool = False):
 
 def train_model(image_path, cfg: SinGANConfig, device="auto", seed: int = 0,
                 force: bool = False, root=TRAINED_ROOT, quiet: bool = False,
-                folder=None) -> (TrainedPyramid, Path):
-    """Train SinGAN on an image file (or resume, or reuse a finished model)."""
+                folder=None, sr: bool = False) -> (TrainedPyramid, Path):
+    """Train SinGAN on an image file (or resume, or reuse a finished model).
+
+    sr=True plans the pyramid with the SR schedule (SPEC 3); the reference trains SR models
+    with mode "train", so the schedule is a separate switch, not a mode.
+    """
     device = resolve_device(device) if isinstance(device, str) else device
     image = read_image(image_path, device)
-    plan = plan_for_image(image, cfg, sr=cfg.mode == "SR_train")
+    plan = plan_for_image(image, cfg, sr=sr)
     folder = Path(folder) if folder else model_folder(Path(image_path).name, cfg, root)
     info = {"name": Path(image_path).name, "path": str(image_path),
             "height": image.shape[2], "width": image.shape[3]}
@@ -52,6 +62,60 @@ def open_model(folder, device="auto", scale_factor: Optional[float] = None,
         hint = f"; train it first: {train_hint}" if train_hint else ""
         raise SinGANError(f"no trained model at {folder}{hint}")
     return load_model(folder, scale_factor=scale_factor, device=device)
+
+
+def train_command(input_name: str, cfg: SinGANConfig, input_dir: str = IMAGES_DIR,
+                  script: str = "main_train.py") -> str:
+    """The command line that trains the model `cfg` selects for `input_name`: every option
+    that differs from its default, so that the model lands in the folder the caller looks in."""
+    parts = ["python", script]
+    if input_dir != IMAGES_DIR:
+        parts += ["--input_dir", input_dir]
+    parts += ["--input_name", input_name]
+    defaults = SinGANConfig()
+    for f in fields(SinGANConfig):
+        value = getattr(cfg, f.name)
+        if f.name == "mode" or value == getattr(defaults, f.name):
+            continue
+        if isinstance(value, bool):
+            parts.append(f"--{f.name}")
+        else:
+            parts += [f"--{f.name}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def check_mode(pyramid: TrainedPyramid, folder, modes: Sequence[str], task: str) -> None:
+    """Refuse a model trained for another application (its checkpoint records the training
+    variant as config["mode"]; models imported from the reference code record none)."""
+    mode = pyramid.config.get("mode")
+    if mode is not None and mode not in modes:
+        made_by = MODE_SCRIPTS.get(mode, "another tool")
+        raise SinGANError(f"{folder} holds a model trained by {made_by} (mode {mode}); {task} "
+                          f"needs one trained by {MODE_SCRIPTS[modes[0]]} (mode {modes[0]})")
+    if pyramid.num_scales < len(pyramid.reals):
+        raise SinGANError(f"{folder} is not fully trained ({pyramid.num_scales} of "
+                          f"{len(pyramid.reals)} scales); run its training command again to "
+                          "resume")
+
+
+def open_trained_model(input_name: str, cfg: SinGANConfig, device="auto",
+                       model_dir=None, input_dir: str = IMAGES_DIR,
+                       modes: Sequence[str] = ("train",), task: str = "this application",
+                       root=TRAINED_ROOT) -> (TrainedPyramid, Path):
+    """The finished model for `input_name` (or `model_dir`), trained for one of `modes`.
+
+    A missing model is an error that prints the main_train.py command that makes it.
+    """
+    folder = Path(model_dir) if model_dir else model_folder(input_name, cfg, root)
+    scale_factor = None
+    image = Path(input_dir) / input_name
+    if model_dir and is_reference_folder(folder) and image.is_file():
+        # The reference's folders do not store the factor: recompute it from the image.
+        scale_factor = plan_for_image(read_image(image), cfg).scale_factor
+    pyramid = open_model(folder, device, scale_factor,
+                         train_hint=train_command(input_name, cfg, input_dir))
+    check_mode(pyramid, folder, modes, task)
+    return pyramid, folder
 
 
 def samples_folder(out_root, stem: str, gen_start_scale: int = 0, scale_v: float = 1.0,
