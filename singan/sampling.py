@@ -165,25 +165,34 @@ class TrainedPyramid(nn.Module):
             x = self.generators[n](self.noise_amp[n] * z + prev, prev)
         return x
 
+    def reconstruct(self) -> torch.Tensor:
+        """G(z_opt) through every trained scale: the model's reconstruction of the image."""
+        return self.generate(1, gen_start_scale=self.num_scales)
+
     def sample(self, num_samples: int = 1, gen_start_scale: int = 0, scale_v: float = 1.0,
                scale_h: float = 1.0, noise: Optional[List[torch.Tensor]] = None,
                generator: Optional[torch.Generator] = None,
-               batch_size: Optional[int] = None) -> torch.Tensor:
+               batch_size: Optional[int] = None, clamp: Optional[bool] = None) -> torch.Tensor:
         """Random samples, [num_samples, 3, H, W] in [-1, 1] (SPEC 7).
 
         gen_start_scale > 0 keeps the training image's reconstruction at the coarser scales;
         scale_v / scale_h give arbitrary sizes. Samples are drawn in batches of `batch_size`
         (default: all at once, or chunks that keep memory bounded at large sizes).
+        The finest generator's output (tanh + the upsampled image) can leave [-1, 1] slightly;
+        it is clamped, except when `noise` is given (clamp=None): then the raw output is
+        returned, exactly what the reference's SinGAN_generate computes for that noise.
         """
         self.check_sample_args(num_samples, gen_start_scale, scale_v, scale_h)
         if noise is not None:
-            return self.generate(num_samples, gen_start_scale=gen_start_scale, scale_v=scale_v,
-                                 scale_h=scale_h, noise=noise, generator=generator)
-        batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
-        chunks = [self.generate(min(batch_size, num_samples - i), gen_start_scale=gen_start_scale,
-                                scale_v=scale_v, scale_h=scale_h, generator=generator)
-                  for i in range(0, num_samples, batch_size)]
-        return torch.cat(chunks)
+            out = self.generate(num_samples, gen_start_scale=gen_start_scale, scale_v=scale_v,
+                                scale_h=scale_h, noise=noise, generator=generator)
+        else:
+            batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
+            out = torch.cat([self.generate(min(batch_size, num_samples - i),
+                                           gen_start_scale=gen_start_scale, scale_v=scale_v,
+                                           scale_h=scale_h, generator=generator)
+                             for i in range(0, num_samples, batch_size)])
+        return out.clamp(-1, 1) if (clamp if clamp is not None else noise is None) else out
 
     def default_batch_size(self, area_factor: float = 1.0, budget_bytes: float = 1.0e9) -> int:
         """Samples per batch so that the finest scale's activations stay within a budget."""

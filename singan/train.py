@@ -296,10 +296,11 @@ def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
 
     for n in range(pyramid.num_scales, plan.n_scales):
         nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
-        init_gen = torch.Generator().manual_seed(scale_seed(seed, n, 0))
-        G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-        D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-        init_weights(G, init_gen), init_weights(D, init_gen)
+        with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
+            torch.manual_seed(scale_seed(seed, n, 0))
+            G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+            D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+            init_weights(G), init_weights(D)
         if n > 0 and pyramid.generators[-1].nfc == nfc:   # warm start from the scale below
             G.load_state_dict(pyramid.generators[-1].state_dict())
             D.load_state_dict(discriminators[-1].state_dict())

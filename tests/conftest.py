@@ -1,0 +1,71 @@
+"""Shared test fixtures: the reference data folder, tiny images, running the scripts."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# Tiny test images gain nothing from several threads, and threads fight with each other and
+# with the scripts the tests start: one thread per process.
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SINGAN_SHARED", ROOT.parent / "shared"))
+REFERENCE = SHARED / "reference"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """../shared/reference, or skip the test where it is absent."""
+    if not REFERENCE.is_dir():
+        pytest.skip("../shared/reference is not present")
+    return REFERENCE
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A small colourful uint8 test image with structure at several scales."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([np.sin(7 * x + 3 * y), np.cos(5 * y - 2 * x), np.sin(11 * x * y)], -1)
+    image = 0.5 + 0.35 * base + 0.08 * rng.standard_normal((h, w, 3))
+    return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def write_image(path: Path, pixels: np.ndarray) -> Path:
+    import imageio.v3 as iio
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, pixels)
+    return path
+
+
+def run_script(script: str, *args, cwd, timeout=300):
+    """Run one of the top-level scripts as a user would; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def assert_one_line_error(proc, *words):
+    """Failed with a non-zero exit, no traceback, and a clear stderr line with the words."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for word in words:
+        assert word.lower() in lines[0].lower(), (word, lines[0])
