@@ -80,8 +80,16 @@ def train_command(input_name: str, cfg: SinGANConfig, input_dir: str = IMAGES_DI
         if isinstance(value, bool):
             parts.append(f"--{f.name}")
         else:
-            parts += [f"--{f.name}", f"{value:g}" if isinstance(value, float) else str(value)]
+            parts += [f"--{f.name}", _exact_text(value)]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _exact_text(value) -> str:
+    """4.0 -> '4', 0.0005 -> '0.0005', and every float exactly (repr) where %g would round."""
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
 
 
 def check_mode(pyramid: TrainedPyramid, folder, modes: Sequence[str], task: str) -> None:

@@ -1,0 +1,45 @@
+"""Editing: make a rough cut-and-paste edit of a trained image look natural (SinGAN, SPEC 8).
+
+    python editing.py --input_name rocket.png --ref_name rocket_edit.png --editing_start_scale 2
+
+Needs the model that main_train.py trains for --input_name (same model options). The edited
+image R is read from --ref_dir, its mask from <R>_mask.<ext> beside it (or --mask). Writes
+Output/Editing/<image>/<R>_out/start_scale=<n>.png (the generated image) and
+start_scale=<n>_masked.png (the training image outside the dilated mask).
+"""
+from pathlib import Path
+
+from config import check_arguments, config_from_args, get_arguments, positive_int
+from singan.apps.harmonize import masked_injection
+from singan.cli import resolve_seed, run
+
+
+def main():
+    parser = get_arguments(__doc__)
+    parser.add_argument("--input_dir", default="Input/Images", help="folder of the training image")
+    parser.add_argument("--input_name", required=True, help="training image file name")
+    parser.add_argument("--ref_dir", default="Input/Editing", help="folder of the edited image")
+    parser.add_argument("--ref_name", required=True, help="edited image file name")
+    parser.add_argument("--mask", help="mask file (default: <ref_name stem>_mask.<ext> in "
+                        "--ref_dir); white marks the edited region")
+    parser.add_argument("--editing_start_scale", type=int, required=True,
+                        help="injection scale, 1..N (N: the finest scale)")
+    parser.add_argument("--model_dir", help="model folder (default: the one main_train.py "
+                        "writes for --input_name and the current model options)")
+    parser.add_argument("--num_samples", type=positive_int, default=1,
+                        help="results to write (the reference writes 1)")
+    parser.add_argument("--mode", default="editing", choices=["editing"], help="task")
+    args = parser.parse_args()
+    check_arguments(parser, args)
+
+    written = masked_injection(
+        "editing", args.input_name, Path(args.ref_dir) / args.ref_name,
+        args.editing_start_scale, config_from_args(args, mode="train"), args.device,
+        resolve_seed(args.manualSeed), args.out, args.mask, args.model_dir, args.input_dir,
+        args.num_samples)
+    print(f"edited: {written[0]} and {written[1]}"
+          + (f" (+{len(written) - 2} more)" if len(written) > 2 else ""))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,48 @@
+"""Harmonization: blend a pasted object into a trained image (SinGAN, SPEC section 8).
+
+    python harmonization.py --input_name hubble_deep_field.png \
+        --ref_name hubble_deep_field_naive.png --harmonization_start_scale 6
+
+Needs the model that main_train.py trains for --input_name (same model options). The naive
+image R is read from --ref_dir, its mask from <R>_mask.<ext> beside it (or --mask); the result
+keeps the training image outside the dilated mask. Writes
+Output/Harmonization/<image>/<R>_out/start_scale=<n>.png.
+"""
+from pathlib import Path
+
+from config import check_arguments, config_from_args, get_arguments, positive_int
+from singan.apps.harmonize import masked_injection
+from singan.cli import resolve_seed, run
+
+
+def main():
+    parser = get_arguments(__doc__)
+    parser.add_argument("--input_dir", default="Input/Images", help="folder of the training image")
+    parser.add_argument("--input_name", required=True, help="training image file name")
+    parser.add_argument("--ref_dir", default="Input/Harmonization",
+                        help="folder of the naive image")
+    parser.add_argument("--ref_name", required=True, help="naive image file name")
+    parser.add_argument("--mask", help="mask file (default: <ref_name stem>_mask.<ext> in "
+                        "--ref_dir); white marks the pasted region")
+    parser.add_argument("--harmonization_start_scale", type=int, required=True,
+                        help="injection scale, 1..N (N: the finest scale)")
+    parser.add_argument("--model_dir", help="model folder (default: the one main_train.py "
+                        "writes for --input_name and the current model options)")
+    parser.add_argument("--num_samples", type=positive_int, default=1,
+                        help="results to write (the reference writes 1)")
+    parser.add_argument("--mode", default="harmonization", choices=["harmonization"],
+                        help="task")
+    args = parser.parse_args()
+    check_arguments(parser, args)
+
+    written = masked_injection(
+        "harmonization", args.input_name, Path(args.ref_dir) / args.ref_name,
+        args.harmonization_start_scale, config_from_args(args, mode="train"), args.device,
+        resolve_seed(args.manualSeed), args.out, args.mask, args.model_dir, args.input_dir,
+        args.num_samples)
+    more = f" (+{len(written) - 1} more)" if len(written) > 1 else ""
+    print(f"harmonized: {written[0]}{more}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,60 @@
+"""Paint to image: turn a rough colour painting into an image like the trained one (SPEC 8).
+
+    python paint2image.py --input_name rocket.png --ref_name rocket_paint.png --paint_start_scale 2
+    python paint2image.py ... --quantization_flag   # retrain scale n on the image's 5 colours
+
+Needs the model that main_train.py trains for --input_name (same model options). The painting
+is read from --ref_dir. Writes Output/Paint2image/<image>/<paint>_out/start_scale=<n>.png; with
+--quantization_flag, <paint>_out_quantized/ with real_quant.png, in_paint.png and
+in_paint_quant.png too, after retraining scale n once into
+TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n>/ (later runs reuse it).
+"""
+import argparse
+from pathlib import Path
+
+from config import check_arguments, config_from_args, get_arguments, positive_int
+from singan.apps.paint import paint2image
+from singan.cli import resolve_seed, run
+
+
+def flag(text: str) -> bool:
+    """'--quantization_flag' alone, or the reference's '--quantization_flag True'."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def main():
+    parser = get_arguments(__doc__)
+    parser.add_argument("--input_dir", default="Input/Images", help="folder of the training image")
+    parser.add_argument("--input_name", required=True, help="training image file name")
+    parser.add_argument("--ref_dir", default="Input/Paint", help="folder of the painting")
+    parser.add_argument("--ref_name", required=True, help="painting file name")
+    parser.add_argument("--paint_start_scale", type=int, required=True,
+                        help="injection scale, 1..N (N: the finest scale)")
+    parser.add_argument("--quantization_flag", type=flag, nargs="?", const=True, default=False,
+                        help="quantise to the image's 5 colours and retrain scale n for them")
+    parser.add_argument("--model_dir", help="model folder (default: the one main_train.py "
+                        "writes for --input_name and the current model options)")
+    parser.add_argument("--num_samples", type=positive_int, default=1,
+                        help="results to write (the reference writes 1)")
+    parser.add_argument("--force", action="store_true",
+                        help="retrain the quantised scale even if its model exists")
+    parser.add_argument("--mode", default="paint2image", choices=["paint2image"], help="task")
+    args = parser.parse_args()
+    check_arguments(parser, args)
+
+    written = paint2image(
+        args.input_name, Path(args.ref_dir) / args.ref_name, args.paint_start_scale,
+        config_from_args(args, mode="train"), args.device, resolve_seed(args.manualSeed),
+        args.out, args.model_dir, args.input_dir, args.num_samples, args.quantization_flag,
+        args.force, args.quiet)
+    print(f"painted: {written[-args.num_samples]}"
+          + (f" (+{args.num_samples - 1} more)" if args.num_samples > 1 else ""))
+
+
+if __name__ == "__main__":
+    run(main)

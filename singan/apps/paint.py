@@ -1,0 +1,221 @@
+"""Paint to image (SPEC section 8): a painting injected at scale n, and its colour-quantised
+variant, which first retrains scale n's generator on inputs reduced to the image's 5 colours.
+
+Quantised variant:
+  1. centres = k-means (5 colours) of the training image at scale n;
+  2. the painting, each pixel replaced by its nearest centre, imresized to scale n, is the
+     start image;
+  3. G_n is retrained from scratch with its inputs from the coarser scales quantised to the
+     same centres (mode "paint_train"), once, into its own model folder
+     TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n>/; later runs reuse it.
+"""
+import hashlib
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import torch
+
+from ..checkpoint import (CHECKPOINT_NAME, checkpoint_dict, is_reference_folder,
+                          pyramid_from_checkpoint, read_checkpoint, save_torch, write_json)
+from ..errors import SinGANError
+from ..hparams import SinGANConfig
+from ..image_io import read_image, save_grid, save_image
+from ..imresize import imresize
+from ..models import Discriminator, Generator, channels_at_scale, init_weights
+from ..sampling import TrainedPyramid
+from ..train import save_scale_files, scale_seed, train_scale
+from .generation import IMAGES_DIR, TRAINED_ROOT
+from .harmonize import (check_start_scale, fit_to_shape, inject, injection_input,
+                        open_for_injection, output_folder, output_name)
+
+NUM_COLOURS = 5      # the reference's k-means cluster count
+KMEANS_SEED = 0      # fixed, as the reference's random_state=0: the same image, the same colours
+
+
+# ---- colour quantisation ---------------------------------------------------------------------
+
+def kmeans_colours(image: torch.Tensor, k: int = NUM_COLOURS, seed: int = KMEANS_SEED,
+                   restarts: int = 10, max_iter: int = 300) -> torch.Tensor:
+    """k colour centres [k, 3] of the pixels of `image` [1, 3, h, w]: Lloyd's algorithm from
+    k-means++ seeds, the best of `restarts` runs (as the reference's scikit-learn KMeans with
+    random_state 0), computed once on the host with scipy's vq.
+
+    Fix: the reference clusters image.reshape(-1, 3) of the N x C x H x W tensor, i.e. triples
+    of neighbouring values of one channel rather than RGB colours; we cluster RGB pixels.
+    """
+    from scipy.cluster.vq import vq
+
+    points = image[0].reshape(3, -1).t().double().cpu().numpy()      # [P, 3]
+    rng = np.random.default_rng(seed)
+    best, best_err = None, np.inf
+    for _ in range(restarts):
+        # k-means++: each next seed drawn with probability proportional to its squared distance
+        centres = points[rng.integers(len(points))][None]
+        while len(centres) < k:
+            d2 = vq(points, centres)[1] ** 2
+            if d2.sum() == 0:            # fewer distinct colours than k
+                break
+            pick = rng.choice(len(points), p=d2 / d2.sum())
+            centres = np.concatenate([centres, points[pick][None]])
+        labels = None
+        for _ in range(max_iter):        # Lloyd: assign, move each centre to its pixels' mean
+            new_labels = vq(points, centres)[0]
+            if labels is not None and np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+            counts = np.bincount(labels, minlength=len(centres))[:, None]
+            sums = np.stack([np.bincount(labels, points[:, c], len(centres)) for c in range(3)], 1)
+            centres = np.where(counts > 0, sums / np.maximum(counts, 1), centres)
+        err = (vq(points, centres)[1] ** 2).sum()
+        if err < best_err:
+            best, best_err = centres, err
+    return torch.from_numpy(best).to(image.device, image.dtype)
+
+
+def quantize(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Every pixel of x [N, 3, h, w] replaced by its nearest colour centre ([k, 3])."""
+    d2 = ((x[:, None] - centres[None, :, :, None, None]) ** 2).sum(2)   # [N, k, h, w]
+    return centres[d2.argmin(1)].permute(0, 3, 1, 2).contiguous()     # [N, 3, h, w]
+
+
+# ---- the quantised model ---------------------------------------------------------------------
+
+def paint_model_folder(input_name: str, cfg: SinGANConfig, n: int, model_dir=None,
+                       root=TRAINED_ROOT) -> Path:
+    """TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n> (the reference's layout);
+    with --model_dir, <model_dir>_paint/start_scale=<n> beside it."""
+    if model_dir:
+        base = Path(model_dir)
+        return base.parent / f"{base.name}_paint" / f"start_scale={n}"
+    return (Path(root) / Path(input_name).stem / ("scale_factor=%f_paint" % cfg.scale_factor)
+            / f"start_scale={n}")
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def quantised_model(pyramid: TrainedPyramid, base_folder: Path, folder: Path, n: int,
+                    centres: torch.Tensor, cfg: SinGANConfig, seed: int, force: bool = False,
+                    show_progress: bool = True, log=print) -> TrainedPyramid:
+    """The base model with G_n retrained on quantised inputs: loaded from `folder` when it was
+    made from this base model, else trained (about one scale's training time) and saved."""
+    base_ckpt_path = Path(base_folder) / CHECKPOINT_NAME
+    if not base_ckpt_path.is_file():
+        reason = "a model imported from the reference code" if is_reference_folder(
+            Path(base_folder)) else "no model.pth"
+        raise SinGANError(f"--quantization_flag retrains a scale of {base_folder}, which is "
+                          f"{reason}; train the image with main_train.py first")
+    digest = _file_digest(base_ckpt_path)
+    ckpt_path = folder / CHECKPOINT_NAME
+    if ckpt_path.is_file() and not force:
+        ckpt = read_checkpoint(ckpt_path)
+        made = ckpt.get("paint", {})
+        if made.get("base_sha256") == digest and made.get("start_scale") == n:
+            log(f"reusing the quantised paint model {folder}")
+            return pyramid_from_checkpoint(ckpt, pyramid.device)
+        log(f"{folder} was made from another version of {base_folder}: retraining it")
+
+    base = read_checkpoint(base_ckpt_path)
+    device = pyramid.device
+    cfg = replace(cfg, mode="paint_train")
+    nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
+    init_gen = torch.Generator().manual_seed(scale_seed(seed, n, 0))
+    G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+    D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+    init_weights(G, init_gen), init_weights(D, init_gen)     # fresh, as the reference
+    noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, n, 1))
+    log(f"retraining scale {n} with colour-quantised inputs ({cfg.niter} iterations) into "
+        f"{folder}")
+    progress = _ProgressBar(n, cfg.niter) if show_progress else None
+    result = train_scale(n, pyramid, G.to(device), D.to(device), cfg, noise_gen,
+                         progress.update_to if progress else None,
+                         prev_transform=lambda prev: quantize(prev, centres))
+    if progress:
+        progress.close()
+
+    generators, z_opt, noise_amp = (list(pyramid.generators), list(pyramid.z_opt),
+                                    list(pyramid.noise_amp))
+    generators[n], z_opt[n], noise_amp[n] = result.generator, result.z_opt, result.noise_amp
+    painted = TrainedPyramid(generators, z_opt, noise_amp, pyramid.reals, pyramid.scale_factor,
+                             pyramid.pad, pyramid.pad_noise, asdict(cfg))
+    discriminators = []
+    for i, s in enumerate(base["scales"]):
+        d = result.discriminator
+        if i != n:
+            d = Discriminator(s["nfc"], s["min_nfc"], cfg.num_layer, cfg.ker_size)
+            d.load_state_dict(s["D"])
+        discriminators.append(d)
+    save_scale_files(folder, n, result, pyramid.reals[n])
+    extra = {"seed": seed, "paint": {"start_scale": n, "centres": centres.cpu(),
+                                     "base_model": str(base_folder), "base_sha256": digest}}
+    save_torch(ckpt_path, checkpoint_dict(painted, discriminators, asdict(cfg),
+                                          base.get("plan", {}), base.get("image", {}), extra))
+    write_json(folder / "config.json", {"config": asdict(cfg), "seed": seed,
+                                        "base_model": str(base_folder), "start_scale": n})
+    return painted
+
+
+class _ProgressBar:
+    def __init__(self, n: int, niter: int):
+        from tqdm import tqdm
+        self.bar = tqdm(total=niter, desc=f"scale {n} (quantised)", leave=False,
+                        dynamic_ncols=True)
+        self.done = 0
+
+    def update_to(self, it: int, losses: dict) -> None:
+        self.bar.update(it - self.done)
+        self.done = it
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# ---- the application -------------------------------------------------------------------------
+
+def paint2image(input_name: str, ref_path, start_scale: int, cfg: SinGANConfig,
+                device="auto", seed: int = 0, out_root="Output", model_dir=None,
+                input_dir: str = IMAGES_DIR, num_samples: int = 1, quantization: bool = False,
+                force: bool = False, quiet: bool = False, root=TRAINED_ROOT,
+                log=print) -> List[Path]:
+    """Paint-to-image (SPEC 8), end to end; returns the files written.
+
+    Writes Output/Paint2image/<image>/<paint>_out[_quantized]/start_scale=<n>.png (and
+    start_scale=<n>_<i>.png for more samples), a grid (training image | painting | results);
+    with quantization also real_quant.png, in_paint.png and in_paint_quant.png.
+    """
+    pyramid, base_folder = open_for_injection("paint2image", input_name, cfg, device,
+                                              model_dir, input_dir, root)
+    check_start_scale(pyramid, start_scale, "--paint_start_scale")
+    n, last = start_scale, len(pyramid.reals) - 1
+    real = pyramid.reals[-1]                                          # [1, 3, H, W]
+    ref_path = Path(ref_path)
+    paint = fit_to_shape(read_image(ref_path, pyramid.device), real.shape[2:], ref_path)
+    start = injection_input(pyramid, paint, n)                        # [1, 3, h_n, w_n]
+    folder = output_folder(out_root, "paint2image", Path(input_name).stem, ref_path.stem,
+                           "_quantized" if quantization else "")
+    written = []
+    if quantization:
+        h, w = pyramid.shape(n)
+        real_s = imresize(real, pyramid.scale_factor ** (last - n))[:, :, :h, :w]
+        centres = kmeans_colours(real_s)                              # [5, 3]
+        save_image(folder / "real_quant.png", quantize(real_s, centres))
+        save_image(folder / "in_paint.png", start)
+        start = imresize(quantize(paint, centres), pyramid.scale_factor ** (last - n))
+        start = start[:, :, :h, :w]
+        save_image(folder / "in_paint_quant.png", start)
+        written += [folder / "real_quant.png", folder / "in_paint.png",
+                    folder / "in_paint_quant.png"]
+        pyramid = quantised_model(pyramid, base_folder,
+                                  paint_model_folder(input_name, cfg, n, model_dir, root),
+                                  n, centres, cfg, seed, force, not quiet, log)
+
+    generator = torch.Generator(device=pyramid.device).manual_seed(seed)
+    out = inject(pyramid, start, n, num_samples, generator)           # [k, 3, H, W]
+    for i in range(num_samples):
+        written.append(folder / output_name(n, i))
+        save_image(written[-1], out[i:i + 1])
+    save_grid(folder / f"start_scale={n}_grid.png", [real, paint] + [o[None] for o in out[:4]])
+    return written
