@@ -122,10 +122,11 @@ def quantised_model(pyramid: TrainedPyramid, base_folder: Path, folder: Path, n:
     device = pyramid.device
     cfg = replace(cfg, mode="paint_train")
     nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
-    init_gen = torch.Generator().manual_seed(scale_seed(seed, n, 0))
-    G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-    D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-    init_weights(G, init_gen), init_weights(D, init_gen)     # fresh, as the reference
+    with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
+        torch.manual_seed(scale_seed(seed, n, 0))
+        G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+        D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+        init_weights(G), init_weights(D)    # fresh, not warm-started, as the reference
     noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, n, 1))
     log(f"retraining scale {n} with colour-quantised inputs ({cfg.niter} iterations) into "
         f"{folder}")
