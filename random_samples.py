@@ -5,7 +5,10 @@
         --scale_h 2 --scale_v 1
     python random_samples.py --model_dir <a TrainedModels folder, ours or the reference's> ...
 """
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from config import check_arguments, config_from_args, get_arguments, positive_float, \
     positive_int
@@ -13,6 +16,7 @@ from singan.apps.generation import model_folder, open_model, random_samples, sam
 from singan.cli import find_image, image_stem, resolve_seed, run
 from singan.errors import SinGANError
 from singan.image_io import read_image
+from singan.metrics import diversity, sifid_scores
 from singan.pyramid import plan_pyramid
 
 
@@ -31,6 +35,13 @@ def main():
     parser.add_argument("--scale_v", type=positive_float, default=1.0,
                         help="vertical size factor (arbitrary sizes)")
     parser.add_argument("--num_samples", type=positive_int, default=50, help="samples to draw")
+    parser.add_argument("--sifid", action="store_true",
+                        help="also score the samples with SIFID against the training image "
+                             "(needs the Inception weights file, see SIFID/README.md)")
+    parser.add_argument("--sifid_weights", default=None,
+                        help="the Inception weights file for --sifid (default: SIFID's lookup)")
+    parser.add_argument("--sifid_backbone", default="torchvision",
+                        choices=["torchvision", "fid-inception"], help="weights for --sifid")
     args = parser.parse_args()
     check_arguments(parser, args)
     if not args.input_name and not args.model_dir:
@@ -55,8 +66,28 @@ def main():
     arbitrary = args.mode == "random_samples_arbitrary_sizes"
     scale_v, scale_h = (args.scale_v, args.scale_h) if arbitrary else (1.0, 1.0)
     out = samples_folder(args.out, stem, args.gen_start_scale, scale_v, scale_h, arbitrary)
-    random_samples(pyramid, out, args.num_samples, args.gen_start_scale, scale_v, scale_h, seed)
+    samples = random_samples(pyramid, out, args.num_samples, args.gen_start_scale, scale_v,
+                             scale_h, seed)
     print(f"{args.num_samples} samples: {out}")
+    report_quality(samples, pyramid.reals[-1], args)
+
+
+def report_quality(samples, real, args):
+    """The paper's diversity (always) and SIFID against the training image (--sifid)."""
+    if len(samples) > 1:
+        print(f"diversity: {diversity(samples, real):.4f} "
+              "(per-pixel std across samples / std of the training image)")
+    if not args.sifid:
+        return
+    from SIFID import SIFIDError
+    try:
+        label, values = sifid_scores(samples, real, args.sifid_weights, samples.device,
+                                     args.sifid_backbone)
+    except SIFIDError as err:
+        print(f"warning: SIFID skipped: {err}", file=sys.stderr)
+        return
+    values = np.asarray(values)
+    print(f"{label}: mean {values.mean():.4f}, std {values.std():.4f} over {len(values)} samples")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,24 @@ def test_same_seed_same_samples(trained):
     assert all(np.array_equal(a, b) for a, b in zip(*runs))
 
 
+def test_random_samples_reports_diversity_and_sifid(trained, tmp_path):
+    work, _ = trained
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    weights = tmp_path / "inception.pth"
+    torch.save(torchvision.models.inception_v3(weights=None, init_weights=True).state_dict(),
+               weights)
+    proc = run_script("random_samples.py", "--model_dir", FOLDER, "--num_samples", "3",
+                      "--manualSeed", "2", "--sifid", "--sifid_weights", weights, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    diversity = float(proc.stdout.split("diversity: ")[1].split()[0])
+    assert 0 < diversity < 2
+    assert "SIFID: mean" in proc.stdout and "over 3 samples" in proc.stdout
+    proc = run_script("random_samples.py", "--model_dir", FOLDER, "--num_samples", "2",
+                      "--sifid", "--sifid_weights", tmp_path / "missing.pth", cwd=work)
+    assert proc.returncode == 0 and "SIFID skipped" in proc.stderr
+
+
 @pytest.mark.parametrize("args, words", [
     (["--model_dir", "TrainedModels/nothing"], ["no trained model", "TrainedModels/nothing"]),
     (["--model_dir", FOLDER, "--gen_start_scale", "4"], ["gen_start_scale", "between 0 and 3"]),
