@@ -92,3 +92,109 @@ def config_from_args(args, **overrides) -> SinGANConfig:
               if hasattr(args, k) and k != "mode"}   # --mode names the task, not the variant
     values.update(overrides)
     return SinGANConfig(**values)
+
+
+# ---- ConSinGAN (main_train.py --model consingan) -------------------------------------------------
+
+# ConSinGAN's own options: given on the command line, they select --model consingan.
+CONSINGAN_OPTIONS = ("train_mode", "train_stages", "train_depth", "lr_scale", "activation",
+                     "lrelu_alpha", "batch_norm", "fine_tune", "naive_img")
+# Shared options whose default depends on the method: (SinGAN, ConSinGAN).
+MODEL_DEFAULTS = {"nfc": (32, 64), "num_layer": (5, 3)}
+
+
+def add_consingan_arguments(parser: ArgumentParser) -> None:
+    """--model and ConSinGAN's options, under the reference ConSinGAN's names and defaults.
+
+    ConSinGAN-only options default to None so that giving one can select ConSinGAN (the
+    reference's command lines work as they are); --nfc and --num_layer default per method.
+    """
+    from singan.consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
+    c = ConSinGANConfig()
+    for name, (singan, consingan) in MODEL_DEFAULTS.items():
+        action = parser._option_string_actions[f"--{name}"]
+        action.default = None
+        # "%(default).0s" prints nothing: it keeps the help formatter from adding "(None)"
+        action.help += f" (default: {singan} for SinGAN, {consingan} for ConSinGAN)%(default).0s"
+    group = parser.add_argument_group("ConSinGAN (--model consingan; defaults as its reference)")
+    add = group.add_argument
+    add("--model", choices=["singan", "consingan"], default=None,
+        help="training method (default: singan, or consingan when a ConSinGAN option is given)")
+    add("--train_mode", choices=TRAIN_MODES, default=None,
+        help=f"what the model is for (default: {c.train_mode})%(default).0s")
+    add("--train_stages", type=_typed(int, lambda v: v >= 2, "an integer >= 2"), default=None,
+        help=f"number of stages (default: {c.train_stages})%(default).0s")
+    add("--train_depth", type=positive_int, default=None,
+        help=f"stages trained concurrently (default: {c.train_depth})%(default).0s")
+    add("--lr_scale", type=positive_float, default=None,
+        help=f"learning-rate factor per stage below the newest (default: {c.lr_scale})"
+             "%(default).0s")
+    add("--activation", choices=ACTIVATIONS, default=None,
+        help=f"activation function (default: {c.activation})%(default).0s")
+    add("--lrelu_alpha", type=non_negative_float, default=None,
+        help=f"LeakyReLU slope (default: {c.lrelu_alpha})%(default).0s")
+    add("--batch_norm", action="store_true", default=None,
+        help="BatchNorm in the generator%(default).0s")
+    add("--fine_tune", action="store_true", default=None,
+        help="fine-tune a harmonization/editing model (--model_dir) on --naive_img%(default).0s")
+    add("--model_dir", default=None, help="the trained model to fine-tune%(default).0s")
+    add("--naive_img", default=None, help="naive image for fine-tuning%(default).0s")
+    add("--start_scale", type=non_negative_int, default=0,
+        help="the reference's first stage to train: 0 (fine-tuning retrains the last stage)")
+    add_gpu_argument(parser)
+
+
+def add_gpu_argument(parser: ArgumentParser) -> None:
+    """The reference ConSinGAN's --gpu (a CUDA device index)."""
+    if "--gpu" not in parser._option_string_actions:
+        parser.add_argument("--gpu", type=non_negative_int, default=None,
+                            help="CUDA device index, as ConSinGAN's --gpu (with --device auto "
+                                 "or cuda)%(default).0s")
+
+
+def apply_gpu_argument(args) -> None:
+    """--gpu N selects cuda:N where --device would pick CUDA."""
+    import torch
+    if getattr(args, "gpu", None) is not None and args.device in ("auto", "cuda") \
+            and torch.cuda.is_available():
+        args.device = f"cuda:{args.gpu}"
+
+
+def check_consingan_arguments(parser: ArgumentParser, args) -> None:
+    """Pick the method (--model), fill the per-method defaults, check ConSinGAN's options."""
+    given = [name for name in CONSINGAN_OPTIONS if getattr(args, name) is not None]
+    if args.model is None:
+        args.model = "consingan" if given else "singan"
+    elif args.model == "singan" and given:
+        parser.error(f"--{given[0]} is a ConSinGAN option; add --model consingan")
+    consingan = args.model == "consingan"
+    for name, defaults in MODEL_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[consingan])
+    apply_gpu_argument(args)
+    if not consingan:
+        if not args.input_name:
+            parser.error("the following arguments are required: --input_name")
+        return
+    if args.ker_size != 3:
+        parser.error("ConSinGAN's stage geometry needs --ker_size 3")
+    if args.start_scale != 0:
+        parser.error("--start_scale: ConSinGAN trains from stage 0; to retrain the last stage "
+                     "of a model use --fine_tune --model_dir <model> --naive_img <image>")
+    if args.fine_tune:
+        if not args.model_dir or not args.naive_img:
+            parser.error("--fine_tune needs --model_dir <trained model> and --naive_img <image>")
+    elif not args.input_name:
+        parser.error("the following arguments are required: --input_name")
+
+
+def consingan_config_from_args(args):
+    """The frozen ConSinGAN configuration the options describe (reference defaults for the
+    ConSinGAN options not given)."""
+    from dataclasses import fields
+    from singan.consingan.hparams import ANIMATION_MIN_SIZE, ConSinGANConfig
+    values = {f.name: getattr(args, f.name) for f in fields(ConSinGANConfig)
+              if getattr(args, f.name, None) is not None}
+    if values.get("train_mode") == "animation":
+        values["min_size"] = ANIMATION_MIN_SIZE   # Reference behaviour: forced in animation mode
+    return ConSinGANConfig(**values)

@@ -158,11 +158,14 @@ def load_model(folder, scale_factor: Optional[float] = None, device="cpu") -> Tr
                           "TrainedModels/<image>/scale_factor=0.750000,alpha=10")
     if (folder / CHECKPOINT_NAME).is_file():
         ckpt = read_checkpoint(folder / CHECKPOINT_NAME)
-        if ckpt.get("method", "singan") != "singan":
+        if ckpt.get("method", "singan") not in ("singan", "consingan"):
             raise SinGANError(f"{folder} holds a {ckpt.get('method')} model, not SinGAN")
         if not ckpt["scales"]:
             raise SinGANError(f"{folder}: no scale has finished training yet; run main_train.py "
                               "again to resume")
+        if ckpt.get("method") == "consingan":   # its trained-model object (singan.consingan)
+            from .consingan.model import model_from_checkpoint
+            return model_from_checkpoint(ckpt, device, folder)
         pyramid = pyramid_from_checkpoint(ckpt, device)
         if scale_factor is not None:
             pyramid.scale_factor = float(scale_factor)

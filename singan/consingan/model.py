@@ -1,0 +1,221 @@
+"""A trained ConSinGAN and every way of drawing from it (SPEC sections 7, 8 and 10).
+
+:class:`ConSinGAN` holds the growing generator, the fixed reconstruction noise, the noise
+amplitudes and the real images per stage. ``sample`` means what ``TrainedPyramid.sample``
+means (random samples, arbitrary sizes), so generic code (random_samples.py) takes either;
+``generate`` runs the generator on a given noise list, which harmonization, editing and
+animation build on (see apps.py).
+"""
+from dataclasses import asdict
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..errors import SinGANError
+from .hparams import ConSinGANConfig
+from .models import GrowingGenerator, build_generator
+from .pyramid import StagePlan
+
+FORMAT_VERSION = 1
+
+
+class ConSinGAN(nn.Module):
+    """A (partly) trained ConSinGAN: its generator has one body per trained stage.
+
+    fixed_noise[k] is stage k's reconstruction input (stage 0: the coarsest real image in
+    generation/retarget/harmonization/editing, noise in animation); noise_amp[k] the std of the
+    noise added at stage k; reals[k] the training image of stage k, [1, 3, h_k, w_k].
+    """
+    method = "consingan"
+
+    def __init__(self, generator: GrowingGenerator, fixed_noise: Sequence[torch.Tensor],
+                 noise_amp: Sequence[float], reals: Sequence[torch.Tensor],
+                 hparams: ConSinGANConfig, plan: Optional[StagePlan] = None,
+                 info: Optional[dict] = None):
+        super().__init__()
+        self.generator = generator.requires_grad_(False).eval()
+        self.fixed_noise = [z.detach() for z in fixed_noise]
+        self.noise_amp = [float(a) for a in noise_amp]
+        self.reals = [r.detach() for r in reals][:len(self.noise_amp)]
+        self.hparams = hparams
+        self.config = asdict(hparams)       # a plain dict, as TrainedPyramid.config
+        self.plan = plan
+        self.scale_factor = plan.scale_factor if plan is not None else None
+        self.info = dict(info or {})
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+    @property
+    def num_scales(self) -> int:
+        """Number of trained stages (the name generic SinGAN code uses)."""
+        return len(self.noise_amp)
+
+    @property
+    def train_mode(self) -> str:
+        return self.hparams.train_mode
+
+    @property
+    def device(self) -> torch.device:
+        return self.reals[0].device
+
+    def to(self, device):  # keeps the plain-tensor lists in step with the module
+        super().to(device)
+        self.fixed_noise = [z.to(device) for z in self.fixed_noise]
+        self.reals = [r.to(device) for r in self.reals]
+        return self
+
+    def train(self, mode: bool = True):
+        """The generator stays frozen in eval mode whatever is asked (it is trained)."""
+        return super().train(False)
+
+    def shape(self, k: int) -> Tuple[int, int]:
+        return tuple(self.reals[k].shape[2:])
+
+    def stage_shapes(self, scale_v: float = 1.0, scale_h: float = 1.0) -> List[Tuple[int, int]]:
+        """Each stage's (h, w), scaled for arbitrary sizes.
+
+        Reference behaviour: ConSinGAN's evaluation scales the shapes with int() (truncation).
+        """
+        return [(int(h * scale_v), int(w * scale_h)) for h, w in map(self.shape,
+                                                                       range(self.num_scales))]
+
+    # ---- noise -------------------------------------------------------------------------------
+    def noise(self, num: int, shapes: Sequence[Tuple[int, int]], generator=None,
+              stage_zero: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+        """Fresh N(0, 1) noise for every stage: [num, 3, h_0, w_0], then [num, nfc, h_k + 2e,
+        w_k + 2e] (e = num_layer with edge upsampling, else 0). `stage_zero` replaces stage 0's
+        noise (harmonization and editing feed an image there)."""
+        out = []
+        for k, (h, w) in enumerate(shapes):
+            if k == 0 and stage_zero is not None:
+                out.append(stage_zero.expand(num, -1, -1, -1))
+                continue
+            c, nh, nw = self.generator.noise_shape(k, h, w)
+            out.append(torch.randn(num, c, nh, nw, device=self.device, generator=generator))
+        return out
+
+    def default_stage_zero(self, num: int, shape: Tuple[int, int], generator=None):
+        """Stage 0's input for random samples: noise in generation/retarget/animation; in
+        harmonization/editing, which always start from an image, the coarsest real image
+        (resized to `shape`; editing adds noise_scaling * N(0, 1) as in its training)."""
+        if not self.hparams.image_input:
+            return None
+        from ..imresize import imresize_to_shape
+        image = self.reals[0]
+        if tuple(shape) != self.shape(0):
+            image = imresize_to_shape(image, shape)
+        image = image.expand(num, -1, -1, -1)
+        if self.train_mode == "editing":
+            image = image + self.hparams.noise_scaling * torch.randn(
+                image.shape, device=self.device, generator=generator)
+        return image
+
+    # ---- generation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, noise: List[torch.Tensor], shapes: Optional[Sequence] = None,
+                 noise_amp: Optional[Sequence[float]] = None) -> torch.Tensor:
+        """G(noise, shapes, noise_amp): [N, 3, h, w] at the last stage's (scaled) size."""
+        shapes = list(shapes) if shapes is not None else self.stage_shapes()
+        if len(noise) != self.num_scales or len(shapes) != self.num_scales:
+            raise SinGANError(f"the model has {self.num_scales} stages; got {len(noise)} noise "
+                              f"maps and {len(shapes)} shapes")
+        return self.generator(noise, shapes, self.noise_amp if noise_amp is None else noise_amp)
+
+    def reconstruct(self) -> torch.Tensor:
+        """G(fixed noise): the model's reconstruction of the training image, [1, 3, H, W]."""
+        return self.generate(self.fixed_noise)
+
+    def sample(self, num_samples: int = 1, gen_start_scale: int = 0, scale_v: float = 1.0,
+               scale_h: float = 1.0, noise: Optional[List[torch.Tensor]] = None,
+               generator: Optional[torch.Generator] = None, batch_size: Optional[int] = None,
+               clamp: Optional[bool] = None) -> torch.Tensor:
+        """Random samples, [num_samples, 3, H, W] in [-1, 1], as TrainedPyramid.sample.
+
+        scale_v / scale_h give arbitrary sizes (each stage's shape and noise scaled). `noise`,
+        when given, is the full noise list (one tensor per stage, [num_samples, C, h, w]).
+        gen_start_scale is SinGAN's: ConSinGAN has no per-scale generators to start from, so
+        only 0 is accepted. `clamp` is accepted for compatibility (the tanh output is in range).
+        """
+        if gen_start_scale != 0:
+            raise SinGANError(f"gen_start_scale {gen_start_scale}: a ConSinGAN model has one "
+                              "generator for all stages and samples from stage 0 only; use 0")
+        self.check_sample_args(num_samples, scale_v, scale_h)
+        shapes = self.stage_shapes(scale_v, scale_h)
+        if noise is not None:
+            return self.generate([z.to(self.device) for z in noise], shapes)
+        batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
+        chunks = []
+        for start in range(0, num_samples, batch_size):
+            num = min(batch_size, num_samples - start)
+            zero = self.default_stage_zero(num, shapes[0], generator)
+            chunks.append(self.generate(self.noise(num, shapes, generator, zero), shapes))
+        return torch.cat(chunks)
+
+    def default_batch_size(self, area_factor: float = 1.0, budget_bytes: float = 1.0e9) -> int:
+        """Samples per batch so that the finest stage's activations stay within a budget."""
+        h, w = self.shape(self.num_scales - 1)
+        e = 2 * self.generator.num_layer + 2
+        per_sample = 4 * self.generator.nfc * (h + e) * (w + e) * 4 * area_factor
+        return max(1, int(budget_bytes // per_sample))
+
+    def check_sample_args(self, num_samples, scale_v, scale_h) -> None:
+        if num_samples < 1:
+            raise SinGANError(f"num_samples must be at least 1, got {num_samples}")
+        if not (scale_v > 0 and scale_h > 0):
+            raise SinGANError(f"scale_v and scale_h must be positive, got {scale_v}, {scale_h}")
+        h0, w0 = self.stage_shapes(scale_v, scale_h)[0]
+        if h0 < 1 or w0 < 1:
+            raise SinGANError(f"scale_v / scale_h too small for the coarsest stage "
+                              f"({self.shape(0)[0]} x {self.shape(0)[1]})")
+
+
+def is_consingan(model) -> bool:
+    """Whether a loaded model (load_model's result) is a ConSinGAN."""
+    return getattr(model, "method", "singan") == "consingan"
+
+
+# ---- checkpoints (STYLE habit 4) ------------------------------------------------------------
+
+def checkpoint_dict(generator: GrowingGenerator, discriminators: Sequence[dict],
+                    fixed_noise: Sequence[torch.Tensor], noise_amp: Sequence[float],
+                    reals: Sequence[torch.Tensor], hparams: ConSinGANConfig, plan: StagePlan,
+                    info: dict, extra: Optional[dict] = None) -> dict:
+    """{format_version, method, config, plan, image, generator, scales: [{D, fixed_noise,
+    noise_amp, shape}], reals, ...}: tensors and plain data only (weights_only loadable).
+    `generator` holds one body per finished stage, so training resumes after the last one."""
+    scales = [{"D": {k: v.detach().cpu() for k, v in d.items()}, "fixed_noise": z.detach().cpu(),
+               "noise_amp": float(a), "shape": list(r.shape[2:])}
+              for d, z, a, r in zip(discriminators, fixed_noise, noise_amp, reals)]
+    return {"format_version": FORMAT_VERSION, "method": "consingan",
+            "config": asdict(hparams), "plan": asdict(plan), "image": dict(info),
+            "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+            "scales": scales, "reals": [r.detach().cpu() for r in reals], **(extra or {})}
+
+
+def plan_from_dict(d: dict) -> StagePlan:
+    return StagePlan(d["stop_scale"], d["scale1"], d["scale_factor"], tuple(d["real_shape"]),
+                     list(d["level_scales"]), [tuple(s) for s in d["shapes"]])
+
+
+def generator_from_checkpoint(ckpt: dict) -> GrowingGenerator:
+    hparams = ConSinGANConfig.from_dict(ckpt["config"])
+    generator = build_generator(hparams, len(ckpt["scales"]))
+    generator.load_state_dict(ckpt["generator"])
+    return generator
+
+
+def model_from_checkpoint(ckpt: dict, device="cpu", folder=None) -> ConSinGAN:
+    """Rebuild the trained model from a checkpoint dict (see checkpoint_dict)."""
+    try:
+        hparams = ConSinGANConfig.from_dict(ckpt["config"])
+        generator = generator_from_checkpoint(ckpt)
+        model = ConSinGAN(generator, [s["fixed_noise"] for s in ckpt["scales"]],
+                          [s["noise_amp"] for s in ckpt["scales"]], ckpt["reals"], hparams,
+                          plan_from_dict(ckpt["plan"]), ckpt.get("image"))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        where = f"{folder}: " if folder else ""
+        raise SinGANError(f"{where}the ConSinGAN checkpoint is incomplete or inconsistent "
+                          f"({type(err).__name__}: {str(err).splitlines()[0][:100]}); retrain it "
+                          "with --force") from None
+    model.fine_tuned = ckpt.get("fine_tuned")
+    return model.to(device)

@@ -1,0 +1,419 @@
+"""ConSinGAN's concurrent multi-stage training (SPEC section 10; arXiv 2003.11512, section 3).
+
+``train_consingan`` grows the generator stage by stage, writing the model folder after each
+finished stage and resuming after the last finished one; ``make_stage`` sets up one stage's
+adversarial game and ``train_iteration`` plays one iteration of it (what the benchmark times);
+``fine_tune`` retrains the last stage of a harmonization/editing model on a naive image.
+"""
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import CHECKPOINT_NAME, read_checkpoint, save_torch, write_json
+from ..errors import SinGANError
+from ..image_io import save_image
+from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
+                      reconstruction_loss)
+from ..models import init_weights
+from ..train import plot_losses, scale_seed
+from .augment import augment, shuffle_tiles
+from .hparams import ConSinGANConfig
+from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
+from .models import (Discriminator, GrowingGenerator, build_discriminator, build_generator,
+                     receptive_field)
+from .pyramid import StagePlan, build_stage_reals, plan_stages
+
+LOG_EVERY = 25   # iterations between host synchronisations (progress bar, NaN check)
+
+
+@dataclass
+class StageState:
+    """Everything one training iteration of stage k touches."""
+    stage: int
+    G: GrowingGenerator
+    D: Discriminator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched_g: torch.optim.lr_scheduler.LRScheduler
+    sched_d: torch.optim.lr_scheduler.LRScheduler
+    real: torch.Tensor                  # [1, 3, h_k, w_k]
+    shapes: List[tuple]                 # (h, w) of stages 0..k
+    fixed_noise: List[torch.Tensor]     # reconstruction input of stages 0..k
+    noise_amp: List[float]              # of stages 0..k
+    cfg: ConSinGANConfig
+    source: torch.Tensor                # stage 0's image (harmonization/editing), [1, 3, h_0, w_0]
+    noise_gen: torch.Generator          # on the training device: noise, gradient penalty
+    choice_gen: torch.Generator         # on the CPU: augmentation and tile choices
+    augment_source: bool = True         # harmonization: augment `source` (not when fine-tuning)
+    history: dict = field(default_factory=lambda: {k: [] for k in
+                                                   ("errD", "errG", "rec", "D_real", "D_fake")})
+
+
+def stage_zero_input(state: StageState) -> torch.Tensor:
+    """Stage 0's input for one iteration, [1, 3, h_0, w_0]:
+    generation/retarget/animation: N(0, 1) noise;
+    harmonization: an augmented copy of the coarsest real image (the naive image itself when
+    fine-tuning); editing: a tile-shuffled copy plus noise_scaling (0.1) * N(0, 1)."""
+    cfg, (h, w) = state.cfg, state.shapes[0]
+    device = state.real.device
+    if cfg.train_mode == "harmonization":
+        if not state.augment_source:
+            return state.source
+        return augment(state.source, state.choice_gen, state.noise_gen)
+    if cfg.train_mode == "editing":
+        noise = torch.randn(1, 3, h, w, device=device, generator=state.noise_gen)
+        return shuffle_tiles(state.source, state.choice_gen) + cfg.noise_scaling * noise
+    return torch.randn(1, 3, h, w, device=device, generator=state.noise_gen)
+
+
+def draw_noise(state: StageState) -> List[torch.Tensor]:
+    """One iteration's random input of every stage 0..k (the reference's sample_random_noise)."""
+    noise = [stage_zero_input(state)]
+    for k in range(1, state.stage + 1):
+        c, h, w = state.G.noise_shape(k, *state.shapes[k])
+        noise.append(torch.randn(1, c, h, w, device=state.real.device, generator=state.noise_gen))
+    return noise
+
+
+def fixed_noise_for_stage(k: int, G: GrowingGenerator, reals, cfg: ConSinGANConfig,
+                          generator: torch.Generator) -> torch.Tensor:
+    """Stage k's reconstruction input: stage 0 the coarsest real image (noise in animation),
+    later stages fixed N(0, 1) noise of the stage's noise shape."""
+    device = reals[0].device
+    if k == 0 and cfg.train_mode != "animation":
+        return reals[0]
+    c, h, w = G.noise_shape(k, *reals[k].shape[2:])
+    return torch.randn(1, c, h, w, device=device, generator=generator)
+
+
+def optimizer_groups(G: GrowingGenerator, k: int, cfg: ConSinGANConfig) -> List[dict]:
+    """Concurrent training (arXiv 2003.11512, section 3.1): only the newest train_depth stage
+    bodies train, body j at lr_g * lr_scale ** (k - j); the head trains at lr_g * lr_scale ** k
+    while k < train_depth; the tail at lr_g. Everything else is frozen (requires_grad False).
+
+    The reference leaves the head's requires_grad on once it stops training (its gradient is
+    computed and never applied); we switch it off, which changes no result.
+    """
+    first = max(0, k + 1 - cfg.train_depth)
+    for j, body in enumerate(G.body):
+        body.requires_grad_(j >= first)
+    groups = [{"params": list(G.body[j].parameters()), "lr": cfg.lr_g * cfg.lr_scale ** (k - j)}
+              for j in range(first, k + 1)]
+    G.head.requires_grad_(k < cfg.train_depth)
+    if k < cfg.train_depth:
+        groups.append({"params": list(G.head.parameters()), "lr": cfg.lr_g * cfg.lr_scale ** k})
+    G.tail.requires_grad_(True)
+    groups.append({"params": list(G.tail.parameters()), "lr": cfg.lr_g})
+    return groups
+
+
+def make_stage(k: int, G: GrowingGenerator, D: Discriminator, reals: List[torch.Tensor],
+               fixed_noise: List[torch.Tensor], noise_amp: List[float], cfg: ConSinGANConfig,
+               noise_gen: torch.Generator, choice_gen: torch.Generator,
+               source: Optional[torch.Tensor] = None, fine_tune: bool = False) -> StageState:
+    """Set up stage k: G has k + 1 bodies; fixed_noise and noise_amp hold stages 0..k-1 (all
+    k + 1 when fine-tuning, which keeps the trained model's). Appends stage k's fixed noise and
+    noise amplitude to the lists (noise_amp_k = noise_amp_init * RMSE(G(fixed noise) with
+    amp_k = 0, real_k))."""
+    shapes = [tuple(r.shape[2:]) for r in reals[:k + 1]]
+    G.train(), D.train()
+    if not fine_tune:
+        fixed_noise.append(fixed_noise_for_stage(k, G, reals, cfg, noise_gen))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+    opt_g = torch.optim.Adam(optimizer_groups(G, k, cfg), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+    # Reference behaviour: MultiStepLR with the float milestone 0.8 * niter, stepped at the end
+    # of each iteration: iterations from 0.8 * niter on run at lr * gamma (when 0.8 * niter is
+    # not a whole number, the milestone is never met and the learning rate never decays).
+    sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, [cfg.lr_milestone], cfg.gamma)
+    sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, [cfg.lr_milestone], cfg.gamma)
+    if not fine_tune:
+        if k == 0:
+            noise_amp.append(1.0)
+        else:
+            noise_amp.append(0.0)
+            with torch.no_grad():
+                rec = G(fixed_noise, shapes, noise_amp)
+            # sigma_k = noise_amp_init * RMSE(G(fixed noise | amp_k = 0), x_k)
+            noise_amp[-1] = cfg.noise_amp * torch.sqrt(F.mse_loss(rec, reals[k])).item()
+    source = reals[0] if source is None else source
+    return StageState(k, G, D, opt_g, opt_d, sched_g, sched_d, reals[k], shapes, fixed_noise,
+                      noise_amp, cfg, source, noise_gen, choice_gen,
+                      augment_source=not fine_tune)
+
+
+def train_iteration(state: StageState) -> dict:
+    """One iteration of stage k: Dsteps critic steps, then one generator gradient with Gsteps
+    optimizer steps. Returns the losses as (device) tensors, without synchronising."""
+    G, D, cfg, real = state.G, state.D, state.cfg, state.real
+    noise = draw_noise(state)
+
+    # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty (WGAN-GP). Only the last D
+    # step's fake keeps its graph: the G update below backpropagates through it.
+    for j in range(cfg.Dsteps):
+        D.zero_grad(set_to_none=True)
+        d_real = D(real)
+        if j == cfg.Dsteps - 1:
+            fake = G(noise, state.shapes, state.noise_amp)          # [1, 3, h_k, w_k]
+        else:
+            with torch.no_grad():
+                fake = G(noise, state.shapes, state.noise_amp)
+        d_fake = D(fake.detach())
+        gp = gradient_penalty(D, real, fake, cfg.lambda_grad, state.noise_gen)
+        err_d = critic_loss(d_real, d_fake) + gp
+        err_d.backward()
+        state.opt_d.step()
+
+    # (2) Update G: minimise -D(G(z)) + alpha * ||G(fixed noise) - x_k||^2. The reference's
+    # backward also fills D's gradients, which the next D step zeroes: we skip that work.
+    D.requires_grad_(False)
+    err_g = generator_adversarial_loss(D(fake))
+    if cfg.alpha != 0:
+        rec = G(state.fixed_noise, state.shapes, state.noise_amp)
+        rec_loss = reconstruction_loss(rec, real, cfg.alpha)
+    else:
+        rec_loss = torch.zeros((), device=real.device)
+    G.zero_grad(set_to_none=True)
+    (err_g + rec_loss).backward()
+    D.requires_grad_(True)
+    # Reference behaviour: Gsteps (3) Adam steps on the one gradient computed above.
+    for _ in range(cfg.Gsteps):
+        state.opt_g.step()
+
+    state.sched_d.step()
+    state.sched_g.step()
+    return {"errD": err_d.detach(), "errG": err_g.detach(), "rec": rec_loss.detach(),
+            "D_real": d_real.detach().mean(), "D_fake": d_fake.detach().mean(),
+            "fake": fake.detach()}
+
+
+@dataclass
+class StageResult:
+    """What training one stage produced (for the stage folder)."""
+    fake: torch.Tensor                 # last fake sample, [1, 3, h, w]
+    reconstruction: torch.Tensor       # G(fixed noise), [1, 3, h, w]
+    losses: dict                       # name -> [niter] float tensor (CPU)
+
+
+def train_stage(state: StageState,
+                progress: Optional[Callable[[int, dict], None]] = None) -> StageResult:
+    """Run cfg.niter iterations of stage k; check the losses for divergence every LOG_EVERY."""
+    cfg = state.cfg
+    fake = None
+    for it in range(cfg.niter):
+        out = train_iteration(state)
+        fake = out.pop("fake")
+        for key, value in out.items():
+            state.history[key].append(value)
+        if (it + 1) % LOG_EVERY == 0 or it == cfg.niter - 1:
+            latest = {k: v[-1].item() for k, v in state.history.items()}
+            if not all(math.isfinite(v) for v in latest.values()):
+                raise SinGANError(
+                    f"training diverged at stage {state.stage}, iteration {it + 1}: a loss "
+                    "became nan or inf (likely cause: too high a learning rate --lr_g/--lr_d, "
+                    "or too low --lambda_grad); the finished stages are kept")
+            if progress:
+                progress(it + 1, latest)
+    with torch.no_grad():
+        reconstruction = state.G(state.fixed_noise, state.shapes, state.noise_amp)
+    losses = {k: torch.stack(v).float().cpu() for k, v in state.history.items()}
+    return StageResult(fake, reconstruction, losses)
+
+
+# ---- the stage-by-stage driver ------------------------------------------------------------------
+
+def save_stage_files(folder: Path, k: int, G: GrowingGenerator, D: Discriminator,
+                     fixed_noise: torch.Tensor, real: torch.Tensor, result: StageResult) -> None:
+    """The reference's per-stage files (netG.pth, netD.pth, the stage's fixed noise) as state
+    dicts and tensors, the real image, a fake sample, the reconstruction and the losses."""
+    stage_dir = folder / str(k)
+    save_torch(stage_dir / "netG.pth", {n: v.detach().cpu() for n, v in G.state_dict().items()})
+    save_torch(stage_dir / "netD.pth", {n: v.detach().cpu() for n, v in D.state_dict().items()})
+    save_torch(stage_dir / "fixed_noise.pth", fixed_noise.detach().cpu())
+    save_image(stage_dir / "real_scale.png", real)
+    save_image(stage_dir / "fake_sample.png", result.fake)
+    save_image(stage_dir / "reconstruction.png", result.reconstruction)
+    save_torch(stage_dir / "losses.pth", result.losses)
+    plot_losses(stage_dir / "losses.png", result.losses, k)
+
+
+def _config_mismatch(saved: dict, cfg: ConSinGANConfig) -> List[str]:
+    return [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items()
+            if saved.get(k) != v]
+
+
+def plan_for(image: torch.Tensor, cfg: ConSinGANConfig) -> StagePlan:
+    return plan_stages(image.shape[2], image.shape[3], cfg.train_stages, cfg.min_size,
+                       cfg.max_size, harmonization=cfg.train_mode == "harmonization",
+                       min_input=receptive_field(cfg.num_layer, cfg.ker_size))
+
+
+def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig, folder, seed: int = 0,
+                    image_info: Optional[dict] = None, force: bool = False,
+                    log: Callable[[str], None] = print, show_progress: bool = True,
+                    progress: Optional[Callable[[int, int, dict], None]] = None) -> ConSinGAN:
+    """Train (or resume) ConSinGAN on `image` ([1, 3, H, W] in [-1, 1], on the training device).
+
+    Writes `folder`/model.pth after every finished stage (atomically) and the per-stage
+    folders; a second call with the same image and settings resumes after the last finished
+    stage, and returns at once when all are done. force=True retrains from scratch.
+    `progress(stage, iteration, losses)` is called every LOG_EVERY iterations.
+    """
+    folder = Path(folder)
+    device = image.device
+    plan = plan_for(image, cfg)
+    reals = build_stage_reals(image, plan)
+    info = dict(image_info or {})
+    G: Optional[GrowingGenerator] = None
+    discriminators: List[dict] = []
+    fixed_noise: List[torch.Tensor] = []
+    noise_amp: List[float] = []
+    ckpt_path = folder / CHECKPOINT_NAME
+    if ckpt_path.exists() and not force:
+        ckpt = read_checkpoint(ckpt_path)
+        if ckpt.get("method") != "consingan" or ckpt.get("fine_tuned"):
+            raise SinGANError(f"{folder} holds another kind of model ({ckpt.get('method')}"
+                              f"{', fine-tuned' if ckpt.get('fine_tuned') else ''}); add --force "
+                              "to replace it")
+        mismatch = _config_mismatch(ckpt["config"], cfg)
+        same_image = len(ckpt["reals"]) == len(reals) and all(
+            a.shape == b.shape and torch.equal(a, b.cpu()) for a, b in zip(ckpt["reals"], reals))
+        if mismatch or not same_image:
+            what = ", ".join(mismatch) if mismatch else "a different image"
+            raise SinGANError(f"{folder} holds a model trained with other settings ({what}); "
+                              "add --force to retrain it from scratch")
+        seed = ckpt.get("seed", seed)
+        done = len(ckpt["scales"])
+        if done:
+            G = generator_from_checkpoint(ckpt).to(device)
+            discriminators = [s["D"] for s in ckpt["scales"]]
+            fixed_noise = [s["fixed_noise"].to(device) for s in ckpt["scales"]]
+            noise_amp = [s["noise_amp"] for s in ckpt["scales"]]
+        if done == plan.n_stages:
+            log(f"{folder} is already trained ({plan.n_stages} stages); nothing to do "
+                "(--force retrains it)")
+            return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, info)
+        if done:
+            log(f"resuming {folder} after stage {done - 1} ({done}/{plan.n_stages} stages done)")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
+                                        "seed": seed, "image": info, "plan": asdict(plan),
+                                        "device": str(device)})
+
+    for k in range(len(noise_amp), plan.n_stages):
+        init_gen = torch.Generator().manual_seed(scale_seed(seed, k, 0))
+        if G is None:
+            G = build_generator(cfg)
+            init_weights(G, init_gen)
+            G.to(device)
+        else:
+            G.grow()                       # the new body starts as a copy of the newest one
+        D = build_discriminator(cfg)
+        init_weights(D, init_gen)
+        if discriminators:                 # warm start from the previous stage's critic
+            D.load_state_dict(discriminators[-1])
+        D.to(device)
+        noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, k, 1))
+        choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 2))
+
+        start = time.perf_counter()
+        state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen, choice_gen)
+        bar = _ProgressBar(k, plan.stop_scale, cfg.niter, show_progress)
+        report = bar.update_to if progress is None else _both(bar.update_to, k, progress)
+        result = train_stage(state, report)
+        bar.close()
+        discriminators.append({n: v.detach().cpu() for n, v in D.state_dict().items()})
+        save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
+        save_torch(ckpt_path, checkpoint_dict(G, discriminators, fixed_noise, noise_amp, reals,
+                                              cfg, plan, info, {"seed": seed}))
+        h, w = plan.shapes[k]
+        log(f"stage {k}/{plan.stop_scale}: {h} x {w}, noise_amp {noise_amp[k]:.4f}, "
+            f"{time.perf_counter() - start:.1f} s")
+    return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, info)
+
+
+def _both(update, k, progress):
+    def report(it, losses):
+        update(it, losses)
+        progress(k, it, losses)
+    return report
+
+
+class _ProgressBar:
+    """A tqdm bar per stage, 'stage [k/stop]' as the reference, with the latest losses."""
+
+    def __init__(self, k, stop_scale, niter, enabled):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=niter, desc=f"stage [{k}/{stop_scale}]", leave=False,
+                            dynamic_ncols=True)
+        self.done = 0
+
+    def update_to(self, it: int, losses: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(it - self.done)
+            self.bar.set_postfix(D=f"{losses['errD']:.3f}", G=f"{losses['errG']:.3f}",
+                                 rec=f"{losses['rec']:.4f}", refresh=False)
+        self.done = it
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---- fine-tuning (harmonization, editing) -------------------------------------------------------
+
+def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = None,
+              seed: int = 0, source_folder=None, naive_name: str = "",
+              log: Callable[[str], None] = print, show_progress: bool = True) -> ConSinGAN:
+    """Retrain the last stage of a trained harmonization/editing model with the naive image
+    (`naive`, [1, 3, h_0, w_0] at stage 0's size, on the training device) as stage 0's input,
+    as the reference's --fine_tune: the model's fixed noise and noise amplitudes are kept, the
+    last train_depth bodies (and the head, while stages < train_depth) train again, the last
+    stage's critic continues. Writes a complete model to `folder`; the source is not touched.
+    """
+    folder = Path(folder)
+    device = naive.device
+    cfg = ConSinGANConfig.from_dict(ckpt["config"])
+    if niter is not None:
+        cfg = replace(cfg, niter=niter)
+    plan = plan_from_dict(ckpt["plan"])
+    k = plan.stop_scale
+    reals = [r.to(device) for r in ckpt["reals"]]
+    G = generator_from_checkpoint(ckpt).to(device)
+    D = build_discriminator(cfg)
+    D.load_state_dict(ckpt["scales"][k]["D"])
+    D.to(device)
+    fixed_noise = [s["fixed_noise"].to(device) for s in ckpt["scales"]]
+    noise_amp = [s["noise_amp"] for s in ckpt["scales"]]
+    discriminators = [s["D"] for s in ckpt["scales"]]
+    noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, k, 11))
+    choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 12))
+
+    start = time.perf_counter()
+    state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen, choice_gen,
+                       source=naive, fine_tune=True)
+    bar = _ProgressBar(k, plan.stop_scale, cfg.niter, show_progress)
+    result = train_stage(state, bar.update_to)
+    bar.close()
+    discriminators[k] = {n: v.detach().cpu() for n, v in D.state_dict().items()}
+    tuned = {"from": str(source_folder or ""), "naive_img": naive_name, "niter": cfg.niter,
+             "seed": seed}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
+    save_image(folder / "naive_input.png", naive)
+    write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
+                                        "fine_tuned": tuned, "image": ckpt.get("image", {}),
+                                        "plan": asdict(plan), "device": str(device)})
+    save_torch(folder / CHECKPOINT_NAME,
+               checkpoint_dict(G, discriminators, fixed_noise, noise_amp, reals, cfg, plan,
+                               ckpt.get("image", {}), {"seed": ckpt.get("seed", seed),
+                                                       "fine_tuned": tuned}))
+    log(f"fine-tuned stage {k}/{plan.stop_scale} on {naive_name or 'the naive image'}: "
+        f"{time.perf_counter() - start:.1f} s")
+    return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, ckpt.get("image"))
