@@ -125,11 +125,16 @@ def injection_input(pyramid: TrainedPyramid, image: torch.Tensor, n: int) -> tor
 def inject(pyramid: TrainedPyramid, start: torch.Tensor, n: int, num_samples: int = 1,
            generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Samples generated from scale n on from the start image `start` (at reals[n]'s size):
-    [num_samples, 3, H, W], drawn in memory-bounded batches."""
+    [num_samples, 3, H, W] in [-1, 1], drawn in memory-bounded batches.
+
+    Fix: the finest generator's output (tanh + the upsampled image) can leave [-1, 1]; the
+    reference blends it unclamped with the mask, so the blend disagrees with the saved
+    (clamped) output where the mask is partial. We clamp first.
+    """
     batch = pyramid.default_batch_size()
     return torch.cat([pyramid.generate(min(batch, num_samples - i), start_scale=n,
                                        start_image=start, generator=generator)
-                      for i in range(0, num_samples, batch)])
+                      for i in range(0, num_samples, batch)]).clamp(-1, 1)
 
 
 def blend(real: torch.Tensor, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -170,9 +175,10 @@ def masked_injection(task: str, input_name: str, ref_path, start_scale: int, cfg
     real = pyramid.reals[-1]                                         # [1, 3, H, W]
     ref_path = Path(ref_path)
     naive = read_image(ref_path, pyramid.device)
-    mask_image = read_mask(mask_path_for(ref_path, mask), naive.shape[2:], real.shape[2:],
-                           "--mask")
+    naive_shape = naive.shape[2:]
     naive = fit_to_shape(naive, real.shape[2:], ref_path)
+    mask_image = read_mask(mask_path_for(ref_path, mask), naive_shape, real.shape[2:],
+                           "--mask")
     weight = soft_mask(mask_image, DILATION_RADIUS[task])            # [1, 3, H, W] in [0, 1]
 
     generator = None
