@@ -9,8 +9,9 @@
 - Paint/rocket_paint.png: a coarse colour sketch of rocket.png (a heavy median filter, then
   every pixel set to the nearest of the photo's 5 k-means colours).
 
-Each file has the size of its photo (at most 400 px), so the commands in the README run as
-they are.
+Each is made at the photo's size, then scaled to the size SinGAN trains that photo at by
+default (250 px on the longer side), so that no resize is needed at the paper's settings; the
+scripts resize them (with a warning) for models trained at another --max_size.
 """
 import sys
 from pathlib import Path
@@ -24,15 +25,26 @@ from skimage.transform import resize
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from singan.apps.paint import kmeans_colours, quantize  # noqa: E402  (the project's own k-means)
+from singan.pyramid import plan_pyramid  # noqa: E402
+
+
+def training_size(pixels: np.ndarray):
+    """(h, w) of the finest training image at the default options (max_size 250)."""
+    return plan_pyramid(*pixels.shape[:2]).real_shape
 
 
 def photo(name: str) -> np.ndarray:
     return iio.imread(HERE / "Images" / f"{name}.png")[:, :, :3]
 
 
-def write(path: Path, pixels: np.ndarray) -> None:
+def write(path: Path, pixels: np.ndarray, mask: bool = False) -> None:
+    """Save at the default training size (a mask stays black and white)."""
+    small = resize(pixels.astype(float), training_size(pixels), anti_aliasing=True,
+                   preserve_range=True)
+    small = np.where(small >= 128, 255, 0) if mask else np.round(small)
+    pixels = small.astype(np.uint8)
     path.parent.mkdir(exist_ok=True)
-    iio.imwrite(path, pixels.astype(np.uint8))
+    iio.imwrite(path, pixels)
     print(f"{path.relative_to(HERE.parent)}: {pixels.shape[0]} x {pixels.shape[1]}")
 
 
@@ -53,7 +65,8 @@ def harmonization_example() -> None:
     mask[top:top + size, left:left + size][disc] = 255
     folder = HERE / "Harmonization"
     write(folder / "hubble_deep_field_naive.png", naive)
-    write(folder / "hubble_deep_field_naive_mask.png", np.repeat(mask[:, :, None], 3, 2))
+    write(folder / "hubble_deep_field_naive_mask.png", np.repeat(mask[:, :, None], 3, 2),
+          mask=True)
 
 
 def editing_example() -> None:
@@ -65,7 +78,7 @@ def editing_example() -> None:
     mask[top:bottom, to:to + right - left] = 255
     folder = HERE / "Editing"
     write(folder / "rocket_edit.png", edit)
-    write(folder / "rocket_edit_mask.png", np.repeat(mask[:, :, None], 3, 2))
+    write(folder / "rocket_edit_mask.png", np.repeat(mask[:, :, None], 3, 2), mask=True)
 
 
 def paint_example() -> None:

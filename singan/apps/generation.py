@@ -95,6 +95,9 @@ def _exact_text(value) -> str:
 def check_mode(pyramid: TrainedPyramid, folder, modes: Sequence[str], task: str) -> None:
     """Refuse a model trained for another application (its checkpoint records the training
     variant as config["mode"]; models imported from the reference code record none)."""
+    if not isinstance(pyramid, TrainedPyramid):
+        raise SinGANError(f"{folder} holds a ConSinGAN model; {task} here needs a SinGAN model "
+                          f"trained by {MODE_SCRIPTS[modes[0]]}")
     mode = pyramid.config.get("mode")
     if mode is not None and mode not in modes:
         made_by = MODE_SCRIPTS.get(mode, "another tool")
