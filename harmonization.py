@@ -22,8 +22,8 @@ def main():
     parser.add_argument("--ref_dir", default="Input/Harmonization",
                         help="folder of the naive image")
     parser.add_argument("--ref_name", required=True, help="naive image file name")
-    parser.add_argument("--mask", help="mask file (default: <ref_name stem>_mask.<ext> in "
-                        "--ref_dir); white marks the pasted region")
+    parser.add_argument("--mask", help="mask file, a path or a name in --ref_dir (default: "
+                        "<ref_name stem>_mask.<ext> in --ref_dir); white marks the pasted region")
     parser.add_argument("--harmonization_start_scale", type=int, required=True,
                         help="injection scale, 1..N (N: the finest scale)")
     parser.add_argument("--model_dir", help="model folder (default: the one main_train.py "

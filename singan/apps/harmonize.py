@@ -67,9 +67,11 @@ def fit_to_shape(image: torch.Tensor, shape, path) -> torch.Tensor:
 
 
 def mask_path_for(ref_path: Path, mask: Optional[str] = None) -> Path:
-    """The reference's mask name: R's stem + '_mask' + R's extension, beside R."""
+    """The reference's mask name: R's stem + '_mask' + R's extension, beside R; or `mask`, a
+    path or a file name in R's folder."""
     if mask:
-        return Path(mask)
+        beside = ref_path.parent / mask
+        return beside if not Path(mask).exists() and beside.exists() else Path(mask)
     return ref_path.with_name(f"{ref_path.stem}_mask{ref_path.suffix}")
 
 
