@@ -72,6 +72,9 @@ def get_arguments(description: str = None) -> ArgumentParser:
     add("--lambda_grad", type=non_negative_float, default=d.lambda_grad,
         help="gradient-penalty weight")
     add("--alpha", type=non_negative_float, default=d.alpha, help="reconstruction-loss weight")
+    add("--amp", default="none", choices=["none", "bf16"],
+        help="mixed precision for training: bf16 autocast is about twice as fast on CPUs with "
+             "AVX-512 BF16 and on recent GPUs; results differ slightly from fp32")
     add("--legacy_g_steps", action="store_true",
         help="reuse the last D step's graph in the G steps, as torch <= 1.4 did in the "
              "reference (bit-level comparison with old runs only)")

@@ -74,6 +74,9 @@ def resize_float(x: torch.Tensor, scale_hw, out_hw) -> torch.Tensor:
     increasing scale factor (height first on a tie); a dimension whose factor is exactly 1 is
     left alone.
     """
+    if x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):   # the resize stays in float32
+            return resize_float(x, scale_hw, out_hw)
     antialias = scale_hw[0] < 1
     order = sorted(range(2), key=lambda d: scale_hw[d])    # stable: height first on a tie
     compute_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype

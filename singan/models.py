@@ -3,9 +3,12 @@
 State-dict key names are the reference's (head.conv.weight, head.norm.*, body.block1.conv.*,
 ..., tail.0.weight for G, tail.weight for D), so its netG.pth / netD.pth load as they are.
 """
+import contextlib
 import math
+from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -15,13 +18,56 @@ def channels_at_scale(scale: int, nfc: int = 32, min_nfc: int = 32, cap: int = 1
     return min(nfc * growth, cap), min(min_nfc * growth, cap)
 
 
+class BatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d as SinGAN trains it: with batches of ONE image.
+
+    A batch of one image is normalised by BatchNorm exactly as here. In training mode each
+    sample of a larger batch is normalised with its own statistics, as if it had been passed
+    alone, and the running statistics are updated once per sample, in batch order, or only
+    from the samples listed in `stats_from` (an empty list: no update). So several of the
+    training step's single-image forward passes can run as one batch with the same maths
+    (singan.train batches them for speed). In eval mode it is plain BatchNorm.
+    """
+    stats_from: Optional[Sequence[int]] = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or (x.shape[0] == 1 and self.stats_from is None):
+            return super().forward(x)
+        out = F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        samples = range(x.shape[0]) if self.stats_from is None else self.stats_from
+        if self.momentum and len(samples):
+            with torch.no_grad():
+                picked = x.detach()[list(samples)].float()            # [k, C, H, W]
+                m, k = self.momentum, len(samples)
+                # k successive updates r <- (1 - m) r + m s_i, in closed form
+                weights = m * (1 - m) ** torch.arange(k - 1, -1, -1, device=x.device)
+                self.running_mean.mul_((1 - m) ** k).add_(weights @ picked.mean((2, 3)))
+                self.running_var.mul_((1 - m) ** k).add_(weights @ picked.var((2, 3)))
+                self.num_batches_tracked.add_(k)
+        return out
+
+
+@contextlib.contextmanager
+def batchnorm_stats_from(module: nn.Module, samples: Sequence[int]):
+    """Within the block, BatchNorm layers update their running statistics only from the
+    listed samples of each batch (see BatchNorm2d)."""
+    norms = [m for m in module.modules() if isinstance(m, BatchNorm2d)]
+    for m in norms:
+        m.stats_from = list(samples)
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.stats_from = None
+
+
 class ConvBlock(nn.Sequential):
     """Conv2d(k, stride 1, no padding) -> BatchNorm2d -> LeakyReLU(0.2)."""
 
     def __init__(self, in_channels: int, out_channels: int, ker_size: int = 3):
         super().__init__()
         self.add_module("conv", nn.Conv2d(in_channels, out_channels, ker_size, stride=1, padding=0))
-        self.add_module("norm", nn.BatchNorm2d(out_channels))
+        self.add_module("norm", BatchNorm2d(out_channels))
         self.add_module("LeakyRelu", nn.LeakyReLU(0.2, inplace=True))
 
 

@@ -4,6 +4,7 @@
 and resuming after the last finished one; ``train_scale`` is one scale's adversarial game.
 """
 import contextlib
+import io
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,14 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import (CHECKPOINT_NAME, checkpoint_dict, read_checkpoint, save_torch,
-                         pyramid_from_checkpoint, write_json)
+from .checkpoint import (CHECKPOINT_NAME, checkpoint_dict, is_reference_folder,
+                         pyramid_from_checkpoint, read_checkpoint, save_checkpoint, save_torch,
+                         write_json)
 from .errors import SinGANError
 from .hparams import SinGANConfig
-from .image_io import save_image
+from .guards import (check_free_space, check_writable, exclusive, interrupts_deferred,
+                     remove_temporaries)
+from .image_io import atomic_write_bytes, save_image, write_error
 from .losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                      reconstruction_loss)
-from .models import Discriminator, Generator, channels_at_scale, init_weights
+from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at_scale,
+                     init_weights)
 from .pyramid import Pyramid, build_reals, plan_pyramid
 from .sampling import TrainedPyramid, pad
 
@@ -40,23 +45,157 @@ class ScaleResult:
     losses: dict = field(default_factory=dict)   # name -> [niter] float tensor (CPU)
 
 
-@contextlib.contextmanager
-def frozen_batchnorm_stats(module: nn.Module):
-    """BatchNorm keeps using batch statistics but does not update its running statistics."""
-    norms = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.momentum = 0.0
-    try:
-        yield
-    finally:
-        for m, momentum in zip(norms, saved):
-            m.momentum = momentum
-
-
 def _set_lr(optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+class ScaleTrainer:
+    """One scale's adversarial game (SPEC 5): set up by the constructor, one iteration per
+    `step(it)`, the trained scale from `result()`. Training G_n and D_n against reals[n], with
+    G_0..G_{n-1} (in `pyramid`) frozen.
+
+    Speed without changing the maths: the reference passes single images through G and D
+    one at a time; here the forward passes that are independent are made as one batch, with
+    BatchNorm normalising each sample on its own (singan.models.BatchNorm2d): the three D
+    steps' fakes (G is constant during the D steps) in one G pass, D(real) and D(fake) in one
+    D pass, and each G step's fake and reconstruction in one G pass. --legacy_g_steps keeps
+    the reference's one-image passes (for bit-level comparisons).
+
+    prev_transform, when given, maps the padded inputs from the coarser scales (the random
+    prevs of the D steps and the reconstruction prev of the G steps) before G sees them
+    (paint-to-image's colour quantisation, mode "paint_train").
+    """
+
+    def __init__(self, n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
+                 cfg: SinGANConfig, generator: torch.Generator,
+                 prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+        self.n, self.pyramid, self.G, self.D, self.cfg = n, pyramid, G, D, cfg
+        self.generator, self.prev_transform = generator, prev_transform
+        self.batched = not cfg.legacy_g_steps
+        device = pyramid.device
+        self.autocast = autocast_context(device, cfg.amp)
+        self.real = pyramid.reals[n]                                 # [1, 3, h, w]
+        h, w = self.real.shape[2:]
+        p = cfg.pad
+        G.train(), D.train()
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+
+        # Before the first iteration: the reconstruction path and the noise amplitude.
+        if n == 0:
+            prev_rec = torch.zeros(1, 3, h, w, device=device)
+            self.noise_amp = 1.0
+        else:
+            prev_rec = pyramid.draw(n, "rec")                       # [1, 3, h, w]
+            # sigma_n = noise_amp_init * RMSE(x_n, upsampled reconstruction)
+            self.noise_amp = cfg.noise_amp * torch.sqrt(F.mse_loss(self.real, prev_rec)).item()
+        self.prev_rec = self._transformed(pad(prev_rec, p))          # [1, 3, h + 2p, w + 2p]
+        self.z_opt = torch.zeros(1, 3, h + 2 * p, w + 2 * p, device=device)
+        self.history = {k: [] for k in ("errD", "errG", "rec", "D_real", "D_fake")}
+        self.fake = None
+
+    def _transformed(self, prev):
+        return prev if self.prev_transform is None else self.prev_transform(prev)
+
+    def step(self, it: int) -> None:
+        """One training iteration (0-based index `it`)."""
+        cfg, G, D, n, real = self.cfg, self.G, self.D, self.n, self.real
+        h, w = real.shape[2:]
+        p = cfg.pad
+        # Reference behaviour: MultiStepLR stepped at the start of every iteration, so the
+        # iterations from milestone - 1 on (the last 401 of 2000) run at lr * gamma.
+        decay = cfg.gamma if it + 1 >= cfg.lr_milestone else 1.0
+        _set_lr(self.opt_d, cfg.lr_d * decay)
+        _set_lr(self.opt_g, cfg.lr_g * decay)
+
+        noise = self.pyramid._noise(1, n, h, w, self.generator)     # [1, 3, h + 2p, w + 2p]
+        if n == 0:
+            # Reference behaviour: at scale 0 a new z_opt is drawn at every iteration and the
+            # last one is kept as the reconstruction noise.
+            self.z_opt = self.pyramid._noise(1, 0, h, w, self.generator)
+        # The coarser scales' random outputs for the D steps, drawn as one batch (frozen
+        # generators in eval mode: each draw is independent of the others in the batch).
+        with self.autocast():
+            prevs = pad(self.pyramid.draw(n, "rand", cfg.Dsteps, self.generator), p) if n > 0 \
+                else torch.zeros(cfg.Dsteps, 3, h + 2 * p, w + 2 * p, device=real.device)
+        prevs = self._transformed(prevs)                            # [Dsteps, 3, h+2p, w+2p]
+        g_inputs = self.noise_amp * noise + prevs
+
+        # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty.
+        # G does not change during the D steps: all their fakes come from one G pass (under
+        # no_grad: the reference's gradients into G from these passes are never used), except
+        # that --legacy_g_steps keeps the last one's graph for the G steps.
+        keep = cfg.Dsteps - 1 if cfg.legacy_g_steps else cfg.Dsteps
+        with torch.no_grad(), self.autocast():
+            fakes = G(g_inputs[:keep], prevs[:keep]) if keep else None  # [keep, 3, h, w]
+        if cfg.legacy_g_steps:
+            with self.autocast():
+                self.fake = G(g_inputs[keep:], prevs[keep:])
+            fakes = self.fake.detach() if fakes is None else torch.cat([fakes, self.fake.detach()])
+        for j in range(cfg.Dsteps):
+            fake = fakes[j:j + 1]
+            D.zero_grad(set_to_none=True)
+            with self.autocast():
+                if self.batched:
+                    d_real, d_fake = D(torch.cat([real, fake])).split(1)
+                else:
+                    d_real, d_fake = D(real), D(fake)
+                gp = gradient_penalty(D, real, fake, cfg.lambda_grad, self.generator)
+                err_d = critic_loss(d_real, d_fake) + gp
+            err_d.backward()
+            self.opt_d.step()
+
+        # (2) Update G: minimise -D(G(z)) + alpha * ||G(z_opt, prev_rec) - x||^2.
+        D.requires_grad_(False)
+        g_input, prev = g_inputs[-1:], prevs[-1:]
+        rec_input = self.noise_amp * self.z_opt + self.prev_rec
+        for j in range(cfg.Gsteps):
+            G.zero_grad(set_to_none=True)
+            with self.autocast():
+                if cfg.legacy_g_steps:
+                    fake_g = self.fake
+                    rec = G(rec_input, self.prev_rec)
+                else:
+                    # Fix: the reference backpropagates through the last D step's graph in
+                    # all G steps (stale after the first update; modern torch rejects it). We
+                    # recompute fake from the same input, without touching BatchNorm's running
+                    # statistics, which the reference never updated here; the reconstruction
+                    # pass (sample 1) updates them as in the reference.
+                    with batchnorm_stats_from(G, [1]):
+                        fake_g, rec = G(torch.cat([g_input, rec_input]),
+                                        torch.cat([prev, self.prev_rec])).split(1)
+                err_g = generator_adversarial_loss(D(fake_g))
+                rec_loss = reconstruction_loss(rec.float(), real, cfg.alpha)
+            (err_g + rec_loss).backward(retain_graph=cfg.legacy_g_steps)
+            if cfg.legacy_g_steps:
+                _step_keeping_versions(self.opt_g, G)
+            else:
+                self.opt_g.step()
+        D.requires_grad_(True)
+        self.fake = fake_g.detach()
+
+        for key, value in (("errD", err_d), ("errG", err_g), ("rec", rec_loss),
+                           ("D_real", d_real.mean()), ("D_fake", d_fake.mean())):
+            self.history[key].append(value.detach().float())
+
+    def check_finite(self, it: int) -> dict:
+        """The latest losses as floats (a host synchronisation); SinGANError on nan/inf."""
+        latest = {k: v[-1].item() for k, v in self.history.items()}
+        if not all(math.isfinite(v) for v in latest.values()):
+            raise SinGANError(
+                f"training diverged at scale {self.n}, iteration {it + 1}: a loss became "
+                f"{'nan' if any(v != v for v in latest.values()) else 'inf'} (likely cause: "
+                "too high a learning rate --lr_g/--lr_d, or too low --lambda_grad); the "
+                "finished scales are kept")
+        return latest
+
+    def result(self) -> ScaleResult:
+        with torch.no_grad():
+            reconstruction = self.G(self.noise_amp * self.z_opt + self.prev_rec, self.prev_rec)
+        losses = {k: torch.stack(v).cpu() for k, v in self.history.items()}
+        return ScaleResult(self.G, self.D, self.z_opt.detach(), self.noise_amp, self.fake,
+                           reconstruction, losses)
 
 
 def train_scale(n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
@@ -64,109 +203,29 @@ def train_scale(n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
                 progress: Optional[Callable[[int, dict], None]] = None,
                 prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
                 ) -> ScaleResult:
-    """Train G_n and D_n against reals[n], with G_0..G_{n-1} (in `pyramid`) frozen.
+    """Train G_n and D_n against reals[n] for cfg.niter iterations (see ScaleTrainer).
 
-    prev_transform, when given, maps the padded inputs from the coarser scales (the random
-    prevs of the D steps and the reconstruction prev of the G steps) before G sees them
-    (paint-to-image's colour quantisation, mode "paint_train").
+    Losses stay on the device; the host synchronises only every LOG_EVERY iterations, to
+    update the progress bar and stop on a nan/inf loss.
     """
-    device = pyramid.device
-    real = pyramid.reals[n]                                    # [1, 3, h, w]
-    h, w = real.shape[2:]
-    p = cfg.pad
-    G.train(), D.train()
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-
-    # Before the first iteration: the reconstruction path and the noise amplitude.
-    if n == 0:
-        prev_rec = torch.zeros(1, 3, h, w, device=device)
-        noise_amp = 1.0
-    else:
-        prev_rec = pyramid.draw(n, "rec")                      # [1, 3, h, w]
-        # sigma_n = noise_amp_init * RMSE(x_n, upsampled reconstruction)
-        noise_amp = cfg.noise_amp * torch.sqrt(F.mse_loss(real, prev_rec)).item()
-    prev_rec = pad(prev_rec, p)                                # [1, 3, h + 2p, w + 2p]
-    if prev_transform is not None:
-        prev_rec = prev_transform(prev_rec)
-    z_opt = torch.zeros(1, 3, h + 2 * p, w + 2 * p, device=device)
-
-    history = {k: [] for k in ("errD", "errG", "rec", "D_real", "D_fake")}
+    trainer = ScaleTrainer(n, pyramid, G, D, cfg, generator, prev_transform)
     for it in range(cfg.niter):
-        # Reference behaviour: MultiStepLR stepped at the start of every iteration, so the
-        # iterations from milestone - 1 on (the last 401 of 2000) run at lr * gamma.
-        decay = cfg.gamma if it + 1 >= cfg.lr_milestone else 1.0
-        _set_lr(opt_d, cfg.lr_d * decay)
-        _set_lr(opt_g, cfg.lr_g * decay)
-
-        noise = pyramid._noise(1, n, h, w, generator)          # [1, 3, h + 2p, w + 2p]
-        if n == 0:
-            # Reference behaviour: at scale 0 a new z_opt is drawn at every iteration and the
-            # last one is kept as the reconstruction noise.
-            z_opt = pyramid._noise(1, 0, h, w, generator)
-        # The coarser scales' random outputs for the D steps, drawn as one batch (frozen
-        # generators in eval mode: each draw is independent of the others in the batch).
-        prevs = pad(pyramid.draw(n, "rand", cfg.Dsteps, generator), p) if n > 0 \
-            else torch.zeros(cfg.Dsteps, 3, h + 2 * p, w + 2 * p, device=device)
-        if prev_transform is not None:
-            prevs = prev_transform(prevs)
-
-        # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty.
-        for j in range(cfg.Dsteps):
-            prev = prevs[j:j + 1]
-            g_input = noise_amp * noise + prev
-            D.zero_grad(set_to_none=True)
-            d_real = D(real)
-            with torch.no_grad() if not cfg.legacy_g_steps or j < cfg.Dsteps - 1 \
-                    else contextlib.nullcontext():
-                fake = G(g_input, prev)                        # [1, 3, h, w]
-            d_fake = D(fake.detach())
-            gp = gradient_penalty(D, real, fake, cfg.lambda_grad, generator)
-            err_d = critic_loss(d_real, d_fake) + gp
-            err_d.backward()
-            opt_d.step()
-
-        # (2) Update G: minimise -D(G(z)) + alpha * ||G(z_opt, prev_rec) - x||^2.
-        D.requires_grad_(False)
-        for j in range(cfg.Gsteps):
-            G.zero_grad(set_to_none=True)
-            if cfg.legacy_g_steps:
-                fake_g = fake
-            else:
-                # Fix: the reference backpropagates through the last D step's graph in all G
-                # steps (stale after the first update; modern torch rejects it). We recompute
-                # fake from the same input, without touching BatchNorm's running statistics,
-                # which the reference never updated here.
-                with frozen_batchnorm_stats(G):
-                    fake_g = G(g_input, prev)
-            err_g = generator_adversarial_loss(D(fake_g))
-            rec = G(noise_amp * z_opt + prev_rec, prev_rec)
-            rec_loss = reconstruction_loss(rec, real, cfg.alpha)
-            (err_g + rec_loss).backward(retain_graph=cfg.legacy_g_steps)
-            if cfg.legacy_g_steps:
-                _step_keeping_versions(opt_g, G)
-            else:
-                opt_g.step()
-        D.requires_grad_(True)
-
-        for key, value in (("errD", err_d), ("errG", err_g), ("rec", rec_loss),
-                           ("D_real", d_real.mean()), ("D_fake", d_fake.mean())):
-            history[key].append(value.detach())
+        trainer.step(it)
         if (it + 1) % LOG_EVERY == 0 or it == cfg.niter - 1:
-            latest = {k: v[-1].item() for k, v in history.items()}
-            if not all(math.isfinite(v) for v in latest.values()):
-                raise SinGANError(
-                    f"training diverged at scale {n}, iteration {it + 1}: a loss became "
-                    f"{'nan' if any(v != v for v in latest.values()) else 'inf'} (likely cause: "
-                    "too high a learning rate --lr_g/--lr_d, or too low --lambda_grad); the "
-                    "finished scales are kept")
+            latest = trainer.check_finite(it)
             if progress:
                 progress(it + 1, latest)
+    return trainer.result()
 
-    with torch.no_grad():
-        reconstruction = G(noise_amp * z_opt + prev_rec, prev_rec)
-    losses = {k: torch.stack(v).float().cpu() for k, v in history.items()}
-    return ScaleResult(G, D, z_opt.detach(), noise_amp, fake.detach(), reconstruction, losses)
+
+def autocast_context(device: torch.device, amp: str):
+    """A factory of autocast contexts for --amp none|bf16 (bf16 needs no loss scaling)."""
+    if amp == "none":
+        return contextlib.nullcontext
+    if amp != "bf16":
+        raise SinGANError(f"--amp {amp} is not supported; use --amp bf16 or none")
+    dtype = torch.bfloat16
+    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def _step_keeping_versions(optimizer, module: nn.Module) -> None:
@@ -204,12 +263,11 @@ def scale_seed(seed: int, scale: int, stream: int) -> int:
 
 
 def plot_losses(path: Path, losses: dict, scale: int) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import io
-    from .image_io import atomic_write_bytes
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    """losses.png: the adversarial losses and the reconstruction loss over the iterations."""
+    from matplotlib.figure import Figure   # no pyplot: no global state, no GUI backend
+    fig = Figure(figsize=(9, 3.2))
+    ax = fig.subplots(1, 2)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
     for key in ("errD", "errG"):
         ax[0].plot(losses[key].numpy(), label=key, linewidth=0.8)
     ax[0].set_title(f"scale {scale}: adversarial losses")
@@ -219,11 +277,14 @@ def plot_losses(path: Path, losses: dict, scale: int) -> None:
     ax[1].set_title("reconstruction loss")
     for a in ax:
         a.set_xlabel("iteration")
-    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+# The files save_scale_files writes into each scale's folder.
+SCALE_FILES = ("netG.pth", "netD.pth", "z_opt.pth", "real_scale.png", "fake_sample.png",
+               "G(z_opt).png", "losses.pth", "losses.png")
 
 
 def save_scale_files(folder: Path, n: int, result: ScaleResult, real: torch.Tensor) -> None:
@@ -239,9 +300,67 @@ def save_scale_files(folder: Path, n: int, result: ScaleResult, real: torch.Tens
     plot_losses(scale_dir / "losses.png", result.losses, n)
 
 
+def remove_scale_files(folder: Path, first: int) -> None:
+    """Delete the per-scale files of scales >= first (a scale that never finished, or an old
+    model's with --force); folders holding anything else are left alone."""
+    if not folder.is_dir():
+        return
+    for scale_dir in folder.iterdir():
+        if scale_dir.is_dir() and scale_dir.name.isdigit() and int(scale_dir.name) >= first:
+            for name in SCALE_FILES:
+                (scale_dir / name).unlink(missing_ok=True)
+            if not any(scale_dir.iterdir()):
+                scale_dir.rmdir()
+
+
 def _config_mismatch(saved: dict, cfg: SinGANConfig) -> List[str]:
     current = asdict(cfg)
     return [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
+
+
+def _build_reals(image: torch.Tensor, plan: Pyramid) -> List[torch.Tensor]:
+    """build_reals, one colour channel at a time for a large photo: the resize's temporaries
+    then take a third of the memory (the channels are resized independently, and the result
+    is bit-identical)."""
+    if image.numel() <= LARGE_IMAGE:
+        return build_reals(image, plan)
+    per_channel = [build_reals(image[:, c:c + 1], plan) for c in range(image.shape[1])]
+    return [torch.cat(levels, dim=1) for levels in zip(*per_channel)]
+
+
+LARGE_IMAGE = 3 * 8_000_000   # values (3 x 8 megapixels)
+
+
+def estimated_model_bytes(plan: Pyramid, cfg: SinGANConfig) -> int:
+    """About how much disk a model folder needs while it is trained: the per-scale files plus
+    model.pth, which holds everything again and is rewritten beside its previous copy."""
+    total = 0
+    for n, (h, w) in enumerate(plan.shapes):
+        nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
+        with torch.device("meta"):   # counts parameters without allocating them
+            nets = (Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size),
+                    Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size))
+        values = sum(t.numel() for net in nets for t in net.state_dict().values())
+        values += 3 * (h + 2 * cfg.pad) * (w + 2 * cfg.pad) + 3 * h * w + 5 * cfg.niter
+        total += 4 * values + 3 * 3 * h * w + 100_000    # + three PNGs and the loss plot
+    return 3 * total
+
+
+def _check_finite(n: int, result: ScaleResult, folder: Path) -> None:
+    """Never save a diverged scale: every loss of every iteration, and G's weights, must be
+    finite (train_scale checks the latest losses every LOG_EVERY iterations; this catches a
+    blow-up between its checks and names the first bad iteration)."""
+    kept = f"scales 0-{n - 1} are kept in {folder}" if n else "no scale was saved"
+    cause = "likely cause: too high a learning rate --lr_g/--lr_d, or too low --lambda_grad"
+    for key, values in result.losses.items():
+        bad = torch.nonzero(~torch.isfinite(values.float()))
+        if len(bad):
+            it = int(bad[0, 0])
+            raise SinGANError(f"training diverged at scale {n}, iteration {it + 1}: the loss "
+                              f"{key} became {float(values[it])} ({cause}); {kept}")
+    if not all(torch.isfinite(q).all() for q in result.generator.parameters()):
+        raise SinGANError(f"training diverged at scale {n}: the generator's weights became "
+                          f"nan/inf ({cause}); {kept}")
 
 
 def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
@@ -250,19 +369,47 @@ def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
                   show_progress: bool = True) -> TrainedPyramid:
     """Train (or resume) SinGAN on `image` ([1, 3, H, W] in [-1, 1], on the training device).
 
-    Writes `folder`/model.pth after every finished scale (atomically) and the per-scale
-    folders; a second call with the same image and settings resumes after the last finished
-    scale, and returns at once when all are done. force=True retrains from scratch.
+    Writes `folder`/model.pth after every finished scale and the per-scale folders; a second
+    call with the same image and settings resumes after the last finished scale, and returns
+    at once when all are done. force=True retrains from scratch.
+
+    What survives what: every file is written atomically (a temporary, then a rename), and
+    model.pth, the list of finished scales, is replaced only after all of a scale's files are
+    in place, so a kill at any moment leaves the previous model.pth, which lists only
+    complete scales; model.pth carries a checksum, verified whenever it is read. Ctrl-C stops
+    training at once (KeyboardInterrupt, with a message saying what is saved), but never in
+    the middle of saving a finished scale. Writability and free disk space are checked before
+    anything is written; a failed write is one clear SinGANError, and leaves model.pth as it
+    was. A nan/inf loss stops with a SinGANError naming the scale and the iteration.
     """
     folder = Path(folder)
-    device = image.device
     if plan is None:
         try:
             plan = plan_pyramid(image.shape[2], image.shape[3], cfg.min_size, cfg.max_size,
                                 cfg.scale_factor)
         except ValueError as err:
             raise SinGANError(str(err)) from None
-    reals = build_reals(image, plan)
+    if is_reference_folder(folder):
+        raise SinGANError(f"{folder} holds a model trained by the reference SinGAN code; "
+                          "training here would overwrite its files: move it away first")
+    needed = estimated_model_bytes(plan, cfg)
+    if not folder.exists():   # nothing is created unless training can start
+        check_writable(folder, "model folder")
+        check_free_space(folder, needed)
+    reals = _build_reals(image, plan)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(folder, err) from None
+    with exclusive(folder):
+        return _train_locked(reals, cfg, folder, seed, image_info, force, plan, log,
+                             show_progress, needed)
+
+
+def _train_locked(reals, cfg, folder: Path, seed, image_info, force, plan, log, show_progress,
+                  needed) -> TrainedPyramid:
+    """train_pyramid's work, while this process holds `folder`."""
+    device = reals[0].device
     pyramid = TrainedPyramid([], [], [], reals, plan.scale_factor, cfg.pad, cfg.pad_noise,
                              asdict(cfg))
     discriminators: List[Discriminator] = []
@@ -289,37 +436,73 @@ def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
             return pyramid
         log(f"resuming {folder} after scale {pyramid.num_scales - 1} "
             f"({pyramid.num_scales}/{plan.n_scales} scales done)")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder, "model folder")
+    check_free_space(folder, needed)
+    try:
+        remove_temporaries(folder)
+        if force:   # the old model goes first, so that a kill cannot leave it mixed with the new
+            ckpt_path.unlink(missing_ok=True)
+        remove_scale_files(folder, pyramid.num_scales)
+    except OSError as err:
+        raise write_error(folder, err) from None
     info = dict(image_info or {})
     write_json(folder / "config.json", {"config": asdict(cfg), "seed": seed, "image": info,
                                         "plan": asdict(plan), "device": str(device)})
 
-    for n in range(pyramid.num_scales, plan.n_scales):
-        nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
-        with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
-            torch.manual_seed(scale_seed(seed, n, 0))
-            G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-            D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-            init_weights(G), init_weights(D)
-        if n > 0 and pyramid.generators[-1].nfc == nfc:   # warm start from the scale below
-            G.load_state_dict(pyramid.generators[-1].state_dict())
-            D.load_state_dict(discriminators[-1].state_dict())
-        G.to(device), D.to(device)
-        noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, n, 1))
+    try:
+        for n in range(pyramid.num_scales, plan.n_scales):
+            nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
+            with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
+                torch.manual_seed(scale_seed(seed, n, 0))
+                G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+                D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
+                init_weights(G), init_weights(D)
+            if n > 0 and pyramid.generators[-1].nfc == nfc:   # warm start from the scale below
+                G.load_state_dict(pyramid.generators[-1].state_dict())
+                D.load_state_dict(discriminators[-1].state_dict())
+            G.to(device), D.to(device)
+            noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, n, 1))
 
-        h, w = plan.shapes[n]
-        start = time.perf_counter()
-        bar = _progress_bar(n, plan.n_scales, cfg.niter, show_progress)
-        result = train_scale(n, pyramid, G, D, cfg, noise_gen, bar.update_to)
-        bar.close()
-        pyramid.append(result.generator, result.z_opt, result.noise_amp)
-        discriminators.append(result.discriminator.requires_grad_(False).eval())
-        save_scale_files(folder, n, result, reals[n])
-        save_torch(ckpt_path, checkpoint_dict(pyramid, discriminators, asdict(cfg),
-                                              asdict(plan), info, {"seed": seed}))
-        log(f"scale {n}/{plan.stop_scale}: {h} x {w}, {nfc} channels, noise_amp "
-            f"{result.noise_amp:.4f}, {time.perf_counter() - start:.1f} s")
+            h, w = plan.shapes[n]
+            start = time.perf_counter()
+            bar = _progress_bar(n, plan.n_scales, cfg.niter, show_progress)
+            try:
+                result = train_scale(n, pyramid, G, D, cfg, noise_gen, bar.update_to)
+            finally:
+                bar.close()
+            _check_finite(n, result, folder)
+            # Scale n is finished: write all its files, then list it in model.pth; Ctrl-C waits.
+            with interrupts_deferred():
+                _save_finished_scale(folder, n, result, pyramid, discriminators, cfg, plan,
+                                     info, seed)
+            log(f"scale {n}/{plan.stop_scale}: {h} x {w}, {nfc} channels, noise_amp "
+                f"{result.noise_amp:.4f}, {time.perf_counter() - start:.1f} s")
+    except KeyboardInterrupt:
+        done = pyramid.num_scales
+        saved = f"scales 0-{done - 1} of 0-{plan.stop_scale} are saved in {folder}" if done \
+            else f"no scale had finished yet ({folder})"
+        raise KeyboardInterrupt(f"{saved}; run the same command again to resume") from None
     return pyramid
+
+
+def _save_finished_scale(folder: Path, n: int, result: ScaleResult, pyramid: TrainedPyramid,
+                         discriminators: List[Discriminator], cfg: SinGANConfig, plan: Pyramid,
+                         info: dict, seed: int) -> None:
+    """Add scale n to the pyramid and save it: its files, then model.pth listing scales
+    0..n. If a write fails (disk full...), model.pth still lists 0..n-1, scale n's files are
+    removed and scale n leaves the pyramid again."""
+    pyramid.append(result.generator, result.z_opt, result.noise_amp)
+    discriminators.append(result.discriminator.requires_grad_(False).eval())
+    try:
+        save_scale_files(folder, n, result, pyramid.reals[n])
+        save_checkpoint(folder / CHECKPOINT_NAME, checkpoint_dict(
+            pyramid, discriminators, asdict(cfg), asdict(plan), info, {"seed": seed}))
+    except BaseException:
+        for entries in (pyramid.generators, pyramid.z_opt, pyramid.noise_amp, discriminators):
+            del entries[n:]
+        with contextlib.suppress(OSError):
+            remove_scale_files(folder, n)      # never listed in model.pth: nothing refers to them
+        raise
 
 
 class _progress_bar:

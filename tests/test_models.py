@@ -43,3 +43,21 @@ def test_reference_netG_loads_as_is(reference):
     assert (g.nfc, g.min_nfc, g.num_layer) == (32, 32, 5)
     d = Discriminator(32, 32)
     d.load_state_dict(load_torch(folder / "2" / "netD.pth"))
+
+
+def test_batchnorm_normalises_each_training_sample_as_if_alone():
+    from singan.models import batchnorm_stats_from
+    torch.manual_seed(0)
+    single, batched = Generator(8, 8).train(), Generator(8, 8).train()
+    batched.load_state_dict(single.state_dict())
+    z, prev = torch.randn(3, 3, 20, 24), torch.randn(3, 3, 20, 24)
+    one_by_one = torch.cat([single(z[i:i + 1], prev[i:i + 1]) for i in range(3)])
+    assert torch.allclose(batched(z, prev), one_by_one, atol=1e-5)
+    for a, b in zip(single.state_dict().values(), batched.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)   # running stats, in order
+    # stats only from sample 1: the same as passing sample 1 alone
+    with batchnorm_stats_from(batched, [1]):
+        batched(z[:2], prev[:2])
+    single(z[1:2], prev[1:2])
+    for a, b in zip(single.state_dict().values(), batched.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
