@@ -305,15 +305,16 @@ def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig, folder, seed: int
                                         "device": str(device)})
 
     for k in range(len(noise_amp), plan.n_stages):
-        init_gen = torch.Generator().manual_seed(scale_seed(seed, k, 0))
-        if G is None:
-            G = build_generator(cfg)
-            init_weights(G, init_gen)
-            G.to(device)
-        else:
-            G.grow()                       # the new body starts as a copy of the newest one
-        D = build_discriminator(cfg)
-        init_weights(D, init_gen)
+        with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
+            torch.manual_seed(scale_seed(seed, k, 0))
+            if G is None:
+                G = build_generator(cfg)
+                init_weights(G)
+                G.to(device)
+            else:
+                G.grow()                   # the new body starts as a copy of the newest one
+            D = build_discriminator(cfg)
+            init_weights(D)
         if discriminators:                 # warm start from the previous stage's critic
             D.load_state_dict(discriminators[-1])
         D.to(device)

@@ -1,0 +1,112 @@
+"""Seconds per ConSinGAN training iteration, per stage, on a real image's pyramid.
+
+    python benchmarks/bench_consingan.py [--image Input/Images/rocket.png] [--stages 4,5]
+        [--iters 5] [--device auto] [--train_mode generation] [--threads N]
+
+For each stage k it builds the generator with k + 1 bodies (untrained: the cost of an
+iteration does not depend on the weights), the stage's critic and optimizers exactly as
+training does (singan.consingan.train.make_stage), runs warm-up iterations, then times
+`iters` iterations of train_iteration and prints the median and the projected time of the
+stage's niter iterations (2000 by default).
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from singan.consingan.hparams import TRAIN_MODES, ConSinGANConfig  # noqa: E402
+from singan.consingan.models import build_discriminator, build_generator  # noqa: E402
+from singan.consingan.pyramid import build_stage_reals  # noqa: E402
+from singan.consingan.train import (fixed_noise_for_stage, make_stage, plan_for,  # noqa: E402
+                                    train_iteration)
+from singan.image_io import read_image  # noqa: E402
+from singan.models import init_weights  # noqa: E402
+from singan.train import resolve_device  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def bench_stages(image_path, cfg: ConSinGANConfig = ConSinGANConfig(), stages=None,
+                 iters: int = 5, warmup: int = 1, device="cpu", seed: int = 0) -> list:
+    """Time train_iteration at each stage of the image's pyramid; one dict per stage:
+    stage, height, width, channels, trained_bodies, s_per_iter (median), projected_s
+    (s_per_iter * cfg.niter)."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    torch.manual_seed(seed)
+    image = read_image(image_path, device)
+    plan = plan_for(image, cfg)
+    reals = build_stage_reals(image, plan)
+    stages = range(plan.n_stages) if stages is None else stages
+    gen = torch.Generator(device=device).manual_seed(seed)
+    results = []
+    for k in stages:
+        G = build_generator(cfg, k + 1)
+        D = build_discriminator(cfg)
+        init_weights(G), init_weights(D)
+        G.to(device), D.to(device)
+        fixed = [fixed_noise_for_stage(j, G, reals, cfg, gen) for j in range(k)]
+        amps = [1.0] + [0.05] * (k - 1) if k else []
+        state = make_stage(k, G, D, reals, fixed, amps, cfg, gen,
+                           torch.Generator().manual_seed(seed))
+        for _ in range(warmup):
+            train_iteration(state)
+        _sync(device)
+        times = []
+        for _ in range(iters):
+            start = time.perf_counter()
+            train_iteration(state)
+            _sync(device)
+            times.append(time.perf_counter() - start)
+        s = statistics.median(times)
+        h, w = plan.shapes[k]
+        results.append({"stage": k, "height": h, "width": w, "channels": cfg.nfc,
+                        "trained_bodies": min(k + 1, cfg.train_depth), "s_per_iter": s,
+                        "projected_s": s * cfg.niter})
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default="Input/Images/rocket.png")
+    parser.add_argument("--stages", default=None, help="comma-separated stages (default: all)")
+    parser.add_argument("--iters", type=int, default=5, help="timed iterations per stage")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per stage")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--train_mode", default="generation", choices=TRAIN_MODES)
+    parser.add_argument("--train_stages", type=int, default=6)
+    parser.add_argument("--max_size", type=int, default=250)
+    parser.add_argument("--niter", type=int, default=2000, help="iterations per stage to project")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = ConSinGANConfig(train_mode=args.train_mode, train_stages=args.train_stages,
+                          max_size=args.max_size, niter=args.niter)
+    stages = [int(s) for s in args.stages.split(",")] if args.stages else None
+    device = resolve_device(args.device)
+    print(f"ConSinGAN {args.train_mode}, {args.image}, device {device}, "
+          f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+    print(f"{'stage':>5} {'size':>10} {'ch':>4} {'bodies':>6} {'s/iter':>8} "
+          f"{'projected (niter ' + str(cfg.niter) + ')':>24}")
+    total = 0.0
+    for r in bench_stages(args.image, cfg, stages, args.iters, args.warmup, device):
+        total += r["projected_s"]
+        print(f"{r['stage']:>5} {r['height']:>4} x {r['width']:<4} {r['channels']:>4} "
+              f"{r['trained_bodies']:>6} {r['s_per_iter']:>8.3f} "
+              f"{r['projected_s'] / 60:>20.1f} min")
+    print(f"projected training time of the stages timed: {total / 3600:.2f} h")
+
+
+if __name__ == "__main__":
+    main()
