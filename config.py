@@ -87,6 +87,19 @@ def check_arguments(parser: ArgumentParser, args) -> None:
         parser.error(f"--min_size ({args.min_size}) must not exceed --max_size ({args.max_size})")
     if args.not_cuda:
         args.device = "cpu"
+    check_device(parser, args.device)
+
+
+def check_device(parser: ArgumentParser, device: str) -> None:
+    """--device cuda or mps on a machine without it: one line, before anything runs."""
+    import torch
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine (no GPU, or torch "
+                     "built without CUDA); use --device cpu, or auto")
+    mps = getattr(torch.backends, "mps", None)
+    if device == "mps" and not (mps and mps.is_available()):
+        parser.error("--device mps: MPS is not available on this machine; use --device cpu, "
+                     "or auto")
 
 
 def config_from_args(args, **overrides) -> SinGANConfig:

@@ -5,6 +5,7 @@ min_nfc, z_opt, noise_amp}], reals, ...}, written atomically after every finishe
 loadable with ``torch.load(weights_only=True)``; plus a folder per scale with the reference's
 files (netG.pth, netD.pth, z_opt.pth and PNGs).
 """
+import hashlib
 import io
 import json
 import math
@@ -25,16 +26,19 @@ CHECKPOINT_NAME = "model.pth"
 
 
 def save_torch(path, obj) -> None:
-    """torch.save through a temporary file and a rename: a kill never leaves half a file."""
+    """torch.save through a temporary file and a rename (synced to the disk): a kill or a
+    power cut never leaves half a file."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue(), durable=True)
 
 
 def load_torch(path):
     """torch.load(weights_only=True) with one clear error for a missing, truncated, empty or
     foreign file (never a raw unpickling traceback, never code execution)."""
     path = Path(path)
+    if path.is_dir():
+        raise SinGANError(f"{path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise SinGANError(f"missing file: {path}")
     if path.stat().st_size == 0:
@@ -62,6 +66,43 @@ def checkpoint_dict(pyramid: TrainedPyramid, discriminators, config: dict, plan:
             "reals": [r.detach().cpu() for r in pyramid.reals], **(extra or {})}
 
 
+CHECKSUM_KEY = "sha256"
+
+
+def content_digest(obj) -> str:
+    """sha256 over a checkpoint's contents (every tensor's dtype, shape and bytes, and every
+    other value's repr, in order): the same before saving and after loading."""
+    digest = hashlib.sha256()
+
+    def feed(x):
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"T{t.dtype}{tuple(x.shape)}".encode())
+            digest.update(t.view(torch.uint8).numpy().data)
+        elif isinstance(x, dict):
+            digest.update(b"{")
+            for key, value in x.items():
+                feed(key)
+                feed(value)
+            digest.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            digest.update(b"[")
+            for value in x:
+                feed(value)
+            digest.update(b"]")
+        else:
+            digest.update(repr(x).encode() + b";")
+
+    feed(obj)
+    return digest.hexdigest()
+
+
+def save_checkpoint(path, ckpt: dict) -> None:
+    """Save a checkpoint dict (model.pth) atomically, with a checksum of its contents that
+    read_checkpoint verifies: a file damaged after it was written never loads as a model."""
+    save_torch(path, {**ckpt, CHECKSUM_KEY: content_digest(ckpt)})
+
+
 def pyramid_from_checkpoint(ckpt: dict, device="cpu") -> TrainedPyramid:
     """Rebuild the trained pyramid from a checkpoint dict (see checkpoint_dict)."""
     cfg = ckpt["config"]
@@ -85,6 +126,12 @@ def read_checkpoint(path) -> dict:
     if ckpt["format_version"] > FORMAT_VERSION:
         raise SinGANError(f"{path} was written by a newer singan (format "
                           f"{ckpt['format_version']} > {FORMAT_VERSION}); update singan")
+    if CHECKSUM_KEY in ckpt:   # checkpoints saved by save_checkpoint
+        expected = ckpt.pop(CHECKSUM_KEY)
+        if content_digest(ckpt) != expected:
+            raise SinGANError(f"{path} is corrupted: its contents do not match the checksum "
+                              "saved with it (damaged on disk or in a copy); retrain with "
+                              "--force, or restore a backup")
     return ckpt
 
 

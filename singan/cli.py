@@ -15,17 +15,32 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run(main) -> None:
-    """Run a script's main(): a SinGANError becomes one line on stderr and exit code 2,
-    Ctrl-C exit code 130 with a hint how to go on."""
+    """Run a script's main(): a SinGANError becomes one line on stderr and exit code 2, and
+    so do the failures that are the machine's, not the program's (a file that cannot be
+    written or read, memory exhausted); Ctrl-C exits with code 130 and says how to go on."""
     try:
         main()
     except SinGANError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("\ninterrupted: every finished scale is saved; run the same command again to "
-              "resume", file=sys.stderr)
+        _fail(str(err))
+    except KeyboardInterrupt as err:
+        detail = str(err) or "what had finished is saved; run the same command again to resume"
+        print(f"\ninterrupted: {detail}", file=sys.stderr)
         sys.exit(130)
+    except MemoryError:
+        _fail("out of memory; use a smaller --max_size or a smaller image")
+    except OSError as err:
+        if err.filename is None:
+            raise
+        _fail(f"{err.filename}: {err.strerror or type(err).__name__}")
+    except RuntimeError as err:   # torch.OutOfMemoryError (a GPU out of memory)
+        if type(err).__name__ != "OutOfMemoryError":
+            raise
+        _fail("out of GPU memory; use a smaller --max_size, or --device cpu")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def resolve_seed(seed):

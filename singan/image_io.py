@@ -1,4 +1,6 @@
-"""Reading and writing images as [1, 3, H, W] tensors in [-1, 1] (SPEC section 1)."""
+"""Reading and writing images as [1, 3, H, W] tensors in [-1, 1] (SPEC section 1), and
+the atomic file write every saved file goes through."""
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -20,32 +22,47 @@ def denorm(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1) / 2).clamp(0, 1)
 
 
-def _to_rgb_float(pixels: np.ndarray, path: Path) -> np.ndarray:
-    """Any image array -> float64 H x W x 3 in [0, 1].
+def _to_tensor(pixels: np.ndarray, path: Path) -> torch.Tensor:
+    """Any image array -> float32 [1, 3, H, W] in [-1, 1].
 
     8-bit stays as it is; 16-bit is mapped to 0..255 first (SPEC 1); floats are taken as [0, 1].
-    Grayscale is replicated to 3 channels, alpha is dropped.
+    Grayscale is replicated to 3 channels (a view, no copy), alpha is dropped. Integer levels
+    are divided in float32, in place: a large photo costs one float32 copy, and the values are
+    bit-identical to dividing in float64 and rounding (checked for every 8- and 16-bit level).
     """
-    if pixels.dtype == np.uint8:
-        x = pixels.astype(np.float64) / 255
-    elif pixels.dtype == np.uint16:
-        x = pixels.astype(np.float64) / 65535
-    elif pixels.dtype == bool:
-        x = pixels.astype(np.float64)
-    elif np.issubdtype(pixels.dtype, np.floating):
-        x = np.clip(pixels.astype(np.float64), 0, 1)
-    elif np.issubdtype(pixels.dtype, np.integer):
-        x = pixels.astype(np.float64) / np.iinfo(pixels.dtype).max
-    else:
-        raise SinGANError(f"{path}: unsupported pixel type {pixels.dtype}; save it as an 8-bit PNG")
-    if x.ndim == 2:
-        x = x[:, :, None]
-    if x.ndim != 3 or x.shape[2] not in (1, 2, 3, 4):
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or 0 in pixels.shape:
         raise SinGANError(f"{path}: not a single still image (array shape {pixels.shape}); "
                           "save it as an RGB PNG or JPEG")
-    if x.shape[2] in (1, 2):          # gray, or gray + alpha
-        x = np.repeat(x[:, :, :1], 3, axis=2)
-    return x[:, :, :3]
+    channels = 1 if pixels.shape[2] < 3 else 3                # gray (+ alpha) or colour (+ alpha)
+    chw = np.ascontiguousarray(pixels[:, :, :channels].transpose(2, 0, 1))   # [C, H, W]
+    if chw.dtype == bool:
+        chw = chw.astype(np.uint8)
+    if np.issubdtype(chw.dtype, np.integer):
+        maximum = 1 if pixels.dtype == bool else np.iinfo(chw.dtype).max
+        x = torch.from_numpy(chw).to(torch.float32).div_(maximum)
+    elif np.issubdtype(chw.dtype, np.floating):
+        x = torch.from_numpy(np.clip(chw, 0, 1)).to(torch.float32)
+    else:
+        raise SinGANError(f"{path}: unsupported pixel type {pixels.dtype}; save it as an 8-bit PNG")
+    x = x.mul_(2).sub_(1).clamp_(-1, 1)                       # norm, in place
+    return x.expand(3, -1, -1)[None]                          # [1, 3, H, W]
+
+
+def _decode(path: Path) -> np.ndarray:
+    """The first frame of an image file as an array, upright.
+
+    Fix: the reference ignores the EXIF orientation, so a phone photo stored sideways trains
+    sideways; we apply it (Pillow's rotate=True), as image viewers do. TIFF goes through
+    tifffile (16-bit colour kept); formats Pillow cannot open fall back to imageio's plugins.
+    """
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return iio.imread(path, index=0)
+    try:
+        return iio.imread(path, index=0, plugin="pillow", rotate=True)
+    except Exception:   # not a Pillow format: let imageio pick a plugin
+        return iio.imread(path, index=0)
 
 
 def read_image(path, device="cpu") -> torch.Tensor:
@@ -60,14 +77,15 @@ def read_image(path, device="cpu") -> torch.Tensor:
     if path.is_dir():
         raise SinGANError(f"{path} is a folder, not an image file")
     try:
-        pixels = iio.imread(path, index=0) if path.suffix.lower() in (".gif", ".tif", ".tiff") \
-            else iio.imread(path)
+        pixels = np.asarray(_decode(path))
     except Exception as err:  # every decoder failure means the same thing to the user
-        raise SinGANError(f"cannot read {path} as an image ({type(err).__name__}); "
-                          "use a PNG, JPEG, BMP or TIFF file") from None
-    x = _to_rgb_float(np.asarray(pixels), path)
-    tensor = torch.from_numpy(x).permute(2, 0, 1)[None].float()  # [1, 3, H, W] in [0, 1]
-    return norm(tensor).to(device)
+        if type(err).__name__ == "DecompressionBombError":
+            raise SinGANError(f"{path} has too many pixels to decode safely ({err}); "
+                              "downscale it first") from None
+        raise SinGANError(f"cannot read {path} as an image ({type(err).__name__}: it is "
+                          "damaged or not an image); use a PNG, JPEG, BMP, TIFF or WebP file") \
+            from None
+    return _to_tensor(pixels, path).contiguous().to(device)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -79,19 +97,74 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return out[0] if len(out) == 1 else out
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write bytes to `path` through a temporary file in the same folder, then rename."""
+def _default_file_mode() -> int:
+    """0o666 minus the umask: what open() would give a new file (mkstemp gives 0o600)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+TEMP_SUFFIX = ".tmp"   # temporaries are ".<name>.<random>.tmp" beside their target
+
+
+def write_error(path, err: OSError) -> SinGANError:
+    """One clear line for a failed write: disk full, read-only or forbidden folder, other."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = ("the disk is full (or over quota); free some space and run the command "
+                  "again: what was saved before is intact")
+    elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        reason = ("the folder is not writable (read-only or no permission); choose another "
+                  "folder or fix its permissions")
+    else:
+        reason = err.strerror or type(err).__name__
+    return SinGANError(f"cannot write {path}: {reason}")
+
+
+def atomic_write_bytes(path, data: bytes, durable: bool = False) -> None:
+    """Write bytes to `path` through a temporary file in the same folder, then rename.
+
+    A kill at any moment leaves either the old file or the new one, never half a file (at
+    worst a stray temporary ".<name>.*.tmp", which nothing reads). durable=True also syncs
+    the file and its folder to the disk before returning (for checkpoints: a power cut then
+    cannot undo the rename or leave an empty file). A failed write (disk full, read-only
+    folder, ...) raises SinGANError and removes the temporary.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), _FILE_MODE)
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+        if durable:
+            _sync_folder(path.parent)
+    except OSError as err:
+        raise write_error(path, err) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so that a rename in it survives a power cut (where the OS allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:   # some systems cannot sync a folder; the rename itself is still atomic
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_image(path, x: torch.Tensor) -> None:
