@@ -1,0 +1,152 @@
+"""Seconds per training iteration per scale, FLOP rate and memory, for SinGAN or ConSinGAN.
+
+    python benchmarks/bench_train.py                       # every scale of Input/Images/rocket.png
+    python benchmarks/bench_train.py --size 188x250 --scales 8,9 --iters 5 --amp bf16
+    python benchmarks/bench_train.py --model consingan --json out.json
+
+For SinGAN each scale runs the real training step (singan.train.ScaleTrainer.step) with the
+coarser scales' generators frozen at random weights (the cost of a step does not depend on
+the weights): a warm-up, then --iters timed iterations. The FLOPs of one iteration are
+counted by torch's FlopCounterMode (convolutions: forward, backward and the gradient
+penalty's double backward) and compared with the machine's own rate for one large 128-channel
+3x3 convolution forward pass, measured here (best of several).
+"""
+import argparse
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from common import (DEFAULT_IMAGE, REFERENCE_S_PER_ITER, describe_machine, load_image,
+                    median_time, peak_memory_mb, plan_and_reals, random_pyramid, sync,
+                    write_json)
+from singan.hparams import SinGANConfig
+from singan.models import Discriminator, Generator, channels_at_scale, init_weights
+from singan.train import ScaleTrainer, autocast_context
+
+
+def conv_peak_gflops(device, amp, h=198, w=260, channels=128, repeats=5) -> float:
+    """The machine's rate for one large 3x3 conv forward pass (best of NCHW and channels-last)."""
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float32
+    conv = torch.nn.Conv2d(channels, channels, 3).to(device=device, dtype=dtype)
+    x = torch.randn(1, channels, h, w, device=device, dtype=dtype)
+    flops = 2 * channels * channels * 9 * (h - 2) * (w - 2)
+    best = float("inf")
+    with torch.no_grad():
+        for layout in (torch.contiguous_format, torch.channels_last):
+            c, xx = conv.to(memory_format=layout), x.contiguous(memory_format=layout)
+            c(xx)
+            for _ in range(repeats):
+                sync(device)
+                best = min(best, median_time(lambda: c(xx), 1, device))
+    return flops / best / 1e9
+
+
+class ConvFlopCounter(TorchDispatchMode):
+    """Counts the FLOPs of every convolution op (forward, backward, double backward), with
+    torch's own per-op formulas; unlike FlopCounterMode it works under autograd.grad."""
+
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        if "conv" in packet.__name__ and packet in flop_registry:
+            self.flops += flop_registry[packet](*args, **kwargs, out_val=out)
+        return out
+
+
+def conv_flops(fn) -> float:
+    with ConvFlopCounter() as counter:
+        fn()
+    return float(counter.flops)
+
+
+def bench_singan(image, scales, iters, warmup, device, amp, niter=2000):
+    plan, reals = plan_and_reals(image)
+    reals = [r.to(device) for r in reals]
+    cfg = SinGANConfig(amp=amp)
+    rows = []
+    for n in scales if scales else range(plan.n_scales):
+        pyramid = random_pyramid(reals, plan.scale_factor, n, device)
+        nfc, min_nfc = channels_at_scale(n)
+        G, D = Generator(nfc, min_nfc).to(device), Discriminator(nfc, min_nfc).to(device)
+        init_weights(G), init_weights(D)
+        trainer = ScaleTrainer(n, pyramid, G, D, cfg, torch.Generator(device).manual_seed(0))
+        if torch.device(device).type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for it in range(warmup):
+            trainer.step(it)
+        flops = conv_flops(lambda: trainer.step(warmup))
+        seconds = median_time(lambda: trainer.step(warmup + 1), iters, device)
+        h, w = plan.shapes[n]
+        rows.append({"scale": n, "height": h, "width": w, "nfc": nfc,
+                     "median_s_per_iter": seconds, "projected_s": seconds * niter,
+                     "conv_gflop_per_iter": flops / 1e9, "gflops": flops / seconds / 1e9,
+                     "peak_memory_mb": peak_memory_mb(device)})
+        print_row(rows[-1])
+    return rows
+
+
+def print_header():
+    print(f"{'scale':>5} {'size':>9} {'nfc':>4} {'s/iter':>8} {'ref':>7} {'speedup':>7} "
+          f"{'2000 it':>8} {'GFLOP/it':>9} {'GFLOP/s':>8} {'peak MB':>8}")
+
+
+def print_row(r):
+    ref = REFERENCE_S_PER_ITER.get(r["scale"]) if r.get("reference_size") else None
+    ref_text = f"{ref:7.3f}" if ref else f"{'-':>7}"
+    speed = f"{ref / r['median_s_per_iter']:6.2f}x" if ref else f"{'-':>7}"
+    print(f"{r['scale']:>5} {r['height']:>4}x{r['width']:<4} {r['nfc']:>4} "
+          f"{r['median_s_per_iter']:8.3f} {ref_text} {speed} {r['projected_s'] / 60:7.1f}m "
+          f"{r.get('conv_gflop_per_iter', 0):9.1f} {r.get('gflops', 0):8.1f} "
+          f"{r['peak_memory_mb']:8.0f}", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="singan", choices=["singan", "consingan"])
+    parser.add_argument("--image", default=str(DEFAULT_IMAGE), help="image to build the pyramid")
+    parser.add_argument("--size", default=None,
+                        help="resize the image to HxW first (188x250: the reference table's size)")
+    parser.add_argument("--scales", default=None, help="comma-separated scales (default: all)")
+    parser.add_argument("--iters", type=int, default=5, help="timed iterations per scale")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--amp", default="none", choices=["none", "bf16"])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    scales = [int(s) for s in args.scales.split(",")] if args.scales else None
+    image = load_image(args.image, args.size, args.device)
+    reference_size = tuple(image.shape[2:]) == (188, 250)
+    print(describe_machine())
+    peak = conv_peak_gflops(args.device, args.amp)
+    print(f"image {image.shape[2]}x{image.shape[3]}, model {args.model}, amp {args.amp}; "
+          f"machine conv rate (128 ch 3x3 forward, best of NCHW/channels-last): {peak:.0f} GFLOP/s")
+    if args.model == "consingan":
+        from bench_consingan import bench_stages
+        rows = bench_stages(image=image, stages=scales, iters=args.iters, device=args.device)
+    else:
+        print_header()
+        global print_row
+        plain = print_row
+        print_row = lambda r: plain({**r, "reference_size": reference_size})
+        rows = bench_singan(image, scales, args.iters, args.warmup, args.device, args.amp)
+    for r in rows:
+        if "gflops" in r:
+            r["percent_of_machine_conv_rate"] = 100 * r["gflops"] / peak
+    total = sum(r.get("projected_s", 0) for r in rows)
+    print(f"projected full training ({len(rows)} scales, 2000 iterations each): "
+          f"{total / 3600:.2f} h; machine conv rate {peak:.0f} GFLOP/s")
+    write_json(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()
