@@ -5,10 +5,11 @@
     python main_train.py --model consingan --fine_tune --model_dir <model> --naive_img <image>
 """
 from config import add_consingan_arguments, check_arguments, check_consingan_arguments, \
-    config_from_args, consingan_config_from_args, get_arguments
+    config_from_args, consingan_config_from_args, get_arguments, non_negative_int
 from singan import consingan
 from singan.apps.generation import random_samples, samples_folder, train_model
 from singan.cli import find_image, image_stem, resolve_seed, run
+from singan.guards import check_writable
 
 
 def main():
@@ -18,7 +19,7 @@ def main():
     parser.add_argument("--mode", default="train", choices=["train"], help="task")
     parser.add_argument("--force", action="store_true",
                         help="retrain from scratch even if a (partial) model exists")
-    parser.add_argument("--num_samples", type=int, default=50,
+    parser.add_argument("--num_samples", type=non_negative_int, default=50,
                         help="random samples written after training (0: none)")
     add_consingan_arguments(parser)
     args = parser.parse_args()
@@ -30,10 +31,12 @@ def main():
     cfg = config_from_args(args, mode="train")
     seed = resolve_seed(args.manualSeed)
     image = find_image(args.input_dir, args.input_name)
+    out = samples_folder(args.out, image_stem(args.input_name))
+    if args.num_samples > 0:
+        check_writable(out, "samples folder")   # now, not after the training
     pyramid, folder = train_model(image, cfg, args.device, seed, args.force, quiet=args.quiet)
     print(f"model: {folder}")
     if args.num_samples > 0:
-        out = samples_folder(args.out, image_stem(args.input_name))
         random_samples(pyramid, out, args.num_samples, seed=seed)
         print(f"{args.num_samples} random samples: {out}")
 

@@ -203,7 +203,7 @@ def load_model(folder, scale_factor: Optional[float] = None, device="cpu") -> Tr
     if not folder.is_dir():
         raise SinGANError(f"{folder} is not a folder; pass the model folder, e.g. "
                           "TrainedModels/<image>/scale_factor=0.750000,alpha=10")
-    if (folder / CHECKPOINT_NAME).is_file():
+    if (folder / CHECKPOINT_NAME).exists():   # a damaged one is an error, not "no model"
         ckpt = read_checkpoint(folder / CHECKPOINT_NAME)
         if ckpt.get("method", "singan") not in ("singan", "consingan"):
             raise SinGANError(f"{folder} holds a {ckpt.get('method')} model, not SinGAN")
