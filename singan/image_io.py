@@ -54,9 +54,16 @@ def _decode(path: Path) -> np.ndarray:
     """The first frame of an image file as an array, upright.
 
     Fix: the reference ignores the EXIF orientation, so a phone photo stored sideways trains
-    sideways; we apply it (Pillow's rotate=True), as image viewers do. TIFF goes through
-    tifffile (16-bit colour kept); formats Pillow cannot open fall back to imageio's plugins.
+    sideways; we apply it (Pillow's rotate=True), as image viewers do. CMYK and other
+    non-RGB colour spaces are converted to RGB; other TIFFs go through tifffile (16-bit colour
+    kept); formats Pillow cannot open fall back to imageio's other plugins.
     """
+    try:
+        mode = iio.immeta(path, index=0, plugin="pillow").get("mode")
+    except Exception:   # not a Pillow format (or damaged): imageio's plugins decide below
+        mode = None
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return iio.imread(path, index=0, plugin="pillow", rotate=True, mode="RGB")
     if path.suffix.lower() in (".tif", ".tiff"):
         return iio.imread(path, index=0)
     try:

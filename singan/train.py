@@ -318,6 +318,9 @@ def _config_mismatch(saved: dict, cfg: SinGANConfig) -> List[str]:
     return [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
 
 
+LARGE_IMAGE = 3 * 8_000_000   # values (3 x 8 megapixels)
+
+
 def _build_reals(image: torch.Tensor, plan: Pyramid) -> List[torch.Tensor]:
     """build_reals, one colour channel at a time for a large photo: the resize's temporaries
     then take a third of the memory (the channels are resized independently, and the result
@@ -326,9 +329,6 @@ def _build_reals(image: torch.Tensor, plan: Pyramid) -> List[torch.Tensor]:
         return build_reals(image, plan)
     per_channel = [build_reals(image[:, c:c + 1], plan) for c in range(image.shape[1])]
     return [torch.cat(levels, dim=1) for levels in zip(*per_channel)]
-
-
-LARGE_IMAGE = 3 * 8_000_000   # values (3 x 8 megapixels)
 
 
 def estimated_model_bytes(plan: Pyramid, cfg: SinGANConfig) -> int:

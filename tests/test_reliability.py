@@ -534,6 +534,28 @@ def test_nan_loss_stops_the_scale_names_it_and_keeps_earlier_scales(tmp_path, mo
                          show_progress=False).num_scales == 3
 
 
+def test_a_blow_up_between_loss_checks_is_never_saved(tmp_path, monkeypatch):
+    """train_scale looks at the latest losses only every LOG_EVERY iterations; a loss that
+    was inf at iteration 2 of scale 1 and finite again later is still caught before the
+    scale is saved, naming that iteration."""
+    import singan.train
+    real_train_scale = singan.train.train_scale
+
+    def blown_up(n, *args, **kwargs):
+        result = real_train_scale(n, *args, **kwargs)
+        if n == 1:
+            result.losses["errD"][1] = float("inf")
+        return result
+    monkeypatch.setattr(singan.train, "train_scale", blown_up)
+    folder = tmp_path / "model"
+    with pytest.raises(SinGANError) as err:
+        train_pyramid(_tiny_image(), CFG, folder, log=lambda s: None, show_progress=False)
+    assert str(err.value).startswith("training diverged at scale 1, iteration 2: the loss errD "
+                                     "became inf (likely cause: too high a learning rate")
+    assert f"scales 0-0 are kept in {folder}" in str(err.value)
+    assert len(state(folder)) == 1 and not (folder / "1").exists()
+
+
 def test_absurd_learning_rate_is_one_line(zygote, tmp_path):
     work = tiny_workdir(tmp_path)
     proc = zygote.run("main_train.py", *TRAIN, "--lr_g", "1e30", "--lr_d", "1e30", cwd=work)
@@ -590,6 +612,8 @@ GRAY_RGB = np.repeat(GRAY[:, :, None], 3, axis=2)
     ("gray-alpha.png", lambda p: Image.fromarray(GRAY).convert("LA").save(p), GRAY_RGB),
     ("gray16.png", lambda p: iio.imwrite(p, GRAY.astype(np.uint16) * 257), GRAY_RGB),
     ("bilevel.png", lambda p: Image.fromarray(GRAY).convert("1").save(p), _decoded),
+    ("cmyk.jpg", lambda p: Image.fromarray(RGB).convert("CMYK").save(p, quality=90), _decoded),
+    ("cmyk.tif", lambda p: Image.fromarray(RGB).convert("CMYK").save(p), _decoded),
 ])
 def test_every_image_format_reads_as_rgb(tmp_path, name, write, expected):
     if name.endswith(".webp"):
