@@ -36,14 +36,14 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def bench_stages(image_path, cfg: ConSinGANConfig = ConSinGANConfig(), stages=None,
+def bench_stages(image, cfg: ConSinGANConfig = ConSinGANConfig(), stages=None,
                  iters: int = 5, warmup: int = 1, device="cpu", seed: int = 0) -> list:
-    """Time train_iteration at each stage of the image's pyramid; one dict per stage:
-    stage, height, width, channels, trained_bodies, s_per_iter (median), projected_s
-    (s_per_iter * cfg.niter)."""
+    """Time train_iteration at each stage of the pyramid of `image` (a path, or a [1, 3, H, W]
+    tensor in [-1, 1]); one dict per stage: stage, height, width, channels, trained_bodies,
+    s_per_iter (median), projected_s (s_per_iter * cfg.niter)."""
     device = resolve_device(device) if isinstance(device, str) else device
     torch.manual_seed(seed)
-    image = read_image(image_path, device)
+    image = image.to(device) if isinstance(image, torch.Tensor) else read_image(image, device)
     plan = plan_for(image, cfg)
     reals = build_stage_reals(image, plan)
     stages = range(plan.n_stages) if stages is None else stages

@@ -32,20 +32,22 @@ def augment(image: torch.Tensor, generator: torch.Generator,
     `generator` (CPU) draws the choices and parameters, `noise_generator` (on the image's
     device) the additive noise.
 
-    Fix: the reference composes albumentations transforms (flip, shift-scale-rotate, noise,
-    blur, distortions, CLAHE/sharpen/emboss/brightness-contrast, hue-saturation-value), some of
-    which current albumentations no longer has (and it is not a dependency here). We apply the
-    same kinds of change with torchvision: horizontal flip (p 0.5); shift <= 6.25 %, scale
-    +-5 %, rotation <= 15 deg with reflected borders (p 0.5); Gaussian noise (p 0.2); Gaussian
-    blur (p 0.2); brightness/contrast or sharpness (p 0.3); hue/saturation/value (p 0.3).
+    The changes: horizontal flip (p 0.5); shift <= 6.25 %, scale +-5 %, rotation <= 15 deg
+    with reflected borders (p 0.5); Gaussian noise (p 0.2); Gaussian blur (p 0.2);
+    brightness/contrast or sharpness (p 0.3); hue/saturation/value (p 0.3).
     """
+    # Fix: the reference composes albumentations transforms (flip, shift-scale-rotate, noise,
+    # blur, distortions, CLAHE/sharpen/emboss/brightness-contrast, hue-saturation-value), some
+    # of which current albumentations no longer has (and it is no dependency here): we make
+    # the same kinds of change with torchvision, drawn from our own seeded generator.
     x = denorm(image)                                               # [1, 3, h, w] in [0, 1]
     h, w = x.shape[2:]
     if _chance(generator, 0.5):
         x = TF.horizontal_flip(x)
     if _chance(generator, 0.5):
         angle = _uniform(generator, -15, 15)
-        shift = [_uniform(generator, -0.0625, 0.0625) * w, _uniform(generator, -0.0625, 0.0625) * h]
+        shift = [_uniform(generator, -0.0625, 0.0625) * w,
+                 _uniform(generator, -0.0625, 0.0625) * h]
         scale = _uniform(generator, 0.95, 1.05)
         p = min(math.ceil(0.3 * max(h, w)), min(h, w) - 1)         # reflected border
         wide = F.pad(x, [p, p, p, p], mode="reflect")

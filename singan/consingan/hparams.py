@@ -81,7 +81,9 @@ class ConSinGANConfig:
     def folder_name(self) -> str:
         """The model folder's name: the method, the mode and every setting that changes the
         model, e.g. 'consingan_generation,stages=6,depth=3,lr_scale=0.1' for the defaults and
-        '...,niter=1000,min_size=120,lrelu_alpha=0.3,batch_norm' otherwise."""
+        '...,lrelu_alpha=0.3,batch_norm,min_size=120,niter=1000' otherwise."""
+        # Fix: the reference names model folders by a timestamp, so that every run starts a
+        # new model; named by the settings, a second run resumes or reuses it.
         parts = [f"consingan_{self.train_mode}", f"stages={self.train_stages}",
                  f"depth={self.train_depth}", f"lr_scale={_text(self.lr_scale)}"]
         defaults = default_config(self.train_mode)

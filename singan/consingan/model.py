@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import SinGANError
+from ..imresize import imresize_to_shape
 from .hparams import ConSinGANConfig
 from .models import GrowingGenerator, build_generator
 from .pyramid import StagePlan
@@ -100,7 +101,6 @@ class ConSinGAN(nn.Module):
         (resized to `shape`; editing adds noise_scaling * N(0, 1) as in its training)."""
         if not self.hparams.image_input:
             return None
-        from ..imresize import imresize_to_shape
         image = self.reals[0]
         if tuple(shape) != self.shape(0):
             image = imresize_to_shape(image, shape)

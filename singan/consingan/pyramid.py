@@ -39,8 +39,8 @@ def level_exponent(i: int, stop_scale: int, harmonization: bool = False) -> floa
     if harmonization:
         return float(stop_scale - i)
     if stop_scale == 1:
-        # The reference divides by ln(1) = 0 here (two stages crash it); the term it scales is
-        # ln(stop_scale - i) = ln(1) = 0 for the only level i = 0, so e_0 = 1.
+        # Fix: the reference divides by ln(1) = 0 here (two stages crash it); the term it
+        # scales is ln(stop_scale - i) = ln(1) = 0 for the only level i = 0, so e_0 = 1.
         return 1.0
     return (stop_scale - 1) / math.log(stop_scale) * math.log(stop_scale - i) + 1
 

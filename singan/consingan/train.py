@@ -5,6 +5,7 @@ finished stage and resuming after the last finished one; ``make_stage`` sets up 
 adversarial game and ``train_iteration`` plays one iteration of it (what the benchmark times);
 ``fine_tune`` retrains the last stage of a harmonization/editing model on a naive image.
 """
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -14,9 +15,11 @@ from typing import Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CHECKPOINT_NAME, read_checkpoint, save_torch, write_json
+from ..checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint, save_torch, write_json
 from ..errors import SinGANError
-from ..image_io import save_image
+from ..guards import (check_free_space, check_writable, exclusive, interrupts_deferred,
+                      remove_temporaries)
+from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
@@ -152,16 +155,16 @@ def train_iteration(state: StageState) -> dict:
     G, D, cfg, real = state.G, state.D, state.cfg, state.real
     noise = draw_noise(state)
 
-    # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty (WGAN-GP). Only the last D
-    # step's fake keeps its graph: the G update below backpropagates through it.
-    for j in range(cfg.Dsteps):
+    # The reference runs G(noise) in every D step (under no_grad but for the last, whose graph
+    # the G update backpropagates through). Noise and G are the same in all D steps, so every
+    # step's fake is this one image: we compute it once, with its graph (the same result; only
+    # G's BatchNorm running statistics, which nothing uses, see fewer updates).
+    fake = G(noise, state.shapes, state.noise_amp)                   # [1, 3, h_k, w_k]
+
+    # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty (WGAN-GP).
+    for _ in range(cfg.Dsteps):
         D.zero_grad(set_to_none=True)
         d_real = D(real)
-        if j == cfg.Dsteps - 1:
-            fake = G(noise, state.shapes, state.noise_amp)          # [1, 3, h_k, w_k]
-        else:
-            with torch.no_grad():
-                fake = G(noise, state.shapes, state.noise_amp)
         d_fake = D(fake.detach())
         gp = gradient_penalty(D, real, fake, cfg.lambda_grad, state.noise_gen)
         err_d = critic_loss(d_real, d_fake) + gp
@@ -241,6 +244,23 @@ def save_stage_files(folder: Path, k: int, G: GrowingGenerator, D: Discriminator
     plot_losses(stage_dir / "losses.png", result.losses, k)
 
 
+STAGE_FILES = ("netG.pth", "netD.pth", "fixed_noise.pth", "real_scale.png", "fake_sample.png",
+               "reconstruction.png", "losses.pth", "losses.png")
+
+
+def remove_stage_files(folder: Path, first: int) -> None:
+    """Delete the per-stage files of stages >= first (a stage that never finished, or an old
+    model's with --force); folders holding anything else are left alone."""
+    if not folder.is_dir():
+        return
+    for stage_dir in folder.iterdir():
+        if stage_dir.is_dir() and stage_dir.name.isdigit() and int(stage_dir.name) >= first:
+            for name in STAGE_FILES:
+                (stage_dir / name).unlink(missing_ok=True)
+            if not any(stage_dir.iterdir()):
+                stage_dir.rmdir()
+
+
 def _config_mismatch(saved: dict, cfg: ConSinGANConfig) -> List[str]:
     return [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items()
             if saved.get(k) != v]
@@ -252,22 +272,58 @@ def plan_for(image: torch.Tensor, cfg: ConSinGANConfig) -> StagePlan:
                        min_input=receptive_field(cfg.num_layer, cfg.ker_size))
 
 
+def estimated_model_bytes(plan: StagePlan, cfg: ConSinGANConfig) -> int:
+    """About how much disk a model folder needs while it is trained: the per-stage files
+    (netG.pth holds the generator as grown so far) plus model.pth, rewritten beside its
+    previous copy."""
+    with torch.device("meta"):   # counts parameters without allocating them
+        g_body = sum(t.numel() for t in build_generator(cfg, 2).state_dict().values()) - \
+            sum(t.numel() for t in build_generator(cfg, 1).state_dict().values())
+        g_rest = sum(t.numel() for t in build_generator(cfg, 1).state_dict().values()) - g_body
+        d = sum(t.numel() for t in build_discriminator(cfg).state_dict().values())
+    total = 0
+    for k, (h, w) in enumerate(plan.shapes):
+        values = g_rest + (k + 1) * g_body + 2 * d + cfg.nfc * (h + 8) * (w + 8) + 6 * h * w
+        total += 4 * (values + 5 * cfg.niter) + 3 * 3 * h * w + 100_000  # PNGs and the plot
+    return 3 * total
+
+
 def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig, folder, seed: int = 0,
                     image_info: Optional[dict] = None, force: bool = False,
                     log: Callable[[str], None] = print, show_progress: bool = True,
                     progress: Optional[Callable[[int, int, dict], None]] = None) -> ConSinGAN:
     """Train (or resume) ConSinGAN on `image` ([1, 3, H, W] in [-1, 1], on the training device).
 
-    Writes `folder`/model.pth after every finished stage (atomically) and the per-stage
-    folders; a second call with the same image and settings resumes after the last finished
-    stage, and returns at once when all are done. force=True retrains from scratch.
-    `progress(stage, iteration, losses)` is called every LOG_EVERY iterations.
+    Writes `folder`/model.pth after every finished stage and the per-stage folders; a second
+    call with the same image and settings resumes after the last finished stage, and returns
+    at once when all are done. force=True retrains from scratch. `progress(stage, iteration,
+    losses)` is called every LOG_EVERY iterations.
+
+    The same guarantees as SinGAN's train_pyramid: every file is written atomically and
+    model.pth (checksummed) is replaced only once all of a stage's files are in place, so a
+    kill leaves the previous model.pth; one writer per folder; writability and free space are
+    checked before anything is written; Ctrl-C waits while a finished stage is saved.
     """
     folder = Path(folder)
-    device = image.device
     plan = plan_for(image, cfg)
+    needed = estimated_model_bytes(plan, cfg)
+    if not folder.exists():   # nothing is created unless training can start
+        check_writable(folder, "model folder")
+        check_free_space(folder, needed)
     reals = build_stage_reals(image, plan)
-    info = dict(image_info or {})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(folder, err) from None
+    with exclusive(folder):
+        return _train_locked(reals, cfg, plan, folder, seed, dict(image_info or {}), force,
+                             log, show_progress, progress, needed)
+
+
+def _train_locked(reals, cfg, plan, folder, seed, info, force, log, show_progress, progress,
+                  needed) -> ConSinGAN:
+    """train_consingan's work, while this process holds `folder`."""
+    device = reals[0].device
     G: Optional[GrowingGenerator] = None
     discriminators: List[dict] = []
     fixed_noise: List[torch.Tensor] = []
@@ -299,42 +355,83 @@ def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig, folder, seed: int
             return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, info)
         if done:
             log(f"resuming {folder} after stage {done - 1} ({done}/{plan.n_stages} stages done)")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
-                                        "seed": seed, "image": info, "plan": asdict(plan),
-                                        "device": str(device)})
+    check_writable(folder, "model folder")
+    check_free_space(folder, needed)
+    try:
+        remove_temporaries(folder)
+        if force:   # the old model goes first, so that a kill cannot leave it mixed with the new
+            ckpt_path.unlink(missing_ok=True)
+        remove_stage_files(folder, len(noise_amp))
+        write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
+                                            "seed": seed, "image": info, "plan": asdict(plan),
+                                            "device": str(device)})
+    except OSError as err:
+        raise write_error(folder, err) from None
 
-    for k in range(len(noise_amp), plan.n_stages):
-        with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
-            torch.manual_seed(scale_seed(seed, k, 0))
-            if G is None:
-                G = build_generator(cfg)
-                init_weights(G)
-                G.to(device)
-            else:
-                G.grow()                   # the new body starts as a copy of the newest one
-            D = build_discriminator(cfg)
-            init_weights(D)
-        if discriminators:                 # warm start from the previous stage's critic
-            D.load_state_dict(discriminators[-1])
-        D.to(device)
-        noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, k, 1))
-        choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 2))
+    try:
+        for k in range(len(noise_amp), plan.n_stages):
+            with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
+                torch.manual_seed(scale_seed(seed, k, 0))
+                if G is None:
+                    G = build_generator(cfg)
+                    init_weights(G)
+                    G.to(device)
+                else:
+                    G.grow()               # the new body starts as a copy of the newest one
+                D = build_discriminator(cfg)
+                init_weights(D)
+            if discriminators:             # warm start from the previous stage's critic
+                D.load_state_dict(discriminators[-1])
+            D.to(device)
+            noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, k, 1))
+            choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 2))
 
-        start = time.perf_counter()
-        state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen, choice_gen)
-        bar = _ProgressBar(k, plan.stop_scale, cfg.niter, show_progress)
-        report = bar.update_to if progress is None else _both(bar.update_to, k, progress)
-        result = train_stage(state, report)
-        bar.close()
-        discriminators.append({n: v.detach().cpu() for n, v in D.state_dict().items()})
-        save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
-        save_torch(ckpt_path, checkpoint_dict(G, discriminators, fixed_noise, noise_amp, reals,
-                                              cfg, plan, info, {"seed": seed}))
-        h, w = plan.shapes[k]
-        log(f"stage {k}/{plan.stop_scale}: {h} x {w}, noise_amp {noise_amp[k]:.4f}, "
-            f"{time.perf_counter() - start:.1f} s")
+            start = time.perf_counter()
+            state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen,
+                               choice_gen)
+            bar = _ProgressBar(k, plan.stop_scale, cfg.niter, show_progress)
+            report = bar.update_to if progress is None else _both(bar.update_to, k, progress)
+            try:
+                result = train_stage(state, report)
+            finally:
+                bar.close()
+            _check_finite(k, result, G)
+            # Stage k is finished: write its files, then list it in model.pth; Ctrl-C waits.
+            discriminators.append({n: v.detach().cpu() for n, v in D.state_dict().items()})
+            with interrupts_deferred():
+                try:
+                    save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
+                    save_checkpoint(ckpt_path, checkpoint_dict(
+                        G, discriminators, fixed_noise, noise_amp, reals, cfg, plan, info,
+                        {"seed": seed}))
+                except OSError as err:
+                    with contextlib.suppress(OSError):
+                        remove_stage_files(folder, k)   # model.pth never listed them
+                    raise write_error(folder, err) from None
+            h, w = plan.shapes[k]
+            log(f"stage {k}/{plan.stop_scale}: {h} x {w}, noise_amp {noise_amp[k]:.4f}, "
+                f"{time.perf_counter() - start:.1f} s")
+    except KeyboardInterrupt:
+        done = len(discriminators)
+        saved = f"stages 0-{done - 1} of 0-{plan.stop_scale} are saved in {folder}" if done \
+            else f"no stage had finished yet ({folder})"
+        raise KeyboardInterrupt(f"{saved}; run the same command again to resume") from None
     return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, info)
+
+
+def _check_finite(k: int, result: StageResult, G: GrowingGenerator) -> None:
+    """Never save a diverged stage: every loss of every iteration, and G's weights."""
+    cause = ("likely cause: too high a learning rate --lr_g/--lr_d, or too low --lambda_grad; "
+             "the finished stages are kept")
+    for key, values in result.losses.items():
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            it = int(bad[0])
+            raise SinGANError(f"training diverged at stage {k}, iteration {it + 1}: {key} "
+                              f"became {float(values[it])} ({cause})")
+    if not all(torch.isfinite(q).all() for q in G.parameters()):
+        raise SinGANError(f"training diverged at stage {k}: the generator's weights became "
+                          f"nan/inf ({cause})")
 
 
 def _both(update, k, progress):
@@ -384,6 +481,22 @@ def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = No
     if niter is not None:
         cfg = replace(cfg, niter=niter)
     plan = plan_from_dict(ckpt["plan"])
+    if not folder.exists():
+        check_writable(folder, "model folder")
+        check_free_space(folder, estimated_model_bytes(plan, cfg))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(folder, err) from None
+    with exclusive(folder):
+        return _fine_tune_locked(ckpt, naive, folder, cfg, plan, seed, source_folder,
+                                 naive_name, log, show_progress)
+
+
+def _fine_tune_locked(ckpt, naive, folder, cfg, plan, seed, source_folder, naive_name, log,
+                      show_progress) -> ConSinGAN:
+    """fine_tune's work, while this process holds `folder`."""
+    device = naive.device
     k = plan.stop_scale
     reals = [r.to(device) for r in ckpt["reals"]]
     G = generator_from_checkpoint(ckpt).to(device)
@@ -395,26 +508,37 @@ def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = No
     discriminators = [s["D"] for s in ckpt["scales"]]
     noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, k, 11))
     choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 12))
+    try:
+        remove_temporaries(folder)
+        (folder / CHECKPOINT_NAME).unlink(missing_ok=True)   # an old fine-tuning goes first
+    except OSError as err:
+        raise write_error(folder, err) from None
 
     start = time.perf_counter()
     state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen, choice_gen,
                        source=naive, fine_tune=True)
     bar = _ProgressBar(k, plan.stop_scale, cfg.niter, show_progress)
-    result = train_stage(state, bar.update_to)
-    bar.close()
+    try:
+        result = train_stage(state, bar.update_to)
+    finally:
+        bar.close()
+    _check_finite(k, result, G)
     discriminators[k] = {n: v.detach().cpu() for n, v in D.state_dict().items()}
     tuned = {"from": str(source_folder or ""), "naive_img": naive_name, "niter": cfg.niter,
              "seed": seed}
-    folder.mkdir(parents=True, exist_ok=True)
-    save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
-    save_image(folder / "naive_input.png", naive)
-    write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
-                                        "fine_tuned": tuned, "image": ckpt.get("image", {}),
-                                        "plan": asdict(plan), "device": str(device)})
-    save_torch(folder / CHECKPOINT_NAME,
-               checkpoint_dict(G, discriminators, fixed_noise, noise_amp, reals, cfg, plan,
-                               ckpt.get("image", {}), {"seed": ckpt.get("seed", seed),
-                                                       "fine_tuned": tuned}))
+    image = ckpt.get("image", {})
+    with interrupts_deferred():
+        try:
+            save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
+            save_image(folder / "naive_input.png", naive)
+            write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
+                                                "fine_tuned": tuned, "image": image,
+                                                "plan": asdict(plan), "device": str(device)})
+            save_checkpoint(folder / CHECKPOINT_NAME, checkpoint_dict(
+                G, discriminators, fixed_noise, noise_amp, reals, cfg, plan, image,
+                {"seed": ckpt.get("seed", seed), "fine_tuned": tuned}))
+        except OSError as err:
+            raise write_error(folder, err) from None
     log(f"fine-tuned stage {k}/{plan.stop_scale} on {naive_name or 'the naive image'}: "
         f"{time.perf_counter() - start:.1f} s")
-    return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, ckpt.get("image"))
+    return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, image)
