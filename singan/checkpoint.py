@@ -9,8 +9,6 @@ import hashlib
 import io
 import json
 import math
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -45,8 +43,7 @@ def load_torch(path):
         raise SinGANError(f"{path} is empty (0 bytes): the model is incomplete; retrain it")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            AttributeError, ImportError, TypeError, OSError) as err:
+    except Exception as err:  # any unpickling failure means the same to the user
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SinGANError(f"{path} is not a readable SinGAN checkpoint ({first[:120]}); "
                           "it is truncated, corrupted or not ours: retrain, or use --force") from None
