@@ -16,7 +16,7 @@ import torch
 
 from conftest import ROOT, assert_one_line_error, run_script, smooth_image, write_image
 from singan import load_model
-from singan.consingan import ConSinGAN, ConSinGANConfig, harmonize
+from singan.consingan import ConSinGAN, ConSinGANConfig, animate, harmonize, write_gif
 from singan.consingan.augment import augment, shuffle_tiles
 from singan.consingan.models import (Discriminator, GrowingGenerator, build_generator,
                                      receptive_field)
@@ -458,3 +458,22 @@ def test_bad_input_is_one_clear_line(work, args, words, monkeypatch):
     proc = run_here("main_train.py", "--input_dir", "Input", "--device", "cpu", "--quiet",
                     *args, cwd=work, monkeypatch=monkeypatch)
     assert_one_line_error(proc, *words)
+
+
+def test_animation_walks_around_the_fixed_noise(tmp_path):
+    cfg = tiny_config(train_mode="animation")
+    plan = plan_stages(32, 40, 3, 16, 40)
+    reals = build_stage_reals(torch.rand(1, 3, 32, 40) * 2 - 1, plan)
+    G = build_generator(cfg, 3)
+    fixed = [torch.randn(1, *G.noise_shape(k, *plan.shapes[k])) for k in range(3)]
+    model = ConSinGAN(G, fixed, [1.0, 0.1, 0.1], reals, cfg, plan)
+    # alpha = 1: every frame's noise is the fixed noise, so every frame is the reconstruction
+    still = animate(model, alpha=1.0, num_frames=3, batch_size=2)
+    assert still.shape == (3, 3, 32, 40)
+    assert torch.allclose(still, model.reconstruct().expand(3, -1, -1, -1), atol=1e-6)
+    frames = animate(model, alpha=0.1, beta=0.9, num_frames=4,
+                     generator=torch.Generator().manual_seed(0))
+    assert (frames[1:] - frames[:-1]).abs().mean() > 1e-4      # it moves
+    write_gif(tmp_path / "walk.gif", frames, fps=10)
+    assert iio.imread(tmp_path / "walk.gif", index=None).shape == (4, 32, 40, 3)
+    assert iio.immeta(tmp_path / "walk.gif")["duration"] == 100

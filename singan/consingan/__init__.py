@@ -6,11 +6,12 @@ Layers: hparams.py, pyramid.py, models.py (the networks) -> model.py (a trained 
 checkpoint) -> augment.py, train.py (the concurrent training) -> apps.py (training an image
 file, fine-tuning, samples, harmonization/editing, animation, evaluation).
 """
-from .apps import (animate, evaluate, fine_tune_model, harmonize, model_folder, open_consingan,
-                   output_folder, random_samples, train_model)
+from .apps import (animate, dilate_mask, evaluate, fine_tune_model, harmonize, mask_path,
+                   model_folder, open_consingan, output_folder, random_samples, train_model,
+                   write_gif)
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, is_consingan
 
-__all__ = ["ConSinGAN", "ConSinGANConfig", "animate", "evaluate", "fine_tune_model",
-           "harmonize", "is_consingan", "model_folder", "open_consingan", "output_folder",
-           "random_samples", "train_model"]
+__all__ = ["ConSinGAN", "ConSinGANConfig", "animate", "dilate_mask", "evaluate",
+           "fine_tune_model", "harmonize", "is_consingan", "mask_path", "model_folder",
+           "open_consingan", "output_folder", "random_samples", "train_model", "write_gif"]

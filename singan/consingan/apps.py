@@ -165,7 +165,7 @@ def dilate_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
 
 @torch.no_grad()
 def harmonize(model: ConSinGAN, naive: torch.Tensor, mask: Optional[torch.Tensor] = None,
-              generator: Optional[torch.Generator] = None
+              generator: Optional[torch.Generator] = None, radius: Optional[int] = None
               ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Harmonize (or, for an editing model, edit) a naive image with a trained model.
 
@@ -173,7 +173,8 @@ def harmonize(model: ConSinGAN, naive: torch.Tensor, mask: Optional[torch.Tensor
     resized to stage 0's shape, is stage 0's input (editing adds 0.1 * N(0, 1)); the later
     stages use the fixed noise, as the reference's evaluation. Returns (out [1, 3, H, W] at the
     training size, blend or None) where blend = (1 - m) * naive + m * out with the mask m
-    dilated and blurred (disk radius 7 for harmonization, 20 for editing).
+    dilated and blurred (disk `radius`: by default 7 for a harmonization model, 20 for an
+    editing one, as the reference).
     """
     if not model.hparams.image_input:
         raise SinGANError(f"this is a {model.train_mode} model; harmonization and editing need "
@@ -191,7 +192,9 @@ def harmonize(model: ConSinGAN, naive: torch.Tensor, mask: Optional[torch.Tensor
     mask = mask.to(model.device)
     if tuple(mask.shape[2:]) != size:
         mask = imresize_to_shape(mask, size)
-    m = dilate_mask(mask, 7 if model.train_mode == "harmonization" else 20)
+    if radius is None:
+        radius = 7 if model.train_mode == "harmonization" else 20
+    m = dilate_mask(mask, radius)
     return out, (1 - m) * naive_full + m * out
 
 
