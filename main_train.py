@@ -6,7 +6,6 @@
 """
 from config import add_consingan_arguments, check_arguments, check_consingan_arguments, \
     config_from_args, consingan_config_from_args, get_arguments, non_negative_int
-from singan import consingan
 from singan.apps.generation import random_samples, samples_folder, train_model
 from singan.cli import find_image, image_stem, resolve_seed, run
 from singan.guards import check_writable
@@ -43,6 +42,7 @@ def main():
 
 def main_consingan(args):
     """ConSinGAN: train (or fine-tune), then write random samples where the mode has them."""
+    from singan import consingan   # here: it imports torchvision, which SinGAN runs never need
     seed = resolve_seed(args.manualSeed)
     if args.fine_tune:
         model, folder = consingan.fine_tune_model(args.model_dir, args.naive_img, args.niter,

@@ -65,10 +65,10 @@ def conv_flops(fn) -> float:
     return float(counter.flops)
 
 
-def bench_singan(image, scales, iters, warmup, device, amp, niter=2000):
+def bench_singan(image, scales, iters, warmup, device, amp, niter=2000, legacy=False):
     plan, reals = plan_and_reals(image)
     reals = [r.to(device) for r in reals]
-    cfg = SinGANConfig(amp=amp)
+    cfg = SinGANConfig(amp=amp, legacy_g_steps=legacy)
     rows = []
     for n in scales if scales else range(plan.n_scales):
         pyramid = random_pyramid(reals, plan.scale_factor, n, device)
@@ -119,6 +119,10 @@ def main():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--amp", default="none", choices=["none", "bf16"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--legacy_g_steps", action="store_true",
+                        help="time the reference's step structure instead (one image per pass, "
+                             "the G steps reusing the last D step's graph): the reference's cost "
+                             "on this machine")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if args.threads:
@@ -132,13 +136,22 @@ def main():
           f"machine conv rate (128 ch 3x3 forward, best of NCHW/channels-last): {peak:.0f} GFLOP/s")
     if args.model == "consingan":
         from bench_consingan import bench_stages
-        rows = bench_stages(image=image, stages=scales, iters=args.iters, device=args.device)
+        print(f"{'stage':>5} {'size':>9} {'nfc':>4} {'s/iter':>8} {'2000 it':>8}")
+        rows = []
+        for r in bench_stages(image, stages=scales, iters=args.iters, warmup=args.warmup,
+                              device=args.device):
+            rows.append({"scale": r["stage"], "height": r["height"], "width": r["width"],
+                         "nfc": r["channels"], "median_s_per_iter": r["s_per_iter"],
+                         "projected_s": r["projected_s"], "trained_bodies": r["trained_bodies"]})
+            print(f"{r['stage']:>5} {r['height']:>4}x{r['width']:<4} {r['channels']:>4} "
+                  f"{r['s_per_iter']:8.3f} {r['projected_s'] / 60:7.1f}m", flush=True)
     else:
         print_header()
         global print_row
         plain = print_row
         print_row = lambda r: plain({**r, "reference_size": reference_size})
-        rows = bench_singan(image, scales, args.iters, args.warmup, args.device, args.amp)
+        rows = bench_singan(image, scales, args.iters, args.warmup, args.device, args.amp,
+                            legacy=args.legacy_g_steps)
     for r in rows:
         if "gflops" in r:
             r["percent_of_machine_conv_rate"] = 100 * r["gflops"] / peak

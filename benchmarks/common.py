@@ -87,6 +87,16 @@ def write_json(path, data):
         print(f"wrote {path}")
 
 
+def cpu_features() -> str:
+    """The vector instruction sets that decide CPU convolution speed (fp32 and bf16)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
+    except (OSError, IndexError):
+        return "unknown CPU features"
+    wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
+    return "CPU: " + " ".join(f if f in flags else f"no-{f}" for f in wanted)
+
+
 def describe_machine():
     return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"{os.cpu_count()} cores, cuda: {torch.cuda.is_available()}")
+            f"{os.cpu_count()} cores, cuda: {torch.cuda.is_available()}; {cpu_features()}")
