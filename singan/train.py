@@ -465,7 +465,7 @@ def _train_locked(reals, cfg, folder: Path, seed, image_info, force, plan, log, 
 
             h, w = plan.shapes[n]
             start = time.perf_counter()
-            bar = _progress_bar(n, plan.n_scales, cfg.niter, show_progress)
+            bar = ProgressBar(f"scale {n}/{plan.stop_scale}", cfg.niter, show_progress)
             try:
                 result = train_scale(n, pyramid, G, D, cfg, noise_gen, bar.update_to)
             finally:
@@ -505,15 +505,14 @@ def _save_finished_scale(folder: Path, n: int, result: ScaleResult, pyramid: Tra
         raise
 
 
-class _progress_bar:
-    """A tqdm bar per scale showing the latest losses; silent when disabled."""
+class ProgressBar:
+    """A tqdm bar for one scale or stage, showing the latest losses; silent when disabled."""
 
-    def __init__(self, n, n_scales, niter, enabled):
+    def __init__(self, desc: str, niter: int, enabled: bool = True):
         self.bar = None
         if enabled:
             from tqdm import tqdm
-            self.bar = tqdm(total=niter, desc=f"scale {n}/{n_scales - 1}", leave=False,
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=niter, desc=desc, leave=False, dynamic_ncols=True)
         self.done = 0
 
     def update_to(self, it: int, losses: dict) -> None:

@@ -23,7 +23,7 @@ from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
-from ..train import plot_losses, scale_seed
+from ..train import ProgressBar, plot_losses, scale_seed
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -389,7 +389,7 @@ def _train_locked(reals, cfg, plan, folder, seed, info, force, log, show_progres
             start = time.perf_counter()
             state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen,
                                choice_gen)
-            bar = _ProgressBar(k, plan.stop_scale, cfg.niter, show_progress)
+            bar = ProgressBar(f"stage [{k}/{plan.stop_scale}]", cfg.niter, show_progress)
             report = bar.update_to if progress is None else _both(bar.update_to, k, progress)
             try:
                 result = train_stage(state, report)
@@ -439,29 +439,6 @@ def _both(update, k, progress):
         update(it, losses)
         progress(k, it, losses)
     return report
-
-
-class _ProgressBar:
-    """A tqdm bar per stage, 'stage [k/stop]' as the reference, with the latest losses."""
-
-    def __init__(self, k, stop_scale, niter, enabled):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-            self.bar = tqdm(total=niter, desc=f"stage [{k}/{stop_scale}]", leave=False,
-                            dynamic_ncols=True)
-        self.done = 0
-
-    def update_to(self, it: int, losses: dict) -> None:
-        if self.bar is not None:
-            self.bar.update(it - self.done)
-            self.bar.set_postfix(D=f"{losses['errD']:.3f}", G=f"{losses['errG']:.3f}",
-                                 rec=f"{losses['rec']:.4f}", refresh=False)
-        self.done = it
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
 
 
 # ---- fine-tuning (harmonization, editing) -------------------------------------------------------
@@ -517,7 +494,7 @@ def _fine_tune_locked(ckpt, naive, folder, cfg, plan, seed, source_folder, naive
     start = time.perf_counter()
     state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen, choice_gen,
                        source=naive, fine_tune=True)
-    bar = _ProgressBar(k, plan.stop_scale, cfg.niter, show_progress)
+    bar = ProgressBar(f"stage [{k}/{plan.stop_scale}]", cfg.niter, show_progress)
     try:
         result = train_stage(state, bar.update_to)
     finally:
