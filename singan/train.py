@@ -300,20 +300,21 @@ def save_scale_files(folder: Path, n: int, result: ScaleResult, real: torch.Tens
     plot_losses(scale_dir / "losses.png", result.losses, n)
 
 
-def remove_scale_files(folder: Path, first: int) -> None:
-    """Delete the per-scale files of scales >= first (a scale that never finished, or an old
-    model's with --force); folders holding anything else are left alone."""
+def remove_scale_files(folder: Path, first: int, names=SCALE_FILES) -> None:
+    """Delete the per-scale files (`names`) of scales >= first (a scale that never finished,
+    or an old model's with --force); folders holding anything else are left alone."""
     if not folder.is_dir():
         return
     for scale_dir in folder.iterdir():
         if scale_dir.is_dir() and scale_dir.name.isdigit() and int(scale_dir.name) >= first:
-            for name in SCALE_FILES:
+            for name in names:
                 (scale_dir / name).unlink(missing_ok=True)
             if not any(scale_dir.iterdir()):
                 scale_dir.rmdir()
 
 
-def _config_mismatch(saved: dict, cfg: SinGANConfig) -> List[str]:
+def config_mismatch(saved: dict, cfg) -> List[str]:
+    """The settings of a dataclass config that differ from a saved one, as 'name old -> new'."""
     current = asdict(cfg)
     return [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
 
@@ -416,7 +417,7 @@ def _train_locked(reals, cfg, folder: Path, seed, image_info, force, plan, log, 
     ckpt_path = folder / CHECKPOINT_NAME
     if ckpt_path.exists() and not force:
         ckpt = read_checkpoint(ckpt_path)
-        mismatch = _config_mismatch(ckpt["config"], cfg)
+        mismatch = config_mismatch(ckpt["config"], cfg)
         same_image = len(ckpt["reals"]) == len(reals) and all(
             a.shape == b.shape and torch.equal(a, b.cpu()) for a, b in zip(ckpt["reals"], reals))
         if mismatch or not same_image:

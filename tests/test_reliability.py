@@ -46,6 +46,7 @@ ZYGOTE = r'''
 import io, json, os, runpy, signal, sys, traceback
 import numpy as np, imageio.v3 as iio, torch
 import matplotlib.figure, matplotlib.backends.backend_agg   # the loss plots
+import torch.utils._device   # torch.device("meta") imports it lazily; children may not read it
 torch.set_num_threads(1)
 for script in ("main_train.py", "random_samples.py"):
     runpy.run_path(os.path.join(ROOT, script), run_name="__preload__")   # imports, no main()

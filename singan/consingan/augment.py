@@ -12,7 +12,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from ..image_io import denorm, norm
 
@@ -36,6 +35,9 @@ def augment(image: torch.Tensor, generator: torch.Generator,
     with reflected borders (p 0.5); Gaussian noise (p 0.2); Gaussian blur (p 0.2);
     brightness/contrast or sharpness (p 0.3); hue/saturation/value (p 0.3).
     """
+    # torchvision only here: importing it costs every other run of the scripts seconds
+    from torchvision.transforms.v2 import functional as TF
+
     # Fix: the reference composes albumentations transforms (flip, shift-scale-rotate, noise,
     # blur, distortions, CLAHE/sharpen/emboss/brightness-contrast, hue-saturation-value), some
     # of which current albumentations no longer has (and it is no dependency here): we make

@@ -23,7 +23,8 @@ from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
-from ..train import ProgressBar, plot_losses, scale_seed
+from ..train import (ProgressBar, config_mismatch, plot_losses, remove_scale_files,
+                     scale_seed)
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -249,21 +250,8 @@ STAGE_FILES = ("netG.pth", "netD.pth", "fixed_noise.pth", "real_scale.png", "fak
 
 
 def remove_stage_files(folder: Path, first: int) -> None:
-    """Delete the per-stage files of stages >= first (a stage that never finished, or an old
-    model's with --force); folders holding anything else are left alone."""
-    if not folder.is_dir():
-        return
-    for stage_dir in folder.iterdir():
-        if stage_dir.is_dir() and stage_dir.name.isdigit() and int(stage_dir.name) >= first:
-            for name in STAGE_FILES:
-                (stage_dir / name).unlink(missing_ok=True)
-            if not any(stage_dir.iterdir()):
-                stage_dir.rmdir()
-
-
-def _config_mismatch(saved: dict, cfg: ConSinGANConfig) -> List[str]:
-    return [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in asdict(cfg).items()
-            if saved.get(k) != v]
+    """Delete the per-stage files of stages >= first (see singan.train.remove_scale_files)."""
+    remove_scale_files(folder, first, STAGE_FILES)
 
 
 def plan_for(image: torch.Tensor, cfg: ConSinGANConfig) -> StagePlan:
@@ -335,7 +323,7 @@ def _train_locked(reals, cfg, plan, folder, seed, info, force, log, show_progres
             raise SinGANError(f"{folder} holds another kind of model ({ckpt.get('method')}"
                               f"{', fine-tuned' if ckpt.get('fine_tuned') else ''}); add --force "
                               "to replace it")
-        mismatch = _config_mismatch(ckpt["config"], cfg)
+        mismatch = config_mismatch(ckpt["config"], cfg)
         same_image = len(ckpt["reals"]) == len(reals) and all(
             a.shape == b.shape and torch.equal(a, b.cpu()) for a, b in zip(ckpt["reals"], reals))
         if mismatch or not same_image:
