@@ -31,8 +31,11 @@ class BatchNorm2d(nn.BatchNorm2d):
     stats_from: Optional[Sequence[int]] = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or (x.shape[0] == 1 and self.stats_from is None):
+        if not self.training or (x.shape[0] == 1 and self.stats_from in (None, [0])):
             return super().forward(x)
+        if x.shape[0] == 1:     # one image whose statistics must not be recorded
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                training=True, momentum=0.0, eps=self.eps)
         out = F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
         samples = range(x.shape[0]) if self.stats_from is None else self.stats_from
         if self.momentum and len(samples):

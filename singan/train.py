@@ -55,12 +55,14 @@ class ScaleTrainer:
     `step(it)`, the trained scale from `result()`. Training G_n and D_n against reals[n], with
     G_0..G_{n-1} (in `pyramid`) frozen.
 
-    Speed without changing the maths: the reference passes single images through G and D
-    one at a time; here the forward passes that are independent are made as one batch, with
-    BatchNorm normalising each sample on its own (singan.models.BatchNorm2d): the three D
-    steps' fakes (G is constant during the D steps) in one G pass, D(real) and D(fake) in one
-    D pass, and each G step's fake and reconstruction in one G pass. --legacy_g_steps keeps
-    the reference's one-image passes (for bit-level comparisons).
+    batched (default: on CUDA and MPS, not on the CPU): the reference passes single images
+    through G and D one at a time; batched, the independent passes are made as one batch,
+    with BatchNorm normalising each sample on its own (singan.models.BatchNorm2d), the same
+    maths: the three D steps' fakes (G is constant during the D steps) in one G pass, D(real)
+    and D(fake) in one D pass, each G step's fake and reconstruction in one G pass. That
+    saves kernel launches where they dominate; on a 2-core CPU it gained nothing at the
+    small scales and cost 2x at the finest (benchmarks/bench_train.py), so the CPU keeps
+    one-image passes. --legacy_g_steps always does (for bit-level comparisons).
 
     prev_transform, when given, maps the padded inputs from the coarser scales (the random
     prevs of the D steps and the reconstruction prev of the G steps) before G sees them
@@ -69,11 +71,14 @@ class ScaleTrainer:
 
     def __init__(self, n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
                  cfg: SinGANConfig, generator: torch.Generator,
-                 prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+                 prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 batched: Optional[bool] = None):
         self.n, self.pyramid, self.G, self.D, self.cfg = n, pyramid, G, D, cfg
         self.generator, self.prev_transform = generator, prev_transform
-        self.batched = not cfg.legacy_g_steps
         device = pyramid.device
+        if batched is None:
+            batched = device.type != "cpu"
+        self.batched = batched and not cfg.legacy_g_steps
         self.autocast = autocast_context(device, cfg.amp)
         self.real = pyramid.reals[n]                                 # [1, 3, h, w]
         h, w = self.real.shape[2:]
@@ -128,7 +133,12 @@ class ScaleTrainer:
         # that --legacy_g_steps keeps the last one's graph for the G steps.
         keep = cfg.Dsteps - 1 if cfg.legacy_g_steps else cfg.Dsteps
         with torch.no_grad(), self.autocast():
-            fakes = G(g_inputs[:keep], prevs[:keep]) if keep else None  # [keep, 3, h, w]
+            if not keep:
+                fakes = None
+            elif self.batched:
+                fakes = G(g_inputs[:keep], prevs[:keep])            # [keep, 3, h, w]
+            else:
+                fakes = torch.cat([G(g_inputs[j:j + 1], prevs[j:j + 1]) for j in range(keep)])
         if cfg.legacy_g_steps:
             with self.autocast():
                 self.fake = G(g_inputs[keep:], prevs[keep:])
@@ -162,9 +172,14 @@ class ScaleTrainer:
                     # recompute fake from the same input, without touching BatchNorm's running
                     # statistics, which the reference never updated here; the reconstruction
                     # pass (sample 1) updates them as in the reference.
-                    with batchnorm_stats_from(G, [1]):
-                        fake_g, rec = G(torch.cat([g_input, rec_input]),
-                                        torch.cat([prev, self.prev_rec])).split(1)
+                    if self.batched:
+                        with batchnorm_stats_from(G, [1]):
+                            fake_g, rec = G(torch.cat([g_input, rec_input]),
+                                            torch.cat([prev, self.prev_rec])).split(1)
+                    else:
+                        with batchnorm_stats_from(G, []):
+                            fake_g = G(g_input, prev)
+                        rec = G(rec_input, self.prev_rec)
                 err_g = generator_adversarial_loss(D(fake_g))
                 rec_loss = reconstruction_loss(rec.float(), real, cfg.alpha)
             (err_g + rec_loss).backward(retain_graph=cfg.legacy_g_steps)

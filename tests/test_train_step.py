@@ -1,4 +1,5 @@
-"""The batched training step against a plain one-image-at-a-time transcription of SPEC 5."""
+"""The training step (batched or not) against a plain one-image-at-a-time transcription
+of SPEC 5."""
 import copy
 
 import pytest
@@ -45,7 +46,8 @@ def _plain_step(trainer: ScaleTrainer, G, D, opt_g, opt_d, generator):
         opt_g.step()
 
 
-def test_batched_step_equals_plain_step(monkeypatch):
+@pytest.mark.parametrize("batched", [True, False])
+def test_batched_step_equals_plain_step(monkeypatch, batched):
     # Plain SGD instead of Adam on both sides: Adam's first steps have size lr whatever the
     # gradient, so float noise in a near-zero gradient would flip whole steps. A small lr:
     # with large ones the GAN's dynamics amplify float rounding within two iterations.
@@ -60,7 +62,8 @@ def test_batched_step_equals_plain_step(monkeypatch):
     G2, D2, G_init = copy.deepcopy(G), copy.deepcopy(D), copy.deepcopy(G)
     cfg = SinGANConfig(nfc=8, min_nfc=8, niter=3, lr_g=1e-3, lr_d=1e-3)
 
-    trainer = ScaleTrainer(1, pyramid, G, D, cfg, torch.Generator().manual_seed(5))
+    trainer = ScaleTrainer(1, pyramid, G, D, cfg, torch.Generator().manual_seed(5),
+                           batched=batched)
     for it in range(2):
         trainer.step(it)
 
