@@ -434,6 +434,16 @@ def test_harmonization_fine_tuning_and_evaluation(work, monkeypatch):
     proc = run_here("evaluate_model.py", "--model_dir", tuned, "--naive_img",
                     "Input/naive.png", "--device", "cpu", cwd=work, monkeypatch=monkeypatch)
     assert proc.returncode == 0, proc.stderr
+    # the SinGAN-style script takes the ConSinGAN folder too (the start scale does not apply)
+    proc = run_here("harmonization.py", "--input_name", "tiny.png", "--ref_dir", "Input",
+                    "--ref_name", "naive.png", "--harmonization_start_scale", "1",
+                    "--model_dir", tuned, "--device", "cpu", cwd=work, monkeypatch=monkeypatch)
+    assert proc.returncode == 0, proc.stderr
+    harmonized = iio.imread(work / "Output/Harmonization/tiny/naive_out/consingan.png")
+    assert harmonized.shape == (32, 40, 3)
+    proc = run_here("animation.py", "--model_dir", tuned, "--device", "cpu", cwd=work,
+                    monkeypatch=monkeypatch)
+    assert_one_line_error(proc, "harmonization model", "--train_mode animation")
     out = work / "Output/ConSinGAN/tiny" / tuned.split("/")[-1] / "naive"
     raw = iio.imread(out / "harmonized_wo_mask.png").astype(float)
     blend = iio.imread(out / "harmonized_w_mask.png").astype(float)

@@ -21,7 +21,7 @@ from ..errors import SinGANError
 from ..hparams import SinGANConfig
 from ..image_io import atomic_write_bytes, to_uint8
 from ..sampling import TrainedPyramid, spatial_noise
-from .generation import TRAINED_ROOT, check_mode, train_model
+from .generation import TRAINED_ROOT, check_mode, open_model, train_model
 
 ANIMATION_MIN_SIZE = 20                  # the reference trains animation models with min_size 20
 DEFAULT_ALPHA = 0.1
@@ -102,16 +102,28 @@ def animation(image_path, cfg: SinGANConfig, device="auto", seed: int = 0, out_r
               alphas: Sequence[float] = (DEFAULT_ALPHA,),
               betas: Sequence[float] = DEFAULT_BETAS, num_frames: int = NUM_FRAMES,
               fps: float = FPS, force: bool = False, quiet: bool = False,
-              root=TRAINED_ROOT) -> List[Path]:
+              root=TRAINED_ROOT, model_dir=None) -> List[Path]:
     """Train (or reuse) the animation model of an image and write one GIF per
     (start scale, alpha, beta); returns the GIFs' paths.
 
-    start_scales None means the reference's 0, 1, 2 (those the model has).
+    start_scales None means the reference's 0, 1, 2 (those the model has). model_dir names a
+    trained animation model instead, SinGAN's or ConSinGAN's (--train_mode animation).
     """
-    cfg = replace(cfg, mode="animation_train")
-    folder = animation_folder(Path(image_path).name, cfg, root)
-    pyramid, folder = train_model(image_path, cfg, device, seed, force, root, quiet, folder)
-    check_mode(pyramid, folder, ("animation_train",), "animation")
+    if model_dir:
+        folder = Path(model_dir)
+        pyramid = open_model(folder, device)
+        check_mode(pyramid, folder, ("animation_train",), "animation", consingan_ok=True)
+        if getattr(pyramid, "train_mode", "animation") != "animation":
+            raise SinGANError(f"{folder} holds a ConSinGAN {pyramid.train_mode} model; "
+                              "animation needs one trained with --train_mode animation")
+    else:
+        cfg = replace(cfg, mode="animation_train")
+        folder = animation_folder(Path(image_path).name, cfg, root)
+        pyramid, folder = train_model(image_path, cfg, device, seed, force, root, quiet, folder)
+        check_mode(pyramid, folder, ("animation_train",), "animation")
+    walk = animate
+    if getattr(pyramid, "method", "singan") == "consingan":
+        from ..consingan import animate as walk
     last = pyramid.num_scales - 1
     if start_scales is None:
         start_scales = [s for s in DEFAULT_START_SCALES if s <= last]
@@ -125,7 +137,7 @@ def animation(image_path, cfg: SinGANConfig, device="auto", seed: int = 0, out_r
     for s in start_scales:
         for alpha in alphas:
             for beta in betas:
-                frames = animate(pyramid, alpha, beta, s, num_frames, generator)
+                frames = walk(pyramid, alpha, beta, s, num_frames, generator)
                 written.append(gif_path(out_root, stem, s, alpha, beta))
                 write_gif(written[-1], frames, fps)
     return written

@@ -92,9 +92,13 @@ def _exact_text(value) -> str:
     return str(value)
 
 
-def check_mode(pyramid: TrainedPyramid, folder, modes: Sequence[str], task: str) -> None:
+def check_mode(pyramid: TrainedPyramid, folder, modes: Sequence[str], task: str,
+               consingan_ok: bool = False) -> None:
     """Refuse a model trained for another application (its checkpoint records the training
-    variant as config["mode"]; models imported from the reference code record none)."""
+    variant as config["mode"]; models imported from the reference code record none).
+    consingan_ok lets a ConSinGAN model through (the caller checks its train mode)."""
+    if consingan_ok and getattr(pyramid, "method", "singan") == "consingan":
+        return
     if not isinstance(pyramid, TrainedPyramid):
         raise SinGANError(f"{folder} holds a ConSinGAN model; {task} here needs a SinGAN model "
                           f"trained by {MODE_SCRIPTS[modes[0]]}")
@@ -112,7 +116,7 @@ def check_mode(pyramid: TrainedPyramid, folder, modes: Sequence[str], task: str)
 def open_trained_model(input_name: str, cfg: SinGANConfig, device="auto",
                        model_dir=None, input_dir: str = IMAGES_DIR,
                        modes: Sequence[str] = ("train",), task: str = "this application",
-                       root=TRAINED_ROOT) -> (TrainedPyramid, Path):
+                       root=TRAINED_ROOT, consingan_ok: bool = False) -> (TrainedPyramid, Path):
     """The finished model for `input_name` (or `model_dir`), trained for one of `modes`.
 
     A missing model is an error that prints the main_train.py command that makes it.
@@ -125,7 +129,7 @@ def open_trained_model(input_name: str, cfg: SinGANConfig, device="auto",
         scale_factor = plan_for_image(read_image(image), cfg).scale_factor
     pyramid = open_model(folder, device, scale_factor,
                          train_hint=train_command(input_name, cfg, input_dir))
-    check_mode(pyramid, folder, modes, task)
+    check_mode(pyramid, folder, modes, task, consingan_ok)
     return pyramid, folder
 
 

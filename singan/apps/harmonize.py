@@ -156,9 +156,39 @@ def output_folder(out_root, task: str, stem: str, ref_stem: str, suffix: str = "
 
 
 def open_for_injection(task: str, input_name: str, cfg: SinGANConfig, device, model_dir,
-                       input_dir: str, root=TRAINED_ROOT) -> (TrainedPyramid, Path):
+                       input_dir: str, root=TRAINED_ROOT,
+                       consingan_ok: bool = False) -> (TrainedPyramid, Path):
     return open_trained_model(input_name, cfg, device, model_dir, input_dir, ("train",), task,
-                              root)
+                              root, consingan_ok)
+
+
+def consingan_injection(task: str, model, input_name: str, ref_path: Path, mask: Optional[str],
+                        seed: Optional[int], out_root) -> List[Path]:
+    """Harmonization or editing with a ConSinGAN model (trained with --train_mode
+    harmonization/editing): the naive image is stage 0's input (SPEC 10), so there is no
+    injection scale. Writes consingan.png (harmonization: the blend; editing: the raw
+    output, and consingan_masked.png the blend) and a grid."""
+    from ..consingan import harmonize
+    naive = read_image(ref_path, model.device)
+    mask_file = mask_path_for(ref_path, mask)
+    mask_image = read_image(mask_file, model.device) if (mask or mask_file.exists()) else None
+    if mask_image is None and task == "harmonization":
+        raise SinGANError(f"mask not found: {mask_file} (give --mask, or put "
+                          f"{mask_file.name} beside the naive image)")
+    generator = None if seed is None else torch.Generator(model.device).manual_seed(seed)
+    out, blended = harmonize(model, naive, mask_image, generator, DILATION_RADIUS[task])
+    folder = output_folder(out_root, task, Path(input_name).stem, ref_path.stem)
+    written = [folder / "consingan.png"]
+    if task == "editing":
+        save_image(written[0], out)
+        if blended is not None:
+            written.append(folder / "consingan_masked.png")
+            save_image(written[-1], blended)
+    else:
+        save_image(written[0], blended)
+    save_grid(folder / "consingan_grid.png", [model.reals[-1], naive] + [out] +
+              ([blended] if blended is not None else []))
+    return written
 
 
 def masked_injection(task: str, input_name: str, ref_path, start_scale: int, cfg: SinGANConfig,
@@ -172,7 +202,11 @@ def masked_injection(task: str, input_name: str, ref_path, start_scale: int, cfg
     grid (training image | naive image | results) beside them.
     """
     option = f"--{task}_start_scale"
-    pyramid, _ = open_for_injection(task, input_name, cfg, device, model_dir, input_dir, root)
+    pyramid, _ = open_for_injection(task, input_name, cfg, device, model_dir, input_dir, root,
+                                    consingan_ok=True)
+    if getattr(pyramid, "method", "singan") == "consingan":
+        return consingan_injection(task, pyramid, input_name, Path(ref_path), mask, seed,
+                                   out_root)
     check_start_scale(pyramid, start_scale, option)
     real = pyramid.reals[-1]                                         # [1, 3, H, W]
     ref_path = Path(ref_path)

@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 import torch
 
+from ..apps.animation import write_gif
 from ..checkpoint import CHECKPOINT_NAME, load_model, read_checkpoint
 from ..errors import SinGANError
 from ..image_io import atomic_write_bytes, read_image, save_image, to_uint8
@@ -237,15 +238,6 @@ def animate(model: ConSinGAN, alpha: float = 0.1, beta: float = 0.9, start_scale
     if pending:
         frames.append(model.generate([torch.cat(s) for s in zip(*pending)]))
     return torch.cat(frames)
-
-
-def write_gif(path, frames: torch.Tensor, fps: float = 10) -> None:
-    """[T, 3, H, W] in [-1, 1] -> an endlessly looping GIF, written atomically."""
-    import imageio.v3 as iio
-    pixels = to_uint8(frames)
-    pixels = pixels[None] if pixels.ndim == 3 else pixels
-    atomic_write_bytes(path, iio.imwrite("<bytes>", pixels, extension=".gif",
-                                         duration=1000 / fps, loop=0))
 
 
 # ---- evaluation (the reference's evaluate_model.py) ------------------------------------------
