@@ -53,6 +53,7 @@ def main():
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--amp", default="none", choices=["none", "bf16"])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per size (best)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.threads:
@@ -67,7 +68,7 @@ def main():
     h, w = pyramid.reals[-1].shape[2:]
     print(f"{pyramid.num_scales} scales, finest {h}x{w}, amp {args.amp}; the reference takes "
           f"{REFERENCE_SAMPLE_50_S:.0f} s for 50 samples at 188x250 in fp32")
-    rows = bench(pyramid, args.num_samples, (1.0, 2.0), args.device, args.amp)
+    rows = bench(pyramid, args.num_samples, (1.0, 2.0), args.device, args.amp, args.repeats)
     write_json(args.json, rows)
 
 

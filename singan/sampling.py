@@ -201,7 +201,7 @@ class TrainedPyramid(nn.Module):
                              for i in range(0, num_samples, batch_size)])
         return out.clamp(-1, 1) if (clamp if clamp is not None else noise is None) else out
 
-    def default_batch_size(self, area_factor: float = 1.0, budget_bytes: float = 1.0e9) -> int:
+    def default_batch_size(self, area_factor: float = 1.0, budget_bytes: float = 0.5e9) -> int:
         """Samples per batch so that the finest scale's activations stay within a budget."""
         h, w = self.shape(self.num_scales - 1)
         nfc = self.generators[-1].nfc
