@@ -97,7 +97,8 @@ def content_digest(obj) -> str:
 def save_checkpoint(path, ckpt: dict) -> None:
     """Save a checkpoint dict (model.pth) atomically, with a checksum of its contents that
     read_checkpoint verifies: a file damaged after it was written never loads as a model."""
-    save_torch(path, {**ckpt, CHECKSUM_KEY: content_digest(ckpt)})
+    body = {k: v for k, v in ckpt.items() if k != CHECKSUM_KEY}   # e.g. a loaded checkpoint
+    save_torch(path, {**body, CHECKSUM_KEY: content_digest(body)})
 
 
 def pyramid_from_checkpoint(ckpt: dict, device="cpu") -> TrainedPyramid:
