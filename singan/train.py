@@ -379,6 +379,18 @@ def _check_finite(n: int, result: ScaleResult, folder: Path) -> None:
                           f"nan/inf ({cause}); {kept}")
 
 
+def prepare_model_folder(folder: Path, needed: int) -> None:
+    """Create the model folder, but only once training can start: a folder that does not
+    exist yet is first checked for writability and `needed` bytes of free space."""
+    if not folder.exists():
+        check_writable(folder, "model folder")
+        check_free_space(folder, needed)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(folder, err) from None
+
+
 def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
                   image_info: Optional[dict] = None, force: bool = False,
                   plan: Optional[Pyramid] = None, log: Callable[[str], None] = print,
@@ -409,14 +421,8 @@ def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
         raise SinGANError(f"{folder} holds a model trained by the reference SinGAN code; "
                           "training here would overwrite its files: move it away first")
     needed = estimated_model_bytes(plan, cfg)
-    if not folder.exists():   # nothing is created unless training can start
-        check_writable(folder, "model folder")
-        check_free_space(folder, needed)
     reals = _build_reals(image, plan)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(folder, err) from None
+    prepare_model_folder(folder, needed)
     with exclusive(folder):
         return _train_locked(reals, cfg, folder, seed, image_info, force, plan, log,
                              show_progress, needed)

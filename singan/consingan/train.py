@@ -23,8 +23,8 @@ from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
-from ..train import (ProgressBar, config_mismatch, plot_losses, remove_scale_files,
-                     scale_seed)
+from ..train import (ProgressBar, config_mismatch, plot_losses, prepare_model_folder,
+                     remove_scale_files, scale_seed)
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -295,14 +295,8 @@ def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig, folder, seed: int
     folder = Path(folder)
     plan = plan_for(image, cfg)
     needed = estimated_model_bytes(plan, cfg)
-    if not folder.exists():   # nothing is created unless training can start
-        check_writable(folder, "model folder")
-        check_free_space(folder, needed)
     reals = build_stage_reals(image, plan)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(folder, err) from None
+    prepare_model_folder(folder, needed)
     with exclusive(folder):
         return _train_locked(reals, cfg, plan, folder, seed, dict(image_info or {}), force,
                              log, show_progress, progress, needed)
