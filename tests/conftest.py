@@ -1,7 +1,11 @@
 """Shared test fixtures: the reference data folder, tiny images, running the scripts."""
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +73,19 @@ def assert_one_line_error(proc, *words):
     assert len(lines) == 1, proc.stderr
     for word in words:
         assert word.lower() in lines[0].lower(), (word, lines[0])
+
+
+def run_here(script, *args, cwd, monkeypatch):
+    """Run a top-level script as __main__ in this process (no interpreter start-up cost, for
+    checks that load no model): an object with returncode, stdout and stderr."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(str(ROOT / script), run_name="__main__")
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -1,10 +1,6 @@
 """The applications end to end (SPEC 8): harmonization, editing, paint-to-image (plain and
 quantised), super-resolution and animation, each run as a user runs it, on tiny models; and
 their bad inputs."""
-import contextlib
-import io
-import runpy
-import sys
 
 import imageio.v3 as iio
 import numpy as np
@@ -14,7 +10,7 @@ from scipy.ndimage import binary_dilation
 from skimage.filters import gaussian
 from skimage.morphology import disk
 
-from conftest import ROOT, assert_one_line_error, run_script, smooth_image, write_image
+from conftest import assert_one_line_error, run_here, run_script, smooth_image, write_image
 from singan import load_model
 from singan.image_io import to_uint8
 
@@ -71,27 +67,6 @@ def blend_weight(mask_pixels, radius):
     blurred = gaussian(binary_dilation(mask_pixels[:, :, 0] > 0, disk(radius).astype(bool))
                        .astype(float), sigma=5)
     return (blurred - blurred.min()) / (blurred.max() - blurred.min())
-
-
-def run_here(script, *args, cwd, monkeypatch):
-    """Run a script in this process (bad-input checks: no model to load, no import cost):
-    (exit code, stdout, stderr)."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.syspath_prepend(str(ROOT))
-    monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            runpy.run_path(str(ROOT / script), run_name="__main__")
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-    return _Proc(code, out.getvalue(), err.getvalue())
-
-
-class _Proc:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
 # ---- harmonization and editing -----------------------------------------------------------------

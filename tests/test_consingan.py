@@ -2,19 +2,15 @@
 generator's parameter counts, concurrent training (which bodies learn, at which learning
 rates), resume, and the scripts end to end for generation, retarget and harmonization with
 fine-tuning, with their bad-input behaviour."""
-import contextlib
-import io
 import json
 import math
-import runpy
-import sys
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, assert_one_line_error, run_script, smooth_image, write_image
+from conftest import assert_one_line_error, run_here, run_script, smooth_image, write_image
 from singan import load_model
 from singan.consingan import ConSinGAN, ConSinGANConfig, animate, harmonize, write_gif
 from singan.consingan.augment import augment, shuffle_tiles
@@ -300,25 +296,6 @@ def test_harmonize_blends_inside_the_dilated_mask_only():
 
 
 # ---- the scripts, end to end ---------------------------------------------------------------------
-
-class Proc:
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def run_here(script, *args, cwd, monkeypatch):
-    """Run a top-level script as __main__ in this process (no interpreter start-up cost)."""
-    monkeypatch.chdir(cwd)
-    monkeypatch.syspath_prepend(str(ROOT))
-    monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            runpy.run_path(str(ROOT / script), run_name="__main__")
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-    return Proc(code, out.getvalue(), err.getvalue())
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
