@@ -36,7 +36,7 @@ def main():
     pyramid, folder = train_model(image, cfg, args.device, seed, args.force, quiet=args.quiet)
     print(f"model: {folder}")
     if args.num_samples > 0:
-        random_samples(pyramid, out, args.num_samples, seed=seed)
+        random_samples(pyramid, out, args.num_samples, seed=seed, amp=args.amp)
         print(f"{args.num_samples} random samples: {out}")
 
 

@@ -67,7 +67,7 @@ def main():
     scale_v, scale_h = (args.scale_v, args.scale_h) if arbitrary else (1.0, 1.0)
     out = samples_folder(args.out, stem, args.gen_start_scale, scale_v, scale_h, arbitrary)
     samples = random_samples(pyramid, out, args.num_samples, args.gen_start_scale, scale_v,
-                             scale_h, seed)
+                             scale_h, seed, amp=args.amp)
     print(f"{args.num_samples} samples: {out}")
     report_quality(samples, pyramid.reals[-1], args)
 

@@ -80,3 +80,14 @@ def test_gen_start_scale_follows_the_reconstruction(tiny):
 def test_bad_sample_arguments(tiny, kwargs, words):
     with pytest.raises(SinGANError, match=words):
         tiny.sample(**kwargs)
+
+
+def test_bf16_autocast_samples_stay_close_to_fp32(tiny, reference):
+    from singan.train import autocast_context
+    noise = _noise(reference, 0)
+    fp32 = tiny.sample(1, noise=noise)
+    with autocast_context(torch.device("cpu"), "bf16")():
+        bf16 = tiny.sample(1, noise=noise).float()
+    assert bf16.shape == fp32.shape
+    # bfloat16 keeps 8 bits of mantissa: close, not equal
+    assert 0 < (bf16 - fp32).abs().mean() < 0.05
