@@ -128,10 +128,11 @@ class ScaleTrainer:
         g_inputs = self.noise_amp * noise + prevs
 
         # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty.
-        # G does not change during the D steps: all their fakes come from one G pass (under
-        # no_grad: the reference's gradients into G from these passes are never used), except
-        # that --legacy_g_steps keeps the last one's graph for the G steps.
-        keep = cfg.Dsteps - 1 if cfg.legacy_g_steps else cfg.Dsteps
+        # G does not change during the D steps: their fakes need no graph (the reference's
+        # gradients into G from these passes are never used), and batched they come from one
+        # G pass. One-image passes keep the last fake's graph: it is the first G step's fake
+        # (G is unchanged until that step), and --legacy_g_steps uses it in every G step.
+        keep = cfg.Dsteps if self.batched else cfg.Dsteps - 1
         with torch.no_grad(), self.autocast():
             if not keep:
                 fakes = None
@@ -139,7 +140,7 @@ class ScaleTrainer:
                 fakes = G(g_inputs[:keep], prevs[:keep])            # [keep, 3, h, w]
             else:
                 fakes = torch.cat([G(g_inputs[j:j + 1], prevs[j:j + 1]) for j in range(keep)])
-        if cfg.legacy_g_steps:
+        if keep < cfg.Dsteps:
             with self.autocast():
                 self.fake = G(g_inputs[keep:], prevs[keep:])
             fakes = self.fake.detach() if fakes is None else torch.cat([fakes, self.fake.detach()])
@@ -168,17 +169,21 @@ class ScaleTrainer:
                     rec = G(rec_input, self.prev_rec)
                 else:
                     # Fix: the reference backpropagates through the last D step's graph in
-                    # all G steps (stale after the first update; modern torch rejects it). We
-                    # recompute fake from the same input, without touching BatchNorm's running
+                    # all G steps (stale after the first update; modern torch rejects it). The
+                    # first G step may use it (G has not changed yet); later ones recompute
+                    # fake from the same input, without touching BatchNorm's running
                     # statistics, which the reference never updated here; the reconstruction
-                    # pass (sample 1) updates them as in the reference.
+                    # pass updates them as in the reference.
                     if self.batched:
                         with batchnorm_stats_from(G, [1]):
                             fake_g, rec = G(torch.cat([g_input, rec_input]),
                                             torch.cat([prev, self.prev_rec])).split(1)
                     else:
-                        with batchnorm_stats_from(G, []):
-                            fake_g = G(g_input, prev)
+                        if j == 0:   # the last D step's fake, made by this very G
+                            fake_g = self.fake
+                        else:
+                            with batchnorm_stats_from(G, []):
+                                fake_g = G(g_input, prev)
                         rec = G(rec_input, self.prev_rec)
                 err_g = generator_adversarial_loss(D(fake_g))
                 rec_loss = reconstruction_loss(rec.float(), real, cfg.alpha)
