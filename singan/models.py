@@ -74,12 +74,12 @@ class ConvBlock(nn.Sequential):
         self.add_module("LeakyRelu", nn.LeakyReLU(0.2, inplace=True))
 
 
-def _body(nfc: int, min_nfc: int, num_layer: int, ker_size: int):
+def _body(nfc: int, min_nfc: int, num_layer: int, ker_size: int, nc_im: int = 3):
     """Head and body shared by G and D; returns (head, body, channels of the body's output).
 
     Body block i (1-based) maps max(2 * nfc / 2**i, min_nfc) -> max(nfc / 2**i, min_nfc) channels.
     """
-    head = ConvBlock(3, nfc, ker_size)
+    head = ConvBlock(nc_im, nfc, ker_size)
     body = nn.Sequential()
     out = nfc
     for i in range(1, num_layer - 1):
@@ -111,9 +111,7 @@ class Generator(nn.Module):
                  nc_im: int = 3):
         super().__init__()
         self.nfc, self.min_nfc, self.num_layer, self.ker_size = nfc, min_nfc, num_layer, ker_size
-        self.head, self.body, body_out = _body(nfc, min_nfc, num_layer, ker_size)
-        if nc_im != 3:
-            self.head = ConvBlock(nc_im, nfc, ker_size)
+        self.head, self.body, body_out = _body(nfc, min_nfc, num_layer, ker_size, nc_im)
         self.tail = nn.Sequential(nn.Conv2d(body_out, nc_im, ker_size, stride=1, padding=0),
                                   nn.Tanh())
 
@@ -131,9 +129,7 @@ class Discriminator(nn.Module):
                  nc_im: int = 3):
         super().__init__()
         self.nfc, self.min_nfc, self.num_layer, self.ker_size = nfc, min_nfc, num_layer, ker_size
-        self.head, self.body, body_out = _body(nfc, min_nfc, num_layer, ker_size)
-        if nc_im != 3:
-            self.head = ConvBlock(nc_im, nfc, ker_size)
+        self.head, self.body, body_out = _body(nfc, min_nfc, num_layer, ker_size, nc_im)
         self.tail = nn.Conv2d(body_out, 1, ker_size, stride=1, padding=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

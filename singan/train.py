@@ -333,6 +333,17 @@ def remove_scale_files(folder: Path, first: int, names=SCALE_FILES) -> None:
                 scale_dir.rmdir()
 
 
+def check_resumable(ckpt: dict, cfg, reals, folder) -> None:
+    """Refuse to continue a saved model trained with other settings or another image."""
+    mismatch = config_mismatch(ckpt["config"], cfg)
+    same_image = len(ckpt["reals"]) == len(reals) and all(
+        a.shape == b.shape and torch.equal(a, b.cpu()) for a, b in zip(ckpt["reals"], reals))
+    if mismatch or not same_image:
+        what = ", ".join(mismatch) if mismatch else "a different image"
+        raise SinGANError(f"{folder} holds a model trained with other settings ({what}); "
+                          "add --force to retrain it from scratch")
+
+
 def config_mismatch(saved: dict, cfg) -> List[str]:
     """The settings of a dataclass config that differ from a saved one, as 'name old -> new'."""
     current = asdict(cfg)
@@ -443,13 +454,7 @@ def _train_locked(reals, cfg, folder: Path, seed, image_info, force, plan, log, 
     ckpt_path = folder / CHECKPOINT_NAME
     if ckpt_path.exists() and not force:
         ckpt = read_checkpoint(ckpt_path)
-        mismatch = config_mismatch(ckpt["config"], cfg)
-        same_image = len(ckpt["reals"]) == len(reals) and all(
-            a.shape == b.shape and torch.equal(a, b.cpu()) for a, b in zip(ckpt["reals"], reals))
-        if mismatch or not same_image:
-            what = ", ".join(mismatch) if mismatch else "a different image"
-            raise SinGANError(f"{folder} holds a model trained with other settings ({what}); "
-                              "add --force to retrain it from scratch")
+        check_resumable(ckpt, cfg, reals, folder)
         pyramid = pyramid_from_checkpoint(ckpt, device)
         pyramid.reals = reals
         for s in ckpt["scales"]:

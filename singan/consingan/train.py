@@ -23,7 +23,7 @@ from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
-from ..train import (ProgressBar, config_mismatch, plot_losses, prepare_model_folder,
+from ..train import (ProgressBar, check_resumable, plot_losses, prepare_model_folder,
                      remove_scale_files, scale_seed)
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
@@ -317,13 +317,7 @@ def _train_locked(reals, cfg, plan, folder, seed, info, force, log, show_progres
             raise SinGANError(f"{folder} holds another kind of model ({ckpt.get('method')}"
                               f"{', fine-tuned' if ckpt.get('fine_tuned') else ''}); add --force "
                               "to replace it")
-        mismatch = config_mismatch(ckpt["config"], cfg)
-        same_image = len(ckpt["reals"]) == len(reals) and all(
-            a.shape == b.shape and torch.equal(a, b.cpu()) for a, b in zip(ckpt["reals"], reals))
-        if mismatch or not same_image:
-            what = ", ".join(mismatch) if mismatch else "a different image"
-            raise SinGANError(f"{folder} holds a model trained with other settings ({what}); "
-                              "add --force to retrain it from scratch")
+        check_resumable(ckpt, cfg, reals, folder)
         seed = ckpt.get("seed", seed)
         done = len(ckpt["scales"])
         if done:
