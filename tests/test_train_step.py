@@ -51,7 +51,7 @@ def test_batched_step_equals_plain_step(monkeypatch, batched):
     # Plain SGD instead of Adam on both sides: Adam's first steps have size lr whatever the
     # gradient, so float noise in a near-zero gradient would flip whole steps. A small lr:
     # with large ones the GAN's dynamics amplify float rounding within two iterations.
-    monkeypatch.setattr(torch.optim, "Adam", lambda params, lr, betas: torch.optim.SGD(params, lr))
+    monkeypatch.setattr(torch.optim, "Adam", lambda params, lr, betas, **kw: torch.optim.SGD(params, lr))
     torch.manual_seed(0)
     reals = [torch.rand(1, 3, 14, 18) * 2 - 1, torch.rand(1, 3, 18, 23) * 2 - 1]
     g0 = Generator(8, 8)

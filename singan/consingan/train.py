@@ -23,7 +23,7 @@ from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
-from ..train import (ProgressBar, check_resumable, plot_losses, prepare_model_folder,
+from ..train import (ProgressBar, adam, check_resumable, plot_losses, prepare_model_folder,
                      remove_scale_files, scale_seed)
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
@@ -128,8 +128,9 @@ def make_stage(k: int, G: GrowingGenerator, D: Discriminator, reals: List[torch.
     G.train(), D.train()
     if not fine_tune:
         fixed_noise.append(fixed_noise_for_stage(k, G, reals, cfg, noise_gen))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
-    opt_g = torch.optim.Adam(optimizer_groups(G, k, cfg), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+    device = reals[k].device
+    opt_d = adam(D.parameters(), cfg.lr_d, cfg.beta1, device)
+    opt_g = adam(optimizer_groups(G, k, cfg), cfg.lr_g, cfg.beta1, device)
     # Reference behaviour: MultiStepLR with the float milestone 0.8 * niter, stepped at the end
     # of each iteration: iterations from 0.8 * niter on run at lr * gamma (when 0.8 * niter is
     # not a whole number, the milestone is never met and the learning rate never decays).
