@@ -4,6 +4,7 @@ The scripts build frozen configuration objects from these (config_from_args), th
 library; nothing here is mutated later.
 """
 import argparse
+import sys
 
 from singan.cli import ArgumentParser
 from singan.hparams import SinGANConfig
@@ -72,9 +73,10 @@ def get_arguments(description: str = None) -> ArgumentParser:
     add("--lambda_grad", type=non_negative_float, default=d.lambda_grad,
         help="gradient-penalty weight")
     add("--alpha", type=non_negative_float, default=d.alpha, help="reconstruction-loss weight")
-    add("--amp", default="none", choices=["none", "bf16"],
-        help="mixed precision for training: bf16 autocast is about twice as fast on CPUs with "
-             "AVX-512 BF16 and on recent GPUs; results differ slightly from fp32")
+    add("--amp", default="none", choices=["none", "bf16", "fp16"],
+        help="mixed precision for training and sampling: bf16 autocast (CPUs with AVX-512 BF16 "
+             "or AMX, recent GPUs) or fp16 autocast with loss scaling (GPUs); results differ "
+             "slightly from fp32")
     add("--legacy_g_steps", action="store_true",
         help="reuse the last D step's graph in the G steps, as torch <= 1.4 did in the "
              "reference (bit-level comparison with old runs only)")
@@ -88,6 +90,11 @@ def check_arguments(parser: ArgumentParser, args) -> None:
     if args.not_cuda:
         args.device = "cpu"
     check_device(parser, args.device)
+    if getattr(args, "amp", "none") != "none":
+        from singan.train import amp_slowdown, resolve_device
+        reason = amp_slowdown(resolve_device(args.device), args.amp)
+        if reason:
+            print(f"warning: {reason}", file=sys.stderr)
 
 
 def check_device(parser: ArgumentParser, device: str) -> None:
@@ -194,6 +201,9 @@ def check_consingan_arguments(parser: ArgumentParser, args) -> None:
         return
     if args.ker_size != 3:
         parser.error("ConSinGAN's stage geometry needs --ker_size 3")
+    if args.amp != "none":
+        parser.error(f"--amp {args.amp}: ConSinGAN trains in float32 only; leave --amp out "
+                     "with --model consingan")
     if args.start_scale != 0:
         parser.error("--start_scale: ConSinGAN trains from stage 0; to retrain the last stage "
                      "of a model use --fine_tune --model_dir <model> --naive_img <image>")

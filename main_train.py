@@ -22,8 +22,8 @@ def main():
                         help="random samples written after training (0: none)")
     add_consingan_arguments(parser)
     args = parser.parse_args()
-    check_arguments(parser, args)
     check_consingan_arguments(parser, args)
+    check_arguments(parser, args)
     if args.model == "consingan":
         return main_consingan(args)
 

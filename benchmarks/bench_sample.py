@@ -51,7 +51,7 @@ def main():
     parser.add_argument("--model_dir", default=None, help="a trained model instead")
     parser.add_argument("--num_samples", type=int, default=50)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--amp", default="none", choices=["none", "bf16"])
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per size (best)")
     parser.add_argument("--json", default=None)

@@ -27,7 +27,7 @@ from singan.train import ScaleTrainer, autocast_context
 
 def conv_peak_gflops(device, amp, h=198, w=260, channels=128, repeats=5) -> float:
     """The machine's rate for one large 3x3 conv forward pass (best of NCHW and channels-last)."""
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float32
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp, torch.float32)
     conv = torch.nn.Conv2d(channels, channels, 3).to(device=device, dtype=dtype)
     x = torch.randn(1, channels, h, w, device=device, dtype=dtype)
     flops = 2 * channels * channels * 9 * (h - 2) * (w - 2)
@@ -117,7 +117,7 @@ def main():
     parser.add_argument("--iters", type=int, default=5, help="timed iterations per scale")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--amp", default="none", choices=["none", "bf16"])
+    parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--legacy_g_steps", action="store_true",
                         help="time the reference's step structure instead (one image per pass, "

@@ -28,7 +28,7 @@ class SinGANConfig:
     noise_amp: float = 0.1        # noise_amp_init: noise std relative to the upsampling RMSE
     mode: str = "train"           # train | animation_train | paint_train (training variant)
     legacy_g_steps: bool = False  # reuse the last D step's graph in the G steps (torch 1.4 maths)
-    amp: str = "none"             # mixed precision of the training step: none | bf16
+    amp: str = "none"             # mixed precision of the training step: none | bf16 | fp16
 
     @property
     def pad(self) -> int:

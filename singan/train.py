@@ -94,6 +94,7 @@ class ScaleTrainer:
         G.train(), D.train()
         self.opt_d = adam(D.parameters(), cfg.lr_d, cfg.beta1, device)
         self.opt_g = adam(G.parameters(), cfg.lr_g, cfg.beta1, device)
+        self.scaler_d, self.scaler_g = grad_scaler(device, cfg.amp), grad_scaler(device, cfg.amp)
 
         # Before the first iteration: the reconstruction path and the noise amplitude.
         if n == 0:
@@ -162,8 +163,9 @@ class ScaleTrainer:
                     d_real, d_fake = D(real), D(fake)
                 gp = gradient_penalty(D, real, fake, cfg.lambda_grad, self.generator)
                 err_d = critic_loss(d_real, d_fake) + gp
-            err_d.backward()
-            self.opt_d.step()
+            self.scaler_d.scale(err_d).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
 
         # (2) Update G: minimise -D(G(z)) + alpha * ||G(z_opt, prev_rec) - x||^2.
         D.requires_grad_(False)
@@ -195,11 +197,12 @@ class ScaleTrainer:
                         rec = G(rec_input, self.prev_rec)
                 err_g = generator_adversarial_loss(D(fake_g))
                 rec_loss = reconstruction_loss(rec.float(), real, cfg.alpha)
-            (err_g + rec_loss).backward(retain_graph=cfg.legacy_g_steps)
+            self.scaler_g.scale(err_g + rec_loss).backward(retain_graph=cfg.legacy_g_steps)
             if cfg.legacy_g_steps:
-                _step_keeping_versions(self.opt_g, G)
+                _step_keeping_versions(lambda: self.scaler_g.step(self.opt_g), G)
             else:
-                self.opt_g.step()
+                self.scaler_g.step(self.opt_g)
+            self.scaler_g.update()
         D.requires_grad_(True)
         self.fake = fake_g.detach()
 
@@ -246,23 +249,53 @@ def train_scale(n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
     return trainer.result()
 
 
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast_context(device: torch.device, amp: str):
-    """A factory of autocast contexts for --amp none|bf16 (bf16 needs no loss scaling)."""
+    """A factory of autocast contexts for --amp none|bf16|fp16."""
     if amp == "none":
         return contextlib.nullcontext
-    if amp != "bf16":
-        raise SinGANError(f"--amp {amp} is not supported; use --amp bf16 or none")
-    dtype = torch.bfloat16
+    if amp not in AMP_DTYPES:
+        raise SinGANError(f"--amp {amp} is not supported; use --amp none, bf16 or fp16")
+    dtype = AMP_DTYPES[amp]
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
-def _step_keeping_versions(optimizer, module: nn.Module) -> None:
-    """Optimizer step that restores the parameters' autograd version counters afterwards, so
-    that the next G step may backpropagate through the graph built before the update, as
+def amp_slowdown(device: torch.device, amp: str) -> Optional[str]:
+    """Why --amp would make this device slower rather than faster (None: no known reason).
+    CPUs without native bfloat16/float16 convolutions (AVX-512 BF16/FP16 or AMX) emulate
+    them: on an AVX2 CPU a bf16 or fp16 training step is about 25x slower than fp32."""
+    if amp == "none" or torch.device(device).type != "cpu":
+        return None
+    try:
+        native = (torch.ops.mkldnn._is_mkldnn_bf16_supported() if amp == "bf16"
+                  else torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):   # a torch without these queries: no warning
+        return None
+    if native:
+        return None
+    return (f"this CPU has no native {amp} convolutions (AVX-512 {amp.upper()} or AMX): "
+            f"--amp {amp} runs emulated, many times slower than fp32 (about 25x on an AVX2 "
+            f"CPU); leave --amp out here")
+
+
+def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
+    """Loss scaling for --amp fp16 (float16 gradients underflow without it); a pass-through
+    scaler otherwise. Starting at 2**10 rather than torch's 2**16: the critic's gradients
+    are of order one, and 2**16 would overflow float16 and skip the first updates of every
+    scale. With the fused Adam the scaler needs no host synchronisation."""
+    return torch.amp.GradScaler(torch.device(device).type, init_scale=2.0 ** 10,
+                                enabled=amp == "fp16")
+
+
+def _step_keeping_versions(step: Callable[[], None], module: nn.Module) -> None:
+    """An optimizer step that restores the parameters' autograd version counters afterwards,
+    so that the next G step may backpropagate through the graph built before the update, as
     torch <= 1.4 silently did (--legacy_g_steps)."""
     params = [q for q in module.parameters() if q.requires_grad]
     versions = [q._version for q in params]
-    optimizer.step()
+    step()
     torch._C._autograd._unsafe_set_version_counter(tuple(params), tuple(versions))
 
 

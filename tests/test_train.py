@@ -178,6 +178,7 @@ def test_main_train_bad_image(tmp_path, make, words):
     (["--niter", "-5"], ["--niter", "positive"]),
     (["--scale_factor", "1.2"], ["--scale_factor", "between 0 and 1"]),
     (["--min_size", "300", "--max_size", "250"], ["--min_size", "must not exceed"]),
+    (["--model", "consingan", "--amp", "bf16"], ["--amp bf16", "ConSinGAN", "float32"]),
 ])
 def test_main_train_bad_options(tmp_path, args, words):
     proc = run_script("main_train.py", "--input_name", "x.png", *args, cwd=tmp_path)
@@ -229,3 +230,17 @@ def test_training_is_reproducible_with_the_same_seed(tmp_path):
         for va, vb in zip(ga.state_dict().values(), gb.state_dict().values()):
             assert torch.equal(va, vb)
     assert runs[0].noise_amp == runs[1].noise_amp
+
+
+@pytest.mark.parametrize("amp, query", [("bf16", "_is_mkldnn_bf16_supported"),
+                                        ("fp16", "_is_mkldnn_fp16_supported")])
+def test_amp_on_a_cpu_without_native_support_is_called_slow(amp, query, monkeypatch):
+    from singan.train import amp_slowdown
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.ops.mkldnn, query, lambda: False)
+    reason = amp_slowdown(cpu, amp)
+    assert f"no native {amp}" in reason and "leave --amp out" in reason
+    monkeypatch.setattr(torch.ops.mkldnn, query, lambda: True)
+    assert amp_slowdown(cpu, amp) is None
+    assert amp_slowdown(cpu, "none") is None
+    assert amp_slowdown(torch.device("cuda"), amp) is None   # GPUs: no CPU emulation

@@ -46,12 +46,18 @@ def _plain_step(trainer: ScaleTrainer, G, D, opt_g, opt_d, generator):
         opt_g.step()
 
 
+def _sgd_instead_of_adam(monkeypatch):
+    """singan.train.adam builds plain SGD with the same learning rate."""
+    monkeypatch.setattr(torch.optim, "Adam",
+                        lambda params, lr, betas, **kw: torch.optim.SGD(params, lr))
+
+
 @pytest.mark.parametrize("batched", [True, False])
 def test_batched_step_equals_plain_step(monkeypatch, batched):
     # Plain SGD instead of Adam on both sides: Adam's first steps have size lr whatever the
     # gradient, so float noise in a near-zero gradient would flip whole steps. A small lr:
     # with large ones the GAN's dynamics amplify float rounding within two iterations.
-    monkeypatch.setattr(torch.optim, "Adam", lambda params, lr, betas, **kw: torch.optim.SGD(params, lr))
+    _sgd_instead_of_adam(monkeypatch)
     torch.manual_seed(0)
     reals = [torch.rand(1, 3, 14, 18) * 2 - 1, torch.rand(1, 3, 18, 23) * 2 - 1]
     g0 = Generator(8, 8)
@@ -82,19 +88,32 @@ def test_batched_step_equals_plain_step(monkeypatch, batched):
     assert moved > 100 * 2e-5
 
 
-def test_bf16_autocast_step_runs_and_stays_close_to_fp32():
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_step_stays_close_to_fp32(amp, monkeypatch):
+    # Plain SGD, so that each update is lr times the gradient: a loss scale left in the fp16
+    # gradients (2**10) would show in the updates, which Adam's first steps would hide.
+    _sgd_instead_of_adam(monkeypatch)
     torch.manual_seed(0)
     reals = [torch.rand(1, 3, 14, 18) * 2 - 1]
     pyramid = TrainedPyramid([], [], [], reals, 0.78)
     G, D = Generator(8, 8), Discriminator(8, 8)
     init_weights(G), init_weights(D)
-    results = []
-    for amp in ("none", "bf16"):
+    results, updates = [], []
+    for mode in ("none", amp):
         g, d = copy.deepcopy(G), copy.deepcopy(D)
-        cfg = SinGANConfig(nfc=8, min_nfc=8, niter=2, amp=amp)
+        cfg = SinGANConfig(nfc=8, min_nfc=8, niter=2, amp=mode, Dsteps=1, Gsteps=1)
         trainer = ScaleTrainer(0, pyramid, g, d, cfg, torch.Generator().manual_seed(1))
         trainer.step(0)
         results.append({k: float(v[-1]) for k, v in trainer.history.items()})
+        updates.append([(g.tail[0].weight - G.tail[0].weight).flatten(),
+                        (d.head.conv.weight - D.head.conv.weight).flatten()])
         assert all(v.dtype == torch.float32 for v in g.state_dict().values()
                    if v.is_floating_point())
+        scaled = mode == "fp16"
+        assert trainer.scaler_d.is_enabled() == trainer.scaler_g.is_enabled() == scaled
+    if amp == "fp16":   # no update was skipped for an overflow: both were made
+        assert trainer.scaler_d.get_scale() == trainer.scaler_g.get_scale() == 2.0 ** 10
     assert results[1]["rec"] == pytest.approx(results[0]["rec"], rel=0.05)
+    for fp32, mixed in zip(*updates):
+        assert 0.8 < mixed.norm() / fp32.norm() < 1.25          # the loss scale was removed
+        assert F.cosine_similarity(mixed, fp32, dim=0) > 0.9   # and the direction agrees

@@ -154,7 +154,7 @@ def random_samples(pyramid: TrainedPyramid, folder, num_samples: int = 50,
                    amp: str = "none") -> torch.Tensor:
     """Draw samples in batches, write them as 0.png .. and a grid (training image beside the
     first samples) next to the folder; return them as [num_samples, 3, H, W].
-    amp "bf16" draws them under bfloat16 autocast (faster where bf16 is native)."""
+    amp "bf16" / "fp16" draws them under bfloat16 / float16 autocast."""
     generator = None
     if seed is not None:
         generator = torch.Generator(device=pyramid.device).manual_seed(seed)
