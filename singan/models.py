@@ -40,7 +40,7 @@ class BatchNorm2d(nn.BatchNorm2d):
         samples = range(x.shape[0]) if self.stats_from is None else self.stats_from
         if self.momentum and len(samples):
             with torch.no_grad():
-                picked = x.detach()[list(samples)].float()            # [k, C, H, W]
+                picked = _pick(x.detach(), samples).float()            # [k, C, H, W]
                 m, k = self.momentum, len(samples)
                 # k successive updates r <- (1 - m) r + m s_i, in closed form
                 weights = m * (1 - m) ** torch.arange(k - 1, -1, -1, device=x.device)
@@ -48,6 +48,15 @@ class BatchNorm2d(nn.BatchNorm2d):
                 self.running_var.mul_((1 - m) ** k).add_(weights @ picked.var((2, 3)))
                 self.num_batches_tracked.add_(k)
         return out
+
+
+def _pick(x: torch.Tensor, samples: Sequence[int]) -> torch.Tensor:
+    """x[samples] along the batch; a run of consecutive samples as a slice (a view: no index
+    tensor copied from the host, so no host synchronisation on a GPU)."""
+    samples = list(samples)
+    if samples == list(range(samples[0], samples[0] + len(samples))):
+        return x[samples[0]:samples[0] + len(samples)]
+    return x[samples]
 
 
 @contextlib.contextmanager
