@@ -6,11 +6,13 @@ z_opt, the noise amplitudes and the real images per scale; its methods serve tra
 any start scale and at arbitrary sizes (``sample``), and injection of an image at scale n
 (``generate``), which harmonization, editing, paint-to-image and SR build on.
 """
+import copy
 from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import SinGANError
 from .imresize import imresize
@@ -47,9 +49,9 @@ class TrainedPyramid(nn.Module):
         self.pad = pad
         self.pad_noise = pad_noise
         self.config = dict(config or {})
+        self._drawing = {}   # n -> (G_n's identity and weights' versions, G_n for drawing)
         for g in self.generators:
             freeze(g)
-            g.to(memory_format=torch.channels_last)
 
     # ---- bookkeeping -------------------------------------------------------------------------
     @property
@@ -63,6 +65,7 @@ class TrainedPyramid(nn.Module):
 
     def to(self, device):  # keeps the plain-tensor lists in step with the modules
         super().to(device)
+        self._drawing = {}
         self.z_opt = [z.to(device) for z in self.z_opt]
         self.reals = [r.to(device) for r in self.reals]
         return self
@@ -73,7 +76,7 @@ class TrainedPyramid(nn.Module):
 
     def append(self, generator: nn.Module, z_opt: torch.Tensor, noise_amp: float) -> None:
         """Add a freshly trained scale (frozen and put in eval mode)."""
-        self.generators.append(freeze(generator).to(memory_format=torch.channels_last))
+        self.generators.append(freeze(generator))
         self.z_opt.append(z_opt.detach())
         self.noise_amp.append(float(noise_amp))
 
@@ -92,10 +95,24 @@ class TrainedPyramid(nn.Module):
         return spatial_noise(num, channels, h + p2, w + p2, self.device, generator)
 
     def _run(self, n: int, z: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """G_n(z, prev), in the channels-last layout that CPU convolution libraries run fastest
-        forward-only (about 10-15% here; the frozen generators are converted once)."""
+        """G_n(z, prev), by G_n's copy for drawing (see drawing_generator), in the channels-last
+        layout that CPU convolution libraries run fastest forward-only (10-15% here)."""
         cl = torch.channels_last
-        return self.generators[n](z.contiguous(memory_format=cl), prev.contiguous(memory_format=cl))
+        return self.drawing_generator(n)(z.contiguous(memory_format=cl),
+                                         prev.contiguous(memory_format=cl))
+
+    def drawing_generator(self, n: int) -> nn.Module:
+        """G_n for drawing: a channels-last copy with each BatchNorm (eval mode: a per-channel
+        affine map) folded into the convolution before it, which saves the normalisation's
+        pass over every activation (11% of sampling time here). The same maths up to float
+        rounding (~1e-6). Made again whenever G_n's weights have changed."""
+        g = self.generators[n]
+        weight = g.tail[0].weight
+        key = (id(g), weight.device, weight.dtype,
+               tuple(t._version for t in g.state_dict().values()))
+        if n not in self._drawing or self._drawing[n][0] != key:
+            self._drawing[n] = (key, fold_batchnorm(g))
+        return self._drawing[n][1]
 
     # ---- SPEC 6: drawing through the pyramid, for training -----------------------------------
     @torch.no_grad()
@@ -201,8 +218,15 @@ class TrainedPyramid(nn.Module):
                              for i in range(0, num_samples, batch_size)])
         return out.clamp(-1, 1) if (clamp if clamp is not None else noise is None) else out
 
-    def default_batch_size(self, area_factor: float = 1.0, budget_bytes: float = 0.5e9) -> int:
-        """Samples per batch so that the finest scale's activations stay within a budget."""
+    def default_batch_size(self, area_factor: float = 1.0,
+                           budget_bytes: Optional[float] = None) -> int:
+        """Samples per batch so that the finest scale's activations stay within a budget:
+        0.5 GB on a GPU; on a CPU about a last-level cache (48 MB), because batches whose
+        activations outgrow the cache ran slower there: 50 samples at 188 x 250 took 24.3 s
+        one by one and 26.8 s in batches of 6, while at 94 x 125 batches of 4 beat both 1
+        and 46 (2.1 s vs 2.4 and 2.5)."""
+        if budget_bytes is None:
+            budget_bytes = 48e6 if self.device.type == "cpu" else 0.5e9
         h, w = self.shape(self.num_scales - 1)
         nfc = self.generators[-1].nfc
         per_sample = 4 * nfc * (h + 2 * self.pad) * (w + 2 * self.pad) * 3 * area_factor
@@ -222,6 +246,17 @@ class TrainedPyramid(nn.Module):
         h0, w0 = self.shape(0)
         if round(scale_v * h0) < 1 or round(scale_h * w0) < 1:
             raise SinGANError(f"scale_v / scale_h too small for the coarsest scale ({h0} x {w0})")
+
+
+def fold_batchnorm(generator: nn.Module) -> nn.Module:
+    """A frozen channels-last copy of an eval-mode generator with every Conv2d -> BatchNorm2d
+    pair (its ConvBlocks' conv and norm) fused into one Conv2d."""
+    fused = copy.deepcopy(generator).eval()
+    for block in fused.modules():
+        conv, norm = getattr(block, "conv", None), getattr(block, "norm", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            block.conv, block.norm = fuse_conv_bn_eval(conv, norm), nn.Identity()
+    return freeze(fused).to(memory_format=torch.channels_last)
 
 
 def freeze(module: nn.Module) -> nn.Module:

@@ -7,6 +7,8 @@ import torch
 
 from singan import load_model
 from singan.errors import SinGANError
+from singan.models import Generator, init_weights
+from singan.sampling import TrainedPyramid, fold_batchnorm
 
 TINY = ("tiny_model", "TrainedModels", "colusseum", "scale_factor=0.750000,alpha=10")
 
@@ -91,3 +93,43 @@ def test_bf16_autocast_samples_stay_close_to_fp32(tiny, reference):
     assert bf16.shape == fp32.shape
     # bfloat16 keeps 8 bits of mantissa: close, not equal
     assert 0 < (bf16 - fp32).abs().mean() < 0.05
+
+
+def _generator_with_running_stats(seed):
+    torch.manual_seed(seed)
+    g = Generator(16, 16)
+    init_weights(g)
+    for m in g.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):       # statistics far from (0, 1)
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.2, 3.0)
+            m.bias.data.uniform_(-0.3, 0.3)
+    return g.eval()
+
+
+def test_drawing_generator_folds_batchnorm_into_the_convolutions():
+    g = _generator_with_running_stats(0)
+    z, prev = torch.randn(2, 3, 30, 34), torch.randn(2, 3, 30, 34)
+    fused = fold_batchnorm(g)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())   # original kept
+    with torch.no_grad():
+        assert torch.allclose(fused(z, prev), g(z, prev), atol=1e-5)
+
+
+def test_drawing_follows_changes_to_the_generators():
+    g0, g1 = _generator_with_running_stats(1), _generator_with_running_stats(2)
+    reals = [torch.rand(1, 3, 20, 24), torch.rand(1, 3, 26, 31)]
+    pyramid = TrainedPyramid([g0], [torch.zeros(1, 3, 30, 34)], [1.0], reals, 0.78)
+    before = pyramid.draw(1, "rec")
+    with torch.no_grad():
+        g0.tail[0].weight.mul_(0.5)              # in place: the fused copy must be remade
+    changed = pyramid.draw(1, "rec")
+    g0.load_state_dict(g1.state_dict())
+    replaced = pyramid.draw(1, "rec")
+    with torch.no_grad():
+        expected = g1(torch.zeros(1, 3, 30, 34), torch.zeros(1, 3, 30, 34))
+    assert not torch.allclose(before, changed, atol=1e-4)
+    assert torch.allclose(pyramid._run(0, torch.zeros(1, 3, 30, 34), torch.zeros(1, 3, 30, 34)),
+                          expected, atol=1e-5)
+    assert not torch.allclose(changed, replaced, atol=1e-4)
