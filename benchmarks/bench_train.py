@@ -25,20 +25,26 @@ from singan.models import Discriminator, Generator, channels_at_scale, init_weig
 from singan.train import ScaleTrainer, autocast_context
 
 
-def conv_peak_gflops(device, amp, h=198, w=260, channels=128, repeats=5) -> float:
-    """The machine's rate for one large 3x3 conv forward pass (best of NCHW and channels-last)."""
+def conv_peak_gflops(device, amp, h=198, w=260, channels=128, repeats=5, backward=False):
+    """The machine's rate for one large 3x3 conv, best of NCHW and channels-last: the forward
+    pass alone, or (backward=True) forward plus backward (input and weight gradients, 3x the
+    forward FLOPs), which is what training runs."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp, torch.float32)
     conv = torch.nn.Conv2d(channels, channels, 3).to(device=device, dtype=dtype)
-    x = torch.randn(1, channels, h, w, device=device, dtype=dtype)
-    flops = 2 * channels * channels * 9 * (h - 2) * (w - 2)
+    x = torch.randn(1, channels, h, w, device=device, dtype=dtype, requires_grad=backward)
+    flops = 2 * channels * channels * 9 * (h - 2) * (w - 2) * (3 if backward else 1)
     best = float("inf")
-    with torch.no_grad():
-        for layout in (torch.contiguous_format, torch.channels_last):
-            c, xx = conv.to(memory_format=layout), x.contiguous(memory_format=layout)
-            c(xx)
-            for _ in range(repeats):
-                sync(device)
-                best = min(best, median_time(lambda: c(xx), 1, device))
+    for layout in (torch.contiguous_format, torch.channels_last):
+        c, xx = conv.to(memory_format=layout), x.detach().contiguous(memory_format=layout)
+        xx.requires_grad_(backward)
+        if backward:
+            grad = torch.ones(1, channels, h - 2, w - 2, device=device, dtype=dtype)
+            run = lambda: c(xx).backward(grad.contiguous(memory_format=layout))  # noqa: E731
+        else:
+            run = torch.no_grad()(lambda: c(xx))
+        run()
+        for _ in range(repeats):
+            best = min(best, median_time(run, 1, device))
     return flops / best / 1e9
 
 
@@ -65,7 +71,8 @@ def conv_flops(fn) -> float:
     return float(counter.flops)
 
 
-def bench_singan(image, scales, iters, warmup, device, amp, niter=2000, legacy=False):
+def bench_singan(image, scales, iters, warmup, device, amp, niter=2000, legacy=False,
+                 on_row=lambda row: None):
     plan, reals = plan_and_reals(image)
     reals = [r.to(device) for r in reals]
     cfg = SinGANConfig(amp=amp, legacy_g_steps=legacy)
@@ -87,23 +94,25 @@ def bench_singan(image, scales, iters, warmup, device, amp, niter=2000, legacy=F
                      "median_s_per_iter": seconds, "projected_s": seconds * niter,
                      "conv_gflop_per_iter": flops / 1e9, "gflops": flops / seconds / 1e9,
                      "peak_memory_mb": peak_memory_mb(device)})
-        print_row(rows[-1])
+        on_row(rows[-1])
     return rows
 
 
 def print_header():
+    print("ref: the reference's s/iter on the issue's AVX-512 machine (at 188x250 only); "
+          "% train: of this machine's forward+backward conv rate")
     print(f"{'scale':>5} {'size':>9} {'nfc':>4} {'s/iter':>8} {'ref':>7} {'speedup':>7} "
-          f"{'2000 it':>8} {'GFLOP/it':>9} {'GFLOP/s':>8} {'peak MB':>8}")
+          f"{'2000 it':>8} {'GFLOP/it':>9} {'GFLOP/s':>8} {'% train':>7} {'peak MB':>8}")
 
 
-def print_row(r):
-    ref = REFERENCE_S_PER_ITER.get(r["scale"]) if r.get("reference_size") else None
+def print_row(r, reference_size: bool, train_rate: float):
+    ref = REFERENCE_S_PER_ITER.get(r["scale"]) if reference_size else None
     ref_text = f"{ref:7.3f}" if ref else f"{'-':>7}"
     speed = f"{ref / r['median_s_per_iter']:6.2f}x" if ref else f"{'-':>7}"
     print(f"{r['scale']:>5} {r['height']:>4}x{r['width']:<4} {r['nfc']:>4} "
           f"{r['median_s_per_iter']:8.3f} {ref_text} {speed} {r['projected_s'] / 60:7.1f}m "
           f"{r.get('conv_gflop_per_iter', 0):9.1f} {r.get('gflops', 0):8.1f} "
-          f"{r['peak_memory_mb']:8.0f}", flush=True)
+          f"{100 * r.get('gflops', 0) / train_rate:6.0f}% {r['peak_memory_mb']:8.0f}", flush=True)
 
 
 def main():
@@ -132,8 +141,10 @@ def main():
     reference_size = tuple(image.shape[2:]) == (188, 250)
     print(describe_machine())
     peak = conv_peak_gflops(args.device, args.amp)
+    peak_train = conv_peak_gflops(args.device, args.amp, backward=True)
     print(f"image {image.shape[2]}x{image.shape[3]}, model {args.model}, amp {args.amp}; "
-          f"machine conv rate (128 ch 3x3 forward, best of NCHW/channels-last): {peak:.0f} GFLOP/s")
+          f"machine conv rate (128 ch 3x3, best of NCHW/channels-last): forward {peak:.0f} "
+          f"GFLOP/s, forward+backward {peak_train:.0f} GFLOP/s")
     if args.model == "consingan":
         from bench_consingan import bench_stages
         print(f"{'stage':>5} {'size':>9} {'nfc':>4} {'s/iter':>8} {'2000 it':>8}")
@@ -147,17 +158,17 @@ def main():
                   f"{r['s_per_iter']:8.3f} {r['projected_s'] / 60:7.1f}m", flush=True)
     else:
         print_header()
-        global print_row
-        plain = print_row
-        print_row = lambda r: plain({**r, "reference_size": reference_size})
         rows = bench_singan(image, scales, args.iters, args.warmup, args.device, args.amp,
-                            legacy=args.legacy_g_steps)
+                            legacy=args.legacy_g_steps,
+                            on_row=lambda r: print_row(r, reference_size, peak_train))
     for r in rows:
         if "gflops" in r:
             r["percent_of_machine_conv_rate"] = 100 * r["gflops"] / peak
+            r["percent_of_machine_train_rate"] = 100 * r["gflops"] / peak_train
     total = sum(r.get("projected_s", 0) for r in rows)
     print(f"projected full training ({len(rows)} scales, 2000 iterations each): "
-          f"{total / 3600:.2f} h; machine conv rate {peak:.0f} GFLOP/s")
+          f"{total / 3600:.2f} h; machine conv rate {peak:.0f} GFLOP/s forward, "
+          f"{peak_train:.0f} forward+backward")
     write_json(args.json, rows)
 
 
