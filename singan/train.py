@@ -48,7 +48,7 @@ class ScaleResult:
 def adam(params, lr: float, beta1: float, device: torch.device) -> torch.optim.Adam:
     """The reference's Adam (betas (beta1, 0.999)), with torch's fused kernel on the CPU and
     CUDA: the same update, one kernel per parameter instead of about ten (it agrees with the
-    per-op loop to the last bit of float32: 1e-7; ~4% of an iteration at the small scales)."""
+    per-op loop to float32 rounding, 1e-7 after 250 steps; 4.5% of an iteration at scale 0)."""
     fused = True if torch.device(device).type in ("cpu", "cuda") else None
     return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), fused=fused)
 
@@ -282,9 +282,10 @@ def amp_slowdown(device: torch.device, amp: str) -> Optional[str]:
 
 def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
     """Loss scaling for --amp fp16 (float16 gradients underflow without it); a pass-through
-    scaler otherwise. Starting at 2**10 rather than torch's 2**16: the critic's gradients
-    are of order one, and 2**16 would overflow float16 and skip the first updates of every
-    scale. With the fused Adam the scaler needs no host synchronisation."""
+    scaler otherwise. Each overflow skips one update and halves the scale, and every scale
+    starts a new scaler: starting at 2**10 rather than torch's 2**16 skips fewer of a
+    scale's first updates (the critic's weight gradients are sums over every pixel). With
+    the fused Adam the scaler needs no host synchronisation."""
     return torch.amp.GradScaler(torch.device(device).type, init_scale=2.0 ** 10,
                                 enabled=amp == "fp16")
 
