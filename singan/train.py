@@ -449,6 +449,22 @@ def prepare_model_folder(folder: Path, needed: int) -> None:
         raise write_error(folder, err) from None
 
 
+def clear_for_training(folder: Path, needed: int, force: bool, first: int,
+                       names=SCALE_FILES) -> None:
+    """Ready a model folder for (re)training from scale `first` on: it must be writable with
+    `needed` bytes free; temporaries left by a kill, the per-scale files `names` of scales >=
+    first (an unfinished run's) and, with force, the old model.pth are removed."""
+    check_writable(folder, "model folder")
+    check_free_space(folder, needed)
+    try:
+        remove_temporaries(folder)
+        if force:   # the old model goes first, so that a kill cannot leave it mixed with the new
+            (folder / CHECKPOINT_NAME).unlink(missing_ok=True)
+        remove_scale_files(folder, first, names)
+    except OSError as err:
+        raise write_error(folder, err) from None
+
+
 def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
                   image_info: Optional[dict] = None, force: bool = False,
                   plan: Optional[Pyramid] = None, log: Callable[[str], None] = print,
@@ -510,15 +526,7 @@ def _train_locked(reals, cfg, folder: Path, seed, image_info, force, plan, log, 
             return pyramid
         log(f"resuming {folder} after scale {pyramid.num_scales - 1} "
             f"({pyramid.num_scales}/{plan.n_scales} scales done)")
-    check_writable(folder, "model folder")
-    check_free_space(folder, needed)
-    try:
-        remove_temporaries(folder)
-        if force:   # the old model goes first, so that a kill cannot leave it mixed with the new
-            ckpt_path.unlink(missing_ok=True)
-        remove_scale_files(folder, pyramid.num_scales)
-    except OSError as err:
-        raise write_error(folder, err) from None
+    clear_for_training(folder, needed, force, pyramid.num_scales)
     info = dict(image_info or {})
     write_json(folder / "config.json", {"config": asdict(cfg), "seed": seed, "image": info,
                                         "plan": asdict(plan), "device": str(device)})

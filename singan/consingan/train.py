@@ -17,14 +17,13 @@ import torch.nn.functional as F
 
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint, save_torch, write_json
 from ..errors import SinGANError
-from ..guards import (check_free_space, check_writable, exclusive, interrupts_deferred,
-                      remove_temporaries)
+from ..guards import exclusive, interrupts_deferred, remove_temporaries
 from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
-from ..train import (ProgressBar, adam, check_resumable, plot_losses, prepare_model_folder,
-                     remove_scale_files, scale_seed)
+from ..train import (ProgressBar, adam, check_resumable, clear_for_training, plot_losses,
+                     prepare_model_folder, remove_scale_files, scale_seed)
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -332,18 +331,10 @@ def _train_locked(reals, cfg, plan, folder, seed, info, force, log, show_progres
             return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, info)
         if done:
             log(f"resuming {folder} after stage {done - 1} ({done}/{plan.n_stages} stages done)")
-    check_writable(folder, "model folder")
-    check_free_space(folder, needed)
-    try:
-        remove_temporaries(folder)
-        if force:   # the old model goes first, so that a kill cannot leave it mixed with the new
-            ckpt_path.unlink(missing_ok=True)
-        remove_stage_files(folder, len(noise_amp))
-        write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
-                                            "seed": seed, "image": info, "plan": asdict(plan),
-                                            "device": str(device)})
-    except OSError as err:
-        raise write_error(folder, err) from None
+    clear_for_training(folder, needed, force, len(noise_amp), STAGE_FILES)
+    write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
+                                        "seed": seed, "image": info, "plan": asdict(plan),
+                                        "device": str(device)})
 
     try:
         for k in range(len(noise_amp), plan.n_stages):
@@ -435,13 +426,7 @@ def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = No
     if niter is not None:
         cfg = replace(cfg, niter=niter)
     plan = plan_from_dict(ckpt["plan"])
-    if not folder.exists():
-        check_writable(folder, "model folder")
-        check_free_space(folder, estimated_model_bytes(plan, cfg))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(folder, err) from None
+    prepare_model_folder(folder, estimated_model_bytes(plan, cfg))
     with exclusive(folder):
         return _fine_tune_locked(ckpt, naive, folder, cfg, plan, seed, source_folder,
                                  naive_name, log, show_progress)
