@@ -5,6 +5,7 @@ library; nothing here is mutated later.
 """
 import argparse
 import sys
+from typing import Optional
 
 from singan.cli import ArgumentParser
 from singan.hparams import SinGANConfig
@@ -115,6 +116,27 @@ def config_from_args(args, **overrides) -> SinGANConfig:
               if hasattr(args, k) and k != "mode"}   # --mode names the task, not the variant
     values.update(overrides)
     return SinGANConfig(**values)
+
+
+def add_injection_arguments(parser: ArgumentParser, task: str, ref_dir: str, ref_what: str,
+                            start_scale_option: str, mask_region: Optional[str] = None) -> None:
+    """The options of the scripts that inject an image into a trained SinGAN (harmonization,
+    editing, paint-to-image), under the reference's names, and --mode fixed to `task`."""
+    add = parser.add_argument
+    add("--input_dir", default="Input/Images", help="folder of the training image")
+    add("--input_name", required=True, help="training image file name")
+    add("--ref_dir", default=ref_dir, help=f"folder of the {ref_what}")
+    add("--ref_name", required=True, help=f"{ref_what} file name")
+    if mask_region:
+        add("--mask", help="mask file, a path or a name in --ref_dir (default: <ref_name stem>"
+            f"_mask.<ext> in --ref_dir); white marks the {mask_region} region")
+    add(f"--{start_scale_option}", type=int, required=True,
+        help="injection scale, 1..N (N: the finest scale)")
+    add("--model_dir", help="model folder (default: the one main_train.py writes for "
+        "--input_name and the current model options)")
+    add("--num_samples", type=positive_int, default=1,
+        help="results to write (the reference writes 1)")
+    add("--mode", default=task, choices=[task], help="task")
 
 
 # ---- ConSinGAN (main_train.py --model consingan) -------------------------------------------------

@@ -10,28 +10,15 @@ Output/Harmonization/<image>/<R>_out/start_scale=<n>.png.
 """
 from pathlib import Path
 
-from config import check_arguments, config_from_args, get_arguments, positive_int
+from config import add_injection_arguments, check_arguments, config_from_args, get_arguments
 from singan.apps.harmonize import masked_injection
 from singan.cli import resolve_seed, run
 
 
 def main():
     parser = get_arguments(__doc__)
-    parser.add_argument("--input_dir", default="Input/Images", help="folder of the training image")
-    parser.add_argument("--input_name", required=True, help="training image file name")
-    parser.add_argument("--ref_dir", default="Input/Harmonization",
-                        help="folder of the naive image")
-    parser.add_argument("--ref_name", required=True, help="naive image file name")
-    parser.add_argument("--mask", help="mask file, a path or a name in --ref_dir (default: "
-                        "<ref_name stem>_mask.<ext> in --ref_dir); white marks the pasted region")
-    parser.add_argument("--harmonization_start_scale", type=int, required=True,
-                        help="injection scale, 1..N (N: the finest scale)")
-    parser.add_argument("--model_dir", help="model folder (default: the one main_train.py "
-                        "writes for --input_name and the current model options)")
-    parser.add_argument("--num_samples", type=positive_int, default=1,
-                        help="results to write (the reference writes 1)")
-    parser.add_argument("--mode", default="harmonization", choices=["harmonization"],
-                        help="task")
+    add_injection_arguments(parser, "harmonization", "Input/Harmonization", "naive image",
+                            "harmonization_start_scale", mask_region="pasted")
     args = parser.parse_args()
     check_arguments(parser, args)
 

@@ -12,7 +12,7 @@ TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n>/ (later runs reuse 
 import argparse
 from pathlib import Path
 
-from config import check_arguments, config_from_args, get_arguments, positive_int
+from config import add_injection_arguments, check_arguments, config_from_args, get_arguments
 from singan.apps.paint import paint2image
 from singan.cli import resolve_seed, run
 
@@ -29,21 +29,11 @@ def flag(text: str) -> bool:
 
 def main():
     parser = get_arguments(__doc__)
-    parser.add_argument("--input_dir", default="Input/Images", help="folder of the training image")
-    parser.add_argument("--input_name", required=True, help="training image file name")
-    parser.add_argument("--ref_dir", default="Input/Paint", help="folder of the painting")
-    parser.add_argument("--ref_name", required=True, help="painting file name")
-    parser.add_argument("--paint_start_scale", type=int, required=True,
-                        help="injection scale, 1..N (N: the finest scale)")
+    add_injection_arguments(parser, "paint2image", "Input/Paint", "painting", "paint_start_scale")
     parser.add_argument("--quantization_flag", type=flag, nargs="?", const=True, default=False,
                         help="quantise to the image's 5 colours and retrain scale n for them")
-    parser.add_argument("--model_dir", help="model folder (default: the one main_train.py "
-                        "writes for --input_name and the current model options)")
-    parser.add_argument("--num_samples", type=positive_int, default=1,
-                        help="results to write (the reference writes 1)")
     parser.add_argument("--force", action="store_true",
                         help="retrain the quantised scale even if its model exists")
-    parser.add_argument("--mode", default="paint2image", choices=["paint2image"], help="task")
     args = parser.parse_args()
     check_arguments(parser, args)
 
