@@ -179,9 +179,18 @@ def save_image(path, x: torch.Tensor) -> None:
     atomic_write_bytes(path, iio.imwrite("<bytes>", to_uint8(x), extension=".png"))
 
 
-def save_grid(path, images, columns: int = None, gap: int = 4) -> None:
-    """Save a list of [1, 3, H, W] tensors (sizes may differ) side by side as one PNG."""
+GRID_MIN_HEIGHT = 256   # px: smaller images are enlarged (nearest neighbour) to be seen
+
+
+def save_grid(path, images, columns: int = None, gap: int = 4,
+              min_height: int = GRID_MIN_HEIGHT) -> None:
+    """Save a list of [1, 3, H, W] tensors (sizes may differ) side by side as one PNG. Rows of
+    small images are enlarged by a whole factor, each pixel a block (nearest neighbour), so
+    that a row is at least `min_height` px tall: a 43 px sample is a grid a person can see."""
     arrays = [to_uint8(im) for im in images]
+    zoom = max(1, -(-min_height // max(a.shape[0] for a in arrays)))   # ceil division
+    if zoom > 1:
+        arrays = [a.repeat(zoom, axis=0).repeat(zoom, axis=1) for a in arrays]
     columns = columns or len(arrays)
     rows = [arrays[i:i + columns] for i in range(0, len(arrays), columns)]
     cell_h = max(a.shape[0] for a in arrays)
