@@ -40,7 +40,7 @@ def main():
 
     folder, hr, compare = super_resolution(
         find_image(args.input_dir, args.input_name), args.sr_factor,
-        config_from_args(args, mode="train"), args.device, resolve_seed(args.manualSeed),
+        config_from_args(args), args.device, resolve_seed(args.manualSeed),
         args.out, args.force, args.quiet)
     print(f"model: {folder}")
     print(f"super-resolved: {hr} (side by side with bicubic: {compare})")

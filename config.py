@@ -5,9 +5,12 @@ library; nothing here is mutated later.
 """
 import argparse
 import sys
+from dataclasses import fields
+from pathlib import Path
 from typing import Optional
 
 from singan.cli import ArgumentParser
+from singan.consingan.hparams import ACTIVATIONS, ANIMATION_MIN_SIZE, TRAIN_MODES, ConSinGANConfig
 from singan.hparams import SinGANConfig
 
 
@@ -30,8 +33,9 @@ non_negative_float = _typed(float, lambda v: v >= 0, "a number >= 0")
 fraction = _typed(float, lambda v: 0 < v < 1, "a number strictly between 0 and 1")
 
 
-def get_arguments(description: str = None) -> ArgumentParser:
-    """The reference's shared options (config.py), plus --device."""
+def get_arguments(description: str = None, both_methods: bool = False) -> ArgumentParser:
+    """The reference's shared options (config.py), plus --device. both_methods: --nfc and
+    --num_layer default to None, filled per method by check_consingan_arguments."""
     d = SinGANConfig()
     parser = ArgumentParser(description=description,
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -46,11 +50,16 @@ def get_arguments(description: str = None) -> ArgumentParser:
     # networks
     add("--nc_z", type=positive_int, default=3, help="noise channels (fixed at 3)")
     add("--nc_im", type=positive_int, default=3, help="image channels (fixed at 3)")
-    add("--nfc", type=positive_int, default=d.nfc, help="channels at scales 0-3")
+    per_method = " (default: %d for SinGAN, %d for ConSinGAN)%%(default).0s"
+    add("--nfc", type=positive_int, default=None if both_methods else d.nfc,
+        help="channels at scales 0-3" + (per_method % MODEL_DEFAULTS["nfc"] if both_methods
+                                         else ""))
     add("--min_nfc", type=positive_int, default=d.min_nfc, help="minimum channels of body blocks")
     add("--ker_size", type=positive_int, default=d.ker_size, help="kernel size")
     add("--num_layer", type=_typed(int, lambda v: v >= 3, "an integer >= 3"),
-        default=d.num_layer, help="conv layers per network")
+        default=None if both_methods else d.num_layer,
+        help="conv layers per network" + (per_method % MODEL_DEFAULTS["num_layer"]
+                                          if both_methods else ""))
     add("--stride", type=positive_int, default=1, help="stride (fixed at 1)")
     add("--padd_size", type=non_negative_int, default=0, help="conv padding (fixed at 0)")
     # pyramid
@@ -92,7 +101,7 @@ def check_arguments(parser: ArgumentParser, args) -> None:
         args.device = "cpu"
     check_device(parser, args.device)
     if getattr(args, "amp", "none") != "none":
-        from singan.train import amp_slowdown, resolve_device
+        from singan.devices import amp_slowdown, resolve_device
         reason = amp_slowdown(resolve_device(args.device), args.amp)
         if reason:
             print(f"warning: {reason}", file=sys.stderr)
@@ -112,10 +121,17 @@ def check_device(parser: ArgumentParser, device: str) -> None:
 
 def config_from_args(args, **overrides) -> SinGANConfig:
     """The frozen training configuration that the options describe."""
-    values = {k: getattr(args, k) for k in SinGANConfig.__dataclass_fields__
-              if hasattr(args, k) and k != "mode"}   # --mode names the task, not the variant
+    values = {k: getattr(args, k) for k in SinGANConfig.__dataclass_fields__ if hasattr(args, k)}
     values.update(overrides)
     return SinGANConfig(**values)
+
+
+def model_dir_from_args(args) -> Path:
+    """The model folder the options name: --model_dir, or the one main_train.py writes for
+    --input_name and the model options."""
+    from singan import model_folder
+    return Path(args.model_dir) if args.model_dir else model_folder(args.input_name,
+                                                                   config_from_args(args))
 
 
 def add_injection_arguments(parser: ArgumentParser, task: str, ref_dir: str, ref_what: str,
@@ -130,8 +146,9 @@ def add_injection_arguments(parser: ArgumentParser, task: str, ref_dir: str, ref
     if mask_region:
         add("--mask", help="mask file, a path or a name in --ref_dir (default: <ref_name stem>"
             f"_mask.<ext> in --ref_dir); white marks the {mask_region} region")
-    add(f"--{start_scale_option}", type=int, required=True,
-        help="injection scale, 1..N (N: the finest scale)")
+    add(f"--{start_scale_option}", type=int, default=None,
+        help="injection scale, 1..N (N: the finest scale); a ConSinGAN harmonization or "
+             "editing model takes the image at stage 0 and needs none")
     add("--model_dir", help="model folder (default: the one main_train.py writes for "
         "--input_name and the current model options)")
     add("--num_samples", type=positive_int, default=1,
@@ -154,13 +171,7 @@ def add_consingan_arguments(parser: ArgumentParser) -> None:
     ConSinGAN-only options default to None so that giving one can select ConSinGAN (the
     reference's command lines work as they are); --nfc and --num_layer default per method.
     """
-    from singan.consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
     c = ConSinGANConfig()
-    for name, (singan, consingan) in MODEL_DEFAULTS.items():
-        action = parser._option_string_actions[f"--{name}"]
-        action.default = None
-        # "%(default).0s" prints nothing: it keeps the help formatter from adding "(None)"
-        action.help += f" (default: {singan} for SinGAN, {consingan} for ConSinGAN)%(default).0s"
     group = parser.add_argument_group("ConSinGAN (--model consingan; defaults as its reference)")
     add = group.add_argument
     add("--model", choices=["singan", "consingan"], default=None,
@@ -191,10 +202,9 @@ def add_consingan_arguments(parser: ArgumentParser) -> None:
 
 def add_gpu_argument(parser: ArgumentParser) -> None:
     """The reference ConSinGAN's --gpu (a CUDA device index)."""
-    if "--gpu" not in parser._option_string_actions:
-        parser.add_argument("--gpu", type=non_negative_int, default=None,
-                            help="CUDA device index, as ConSinGAN's --gpu (with --device auto "
-                                 "or cuda)%(default).0s")
+    parser.add_argument("--gpu", type=non_negative_int, default=None,
+                        help="CUDA device index, as ConSinGAN's --gpu (with --device auto "
+                             "or cuda)%(default).0s")
 
 
 def apply_gpu_argument(args) -> None:
@@ -239,8 +249,6 @@ def check_consingan_arguments(parser: ArgumentParser, args) -> None:
 def consingan_config_from_args(args):
     """The frozen ConSinGAN configuration the options describe (reference defaults for the
     ConSinGAN options not given)."""
-    from dataclasses import fields
-    from singan.consingan.hparams import ANIMATION_MIN_SIZE, ConSinGANConfig
     values = {f.name: getattr(args, f.name) for f in fields(ConSinGANConfig)
               if getattr(args, f.name, None) is not None}
     if values.get("train_mode") == "animation":

@@ -9,7 +9,9 @@ start_scale=<n>_masked.png (the training image outside the dilated mask).
 """
 from pathlib import Path
 
-from config import add_injection_arguments, check_arguments, config_from_args, get_arguments
+from config import add_injection_arguments, check_arguments, config_from_args, get_arguments, \
+    model_dir_from_args
+from singan.apps.generation import open_trained_model
 from singan.apps.harmonize import masked_injection
 from singan.cli import resolve_seed, run
 
@@ -21,10 +23,11 @@ def main():
     args = parser.parse_args()
     check_arguments(parser, args)
 
+    model = open_trained_model(model_dir_from_args(args), args.input_name,
+                               config_from_args(args), args.device, args.input_dir)
     written = masked_injection(
-        "editing", args.input_name, Path(args.ref_dir) / args.ref_name,
-        args.editing_start_scale, config_from_args(args, mode="train"), args.device,
-        resolve_seed(args.manualSeed), args.out, args.mask, args.model_dir, args.input_dir,
+        "editing", model, args.input_name, Path(args.ref_dir) / args.ref_name,
+        args.editing_start_scale, resolve_seed(args.manualSeed), args.out, args.mask,
         args.num_samples)
     print(f"edited: {written[0]} and {written[1]}"
           + (f" (+{len(written) - 2} more)" if len(written) > 2 else ""))

@@ -10,7 +10,8 @@ Results go to Output/ConSinGAN/<image>/<model folder>/.
 """
 from config import add_gpu_argument, apply_gpu_argument, check_arguments, get_arguments, \
     positive_int
-from singan import consingan
+from singan.apps.evaluate import evaluate, output_folder
+from singan.apps.generation import open_model
 from singan.cli import resolve_seed, run
 
 
@@ -29,10 +30,9 @@ def main():
     apply_gpu_argument(args)
 
     seed = resolve_seed(args.manualSeed)
-    model = consingan.open_consingan(args.model_dir, args.device)
-    out = consingan.output_folder(model, args.model_dir, args.out)
-    written = consingan.evaluate(model, out, args.num_samples, args.naive_img, seed,
-                                 args.num_frames)
+    model = open_model(args.model_dir, args.device)
+    out = output_folder(model, args.out)
+    written = evaluate(model, out, args.num_samples, args.naive_img, seed, args.num_frames)
     print(f"{model.train_mode} model: {len(written)} results in {out}")
     for path in written:
         print(f"  {path}")

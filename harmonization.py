@@ -10,7 +10,9 @@ Output/Harmonization/<image>/<R>_out/start_scale=<n>.png.
 """
 from pathlib import Path
 
-from config import add_injection_arguments, check_arguments, config_from_args, get_arguments
+from config import add_injection_arguments, check_arguments, config_from_args, get_arguments, \
+    model_dir_from_args
+from singan.apps.generation import open_trained_model
 from singan.apps.harmonize import masked_injection
 from singan.cli import resolve_seed, run
 
@@ -22,10 +24,11 @@ def main():
     args = parser.parse_args()
     check_arguments(parser, args)
 
+    model = open_trained_model(model_dir_from_args(args), args.input_name,
+                               config_from_args(args), args.device, args.input_dir)
     written = masked_injection(
-        "harmonization", args.input_name, Path(args.ref_dir) / args.ref_name,
-        args.harmonization_start_scale, config_from_args(args, mode="train"), args.device,
-        resolve_seed(args.manualSeed), args.out, args.mask, args.model_dir, args.input_dir,
+        "harmonization", model, args.input_name, Path(args.ref_dir) / args.ref_name,
+        args.harmonization_start_scale, resolve_seed(args.manualSeed), args.out, args.mask,
         args.num_samples)
     more = f" (+{len(written) - 1} more)" if len(written) > 1 else ""
     print(f"harmonized: {written[0]}{more}")

@@ -12,7 +12,9 @@ TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n>/ (later runs reuse 
 import argparse
 from pathlib import Path
 
-from config import add_injection_arguments, check_arguments, config_from_args, get_arguments
+from config import add_injection_arguments, check_arguments, config_from_args, get_arguments, \
+    model_dir_from_args
+from singan.apps.generation import open_trained_model
 from singan.apps.paint import paint2image
 from singan.cli import resolve_seed, run
 
@@ -37,11 +39,13 @@ def main():
     args = parser.parse_args()
     check_arguments(parser, args)
 
+    cfg = config_from_args(args)
+    model = open_trained_model(model_dir_from_args(args), args.input_name, cfg, args.device,
+                               args.input_dir)
     written = paint2image(
-        args.input_name, Path(args.ref_dir) / args.ref_name, args.paint_start_scale,
-        config_from_args(args, mode="train"), args.device, resolve_seed(args.manualSeed),
-        args.out, args.model_dir, args.input_dir, args.num_samples, args.quantization_flag,
-        args.force, args.quiet)
+        model, args.input_name, Path(args.ref_dir) / args.ref_name, args.paint_start_scale, cfg,
+        resolve_seed(args.manualSeed), args.out, args.num_samples, args.quantization_flag,
+        args.force, args.quiet, model_dir=args.model_dir)
     print(f"painted: {written[-args.num_samples]}"
           + (f" (+{args.num_samples - 1} more)" if args.num_samples > 1 else ""))
 

@@ -6,18 +6,15 @@
     python random_samples.py --model_dir <a TrainedModels folder, ours or the reference's> ...
 """
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from config import check_arguments, config_from_args, get_arguments, positive_float, \
-    positive_int
-from singan.apps.generation import model_folder, open_model, random_samples, samples_folder
-from singan.cli import find_image, image_stem, resolve_seed, run
-from singan.errors import SinGANError
-from singan.image_io import read_image
+from config import check_arguments, config_from_args, get_arguments, model_dir_from_args, \
+    positive_float, positive_int
+from singan.apps.generation import model_tag, open_trained_model, random_samples, \
+    samples_folder
+from singan.cli import image_stem, resolve_seed, run
 from singan.metrics import diversity, sifid_scores
-from singan.pyramid import plan_pyramid
 
 
 def main():
@@ -47,29 +44,20 @@ def main():
     if not args.input_name and not args.model_dir:
         parser.error("give --input_name (a trained image) or --model_dir")
 
-    cfg = config_from_args(args, mode="train")
     seed = resolve_seed(args.manualSeed)
-    scale_factor = None
-    if args.model_dir:
-        folder = Path(args.model_dir)
-        if args.input_name:   # the reference recomputes the factor from the image
-            image = read_image(find_image(args.input_dir, args.input_name))
-            scale_factor = plan_pyramid(image.shape[2], image.shape[3], cfg.min_size,
-                                        cfg.max_size, cfg.scale_factor).scale_factor
-        stem = image_stem(args.input_name) if args.input_name else folder.resolve().parent.name
-    else:
-        folder = model_folder(args.input_name, cfg)
-        stem = image_stem(args.input_name)
-    pyramid = open_model(folder, args.device, scale_factor,
-                         train_hint=f"python main_train.py --input_name {args.input_name}")
+    folder = model_dir_from_args(args)
+    model = open_trained_model(folder, args.input_name, config_from_args(args), args.device,
+                               args.input_dir)
+    stem = image_stem(args.input_name) if args.input_name else folder.resolve().parent.name
 
     arbitrary = args.mode == "random_samples_arbitrary_sizes"
     scale_v, scale_h = (args.scale_v, args.scale_h) if arbitrary else (1.0, 1.0)
-    out = samples_folder(args.out, stem, args.gen_start_scale, scale_v, scale_h, arbitrary)
-    samples = random_samples(pyramid, out, args.num_samples, args.gen_start_scale, scale_v,
+    out = samples_folder(args.out, stem, args.gen_start_scale, scale_v, scale_h, arbitrary,
+                         model_tag(model))
+    samples = random_samples(model, out, args.num_samples, args.gen_start_scale, scale_v,
                              scale_h, seed, amp=args.amp)
     print(f"{args.num_samples} samples: {out}")
-    report_quality(samples, pyramid.reals[-1], args)
+    report_quality(samples, model.reals[-1], args)
 
 
 def report_quality(samples, real, args):

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from common import DEFAULT_IMAGE, ROOT, describe_machine
-from singan.apps.generation import train_model
+from singan import train_model
 from singan.hparams import SinGANConfig
 from singan.image_io import save_grid
 from singan.metrics import diversity
-from singan.train import autocast_context
+from singan.devices import autocast_context
 
 
 def main():
@@ -42,8 +42,8 @@ def main():
         cfg = SinGANConfig(max_size=args.max_size, min_size=min(25, args.max_size),
                            niter=args.niter, amp=amp)
         start = time.perf_counter()
-        pyramid, folder = train_model(args.image, cfg, args.device, args.seed, quiet=True,
-                                      folder=ROOT / "TrainedModels" / "amp_grid" / amp)
+        pyramid = train_model(args.image, cfg, ROOT / "TrainedModels" / "amp_grid" / amp,
+                              device=args.device, seed=args.seed, show_progress=False)
         seconds = time.perf_counter() - start
         generator = torch.Generator(pyramid.device).manual_seed(args.seed)
         with autocast_context(pyramid.device, amp)():

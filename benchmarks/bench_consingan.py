@@ -26,7 +26,7 @@ from singan.consingan.train import (fixed_noise_for_stage, make_stage, plan_for,
                                     train_iteration)
 from singan.image_io import read_image  # noqa: E402
 from singan.models import init_weights  # noqa: E402
-from singan.train import resolve_device  # noqa: E402
+from singan.devices import resolve_device  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -15,7 +15,7 @@ import torch
 from common import (DEFAULT_IMAGE, REFERENCE_SAMPLE_50_S, describe_machine, load_image,
                     peak_memory_mb, plan_and_reals, random_pyramid, sync, write_json)
 from singan import load_model
-from singan.train import autocast_context
+from singan.devices import autocast_context
 
 
 def bench(pyramid, num_samples, scales, device, amp, repeats=2):

@@ -22,7 +22,8 @@ from common import (DEFAULT_IMAGE, REFERENCE_S_PER_ITER, describe_machine, load_
                     write_json)
 from singan.hparams import SinGANConfig
 from singan.models import Discriminator, Generator, channels_at_scale, init_weights
-from singan.train import ScaleTrainer, autocast_context
+from singan.devices import autocast_context
+from singan.train import ScaleTrainer
 
 
 def conv_peak_gflops(device, amp, h=198, w=260, channels=128, repeats=5, backward=False):

@@ -1,7 +1,17 @@
-"""singan: a faithful, fast PyTorch reimplementation of SinGAN (ICCV 2019) and ConSinGAN."""
-from .checkpoint import load_model
+"""singan: a faithful, fast PyTorch reimplementation of SinGAN (ICCV 2019) and ConSinGAN.
+
+One interface for both methods: ``train_model(image, config)`` trains SinGAN or ConSinGAN by
+the type of ``config``; ``load_model(folder)`` returns either, as a ``TrainedModel``.
+"""
+from .api import load_model, model_folder, train_model
+from .consingan.hparams import ConSinGANConfig
+from .driver import TrainingStopped
 from .errors import SinGANError
+from .hparams import SinGANConfig
+from .interface import TrainedModel
+from .progress import ProgressEvent
 from .sampling import TrainedPyramid
 
-__all__ = ["load_model", "SinGANError", "TrainedPyramid"]
-__version__ = "0.1.0"
+__all__ = ["ConSinGANConfig", "ProgressEvent", "SinGANConfig", "SinGANError", "TrainedModel",
+           "TrainedPyramid", "TrainingStopped", "load_model", "model_folder", "train_model"]
+__version__ = "0.2.0"

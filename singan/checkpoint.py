@@ -1,9 +1,11 @@
-"""Checkpoints as data (STYLE habit 4): save, load, and import a reference TrainedModels folder.
+"""Checkpoints as data (STYLE habit 4): save, read, and import a reference TrainedModels folder.
 
-Our model folder holds ``model.pth``: {format_version, method, config, plan, scales: [{G, D, nfc,
-min_nfc, z_opt, noise_amp}], reals, ...}, written atomically after every finished scale and
-loadable with ``torch.load(weights_only=True)``; plus a folder per scale with the reference's
-files (netG.pth, netD.pth, z_opt.pth and PNGs).
+Our model folder holds ``model.pth``, one format for both methods (`envelope`):
+{format_version, method, config, plan, image, scales: [per stage, the method's entries], reals,
+...}, written atomically after every finished stage and loadable with
+``torch.load(weights_only=True)``; plus a folder per stage with the reference's files (netG.pth,
+netD.pth, z_opt.pth or fixed_noise.pth, and PNGs). Which class a checkpoint becomes is decided
+by its "method" field, in singan.api.load_model.
 """
 import hashlib
 import io
@@ -16,10 +18,12 @@ import torch
 
 from .errors import SinGANError
 from .image_io import atomic_write_bytes
-from .models import Generator, generator_from_state_dict
+from .models import generator_from_state_dict
 from .sampling import TrainedPyramid
 
-FORMAT_VERSION = 1
+# 2: SinGAN's training variant is explicit settings (pad_noise, sr_schedule, paint_colours)
+# instead of a mode string; version 1 files of both methods still load.
+FORMAT_VERSION = 2
 CHECKPOINT_NAME = "model.pth"
 
 
@@ -49,18 +53,13 @@ def load_torch(path):
                           "it is truncated, corrupted or not ours: retrain, or use --force") from None
 
 
-def checkpoint_dict(pyramid: TrainedPyramid, discriminators, config: dict, plan: dict,
-                    image: dict, extra: Optional[dict] = None) -> dict:
-    scales = []
-    for g, d, z, amp in zip(pyramid.generators, discriminators, pyramid.z_opt, pyramid.noise_amp):
-        scales.append({"G": {k: v.detach().cpu() for k, v in g.state_dict().items()},
-                       "D": {k: v.detach().cpu() for k, v in d.state_dict().items()},
-                       "nfc": g.nfc, "min_nfc": g.min_nfc,
-                       "z_opt": z.detach().cpu(), "noise_amp": float(amp)})
-    return {"format_version": FORMAT_VERSION, "method": "singan", "config": dict(config),
-            "plan": dict(plan), "image": dict(image), "scale_factor": pyramid.scale_factor,
-            "pad": pyramid.pad, "pad_noise": pyramid.pad_noise, "scales": scales,
-            "reals": [r.detach().cpu() for r in pyramid.reals], **(extra or {})}
+def envelope(method: str, config: dict, plan: dict, image: dict, scales: list, reals,
+             extra: Optional[dict] = None) -> dict:
+    """The one checkpoint format: what both methods' model.pth hold around their own per-stage
+    entries (`scales`), all tensors on the CPU."""
+    return {"format_version": FORMAT_VERSION, "method": method, "config": dict(config),
+            "plan": dict(plan), "image": dict(image), "scales": scales,
+            "reals": [r.detach().cpu() for r in reals], **(extra or {})}
 
 
 CHECKSUM_KEY = "sha256"
@@ -99,21 +98,6 @@ def save_checkpoint(path, ckpt: dict) -> None:
     read_checkpoint verifies: a file damaged after it was written never loads as a model."""
     body = {k: v for k, v in ckpt.items() if k != CHECKSUM_KEY}   # e.g. a loaded checkpoint
     save_torch(path, {**body, CHECKSUM_KEY: content_digest(body)})
-
-
-def pyramid_from_checkpoint(ckpt: dict, device="cpu") -> TrainedPyramid:
-    """Rebuild the trained pyramid from a checkpoint dict (see checkpoint_dict)."""
-    cfg = ckpt["config"]
-    generators = []
-    for s in ckpt["scales"]:
-        g = Generator(s["nfc"], s["min_nfc"], cfg.get("num_layer", 5), cfg.get("ker_size", 3))
-        g.load_state_dict(s["G"])
-        generators.append(g)
-    pyramid = TrainedPyramid(generators, [s["z_opt"] for s in ckpt["scales"]],
-                             [s["noise_amp"] for s in ckpt["scales"]], ckpt["reals"],
-                             ckpt["scale_factor"], ckpt.get("pad", 5),
-                             ckpt.get("pad_noise", True), cfg)
-    return pyramid.to(device)
 
 
 def read_checkpoint(path) -> dict:
@@ -186,39 +170,6 @@ def import_reference_folder(folder, scale_factor: Optional[float] = None,
     pyramid = TrainedPyramid(generators, [z.float() for z in zs], [float(a) for a in amps],
                              [r.float() for r in reals], scale_factor, pad, True, config)
     return pyramid.to(device)
-
-
-def load_model(folder, scale_factor: Optional[float] = None, device="cpu") -> TrainedPyramid:
-    """A trained pyramid from our model folder (model.pth) or a reference TrainedModels folder.
-
-    A reference folder's name says 0.75, but its pyramid used the factor recomputed from the
-    image and min/max size (SPEC 3): pass it as scale_factor, or it is recovered from reals.pth's
-    shapes when that is unambiguous.
-    """
-    folder = Path(folder)
-    if not folder.exists():
-        raise SinGANError(f"model folder not found: {folder} (train one with main_train.py)")
-    if not folder.is_dir():
-        raise SinGANError(f"{folder} is not a folder; pass the model folder, e.g. "
-                          "TrainedModels/<image>/scale_factor=0.750000,alpha=10")
-    if (folder / CHECKPOINT_NAME).exists():   # a damaged one is an error, not "no model"
-        ckpt = read_checkpoint(folder / CHECKPOINT_NAME)
-        if ckpt.get("method", "singan") not in ("singan", "consingan"):
-            raise SinGANError(f"{folder} holds a {ckpt.get('method')} model, not SinGAN")
-        if not ckpt["scales"]:
-            raise SinGANError(f"{folder}: no scale has finished training yet; run main_train.py "
-                              "again to resume")
-        if ckpt.get("method") == "consingan":   # its trained-model object (singan.consingan)
-            from .consingan.model import model_from_checkpoint
-            return model_from_checkpoint(ckpt, device, folder)
-        pyramid = pyramid_from_checkpoint(ckpt, device)
-        if scale_factor is not None:
-            pyramid.scale_factor = float(scale_factor)
-        return pyramid
-    if is_reference_folder(folder):
-        return import_reference_folder(folder, scale_factor, device)
-    raise SinGANError(f"{folder} holds no trained model ({CHECKPOINT_NAME}, or the reference's "
-                      "Zs.pth/NoiseAmp.pth/reals.pth): train it with main_train.py, or resume")
 
 
 def write_json(path, obj) -> None:

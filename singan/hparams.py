@@ -1,5 +1,17 @@
 """Frozen hyper-parameters, built once from the command line (STYLE habit 1)."""
 from dataclasses import dataclass, fields
+from typing import Optional
+
+
+def number_text(value) -> str:
+    """4.0 -> '4', 0.0005 -> '0.0005', and every float exactly (repr) where %g would round."""
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+PAINT_COLOURS = 5   # the reference's k-means cluster count for paint-to-image's quantisation
 
 
 @dataclass(frozen=True)
@@ -26,9 +38,13 @@ class SinGANConfig:
     lambda_grad: float = 0.1      # gradient-penalty weight
     alpha: float = 10.0           # reconstruction-loss weight
     noise_amp: float = 0.1        # noise_amp_init: noise std relative to the upsampling RMSE
-    mode: str = "train"           # train | animation_train | paint_train (training variant)
     legacy_g_steps: bool = False  # reuse the last D step's graph in the G steps (torch 1.4 maths)
     amp: str = "none"             # mixed precision of the training step: none | bf16 | fp16
+    # the training variant of an application (the reference's opt.mode), explicit settings
+    pad_noise: bool = True        # False: animation's variant, noise drawn 10 px larger, unpadded
+    sr_schedule: bool = False     # super-resolution's scale schedule (SPEC 3, min_size 18)
+    paint_colours: int = 0        # > 0: a paint model, whose paint scale was retrained on inputs
+    #                               quantised to this many colours (paint2image --quantization_flag)
 
     @property
     def pad(self) -> int:
@@ -36,15 +52,41 @@ class SinGANConfig:
         return self.num_layer * (self.ker_size - 1) // 2
 
     @property
-    def pad_noise(self) -> bool:
-        """Whether noise maps are zero-padded (not in animation training: drawn larger instead)."""
-        return self.mode != "animation_train"
+    def is_plain(self) -> bool:
+        """Trained by main_train.py (not an application's variant)."""
+        return self.pad_noise and not self.paint_colours
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SinGANConfig":
+    def from_dict(cls, d: dict, plan: Optional[dict] = None) -> "SinGANConfig":
+        """A config from a saved dict, older ones included: they named the variant with the
+        reference's mode string (train | animation_train | paint_train), and an SR model was
+        one whose saved plan used min_size 18 (`plan`)."""
+        d = dict(d)
+        mode = d.pop("mode", None)
+        if mode == "animation_train":
+            d.setdefault("pad_noise", False)
+        elif mode == "paint_train":
+            d.setdefault("paint_colours", PAINT_COLOURS)
+        if mode is not None and plan and plan.get("min_size") == 18 and d.get("min_size") != 18:
+            d.setdefault("sr_schedule", True)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    def model_folder_name(self) -> str:
-        """The reference's folder name: 'scale_factor=0.750000,alpha=10'."""
+    def folder_name(self) -> str:
+        """The reference's folder names: 'scale_factor=0.750000,alpha=10', and for the
+        animation variant 'scale_factor=0.750000_noise_padding'."""
+        if not self.pad_noise:
+            return "scale_factor=%f_noise_padding" % self.scale_factor
         return "scale_factor=%f,alpha=%d" % (self.scale_factor, self.alpha)
+
+    def variant_script(self) -> str:
+        """The script that trains this variant (for messages)."""
+        if not self.pad_noise:
+            return "animation.py"
+        if self.paint_colours:
+            return "paint2image.py --quantization_flag"
+        return "SR.py" if self.sr_schedule else "main_train.py"
+
+
+# Settings that name a variant, set by the applications rather than by an option of the same name.
+VARIANT_SETTINGS = ("pad_noise", "sr_schedule", "paint_colours")

@@ -12,6 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Zero-pad H and W by p pixels on each side."""
+    return F.pad(x, [p, p, p, p]) if p else x
+
+
 def channels_at_scale(scale: int, nfc: int = 32, min_nfc: int = 32, cap: int = 128):
     """(nfc, min_nfc) at a scale: doubled every 4 scales, at most 128 (32, 64, 128 by default)."""
     growth = 2 ** math.floor(scale / 4)

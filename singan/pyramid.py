@@ -26,6 +26,11 @@ class Pyramid:
     def n_scales(self) -> int:
         return self.stop_scale + 1
 
+    @property
+    def n_stages(self) -> int:
+        """n_scales, under the name the stage driver uses for both methods."""
+        return self.n_scales
+
     def level_scale(self, i: int) -> float:
         """Resize factor from the finest real image to scale i."""
         return math.pow(self.scale_factor, self.stop_scale - i)

@@ -1,12 +1,15 @@
 """A trained SinGAN pyramid and every way of drawing through it (SPEC sections 6 and 7).
 
 One object, :class:`TrainedPyramid`, holds the frozen generators, their reconstruction noise
-z_opt, the noise amplitudes and the real images per scale; its methods serve training
-(``draw``: the coarser scales' output as input of the scale being trained), random samples at
-any start scale and at arbitrary sizes (``sample``), and injection of an image at scale n
-(``generate``), which harmonization, editing, paint-to-image and SR build on.
+z_opt, the noise amplitudes and the real images per scale. It implements the TrainedModel
+interface (singan.interface) that ConSinGAN's model implements too: random samples at any
+start scale and at arbitrary sizes (``sample``), injection of an image at scale n
+(``generate``: harmonization, editing, paint-to-image), the reconstruction, animation frames.
+Training uses ``draw`` (the coarser scales' output as input of the scale being trained), SR
+and the rest ``synthesize`` (the pyramid run from any scale on any noise).
 """
 import copy
+from dataclasses import asdict
 from typing import List, Optional, Sequence
 
 import torch
@@ -15,12 +18,29 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .errors import SinGANError
+from .hparams import SinGANConfig
 from .imresize import imresize
+from .models import Generator, pad
 
 
-def pad(x: torch.Tensor, p: int) -> torch.Tensor:
-    """Zero-pad H and W by p pixels on each side."""
-    return F.pad(x, [p, p, p, p]) if p else x
+def noise_walk(z_fixed: torch.Tensor, fresh: torch.Tensor, alpha: float, beta: float,
+               start_mix: float) -> torch.Tensor:
+    """Animation's random walk in noise space around z_fixed ([1, ...]) with momentum (SPEC 8):
+
+        z_t = alpha * z_fixed + (1 - alpha) * (z_{t-1} + beta * (z_{t-1} - z_{t-2})
+                                               + (1 - beta) * w_t)
+
+    from z_{-1} = (1 - start_mix) z_fixed + start_mix w_0 and z_{-2} = z_fixed, with the fresh
+    noise w_0 .. w_T in `fresh` ([T + 1, ...]). Returns z_0 .. z_{T-1}: [T, ...]."""
+    prev1 = (1 - start_mix) * z_fixed + start_mix * fresh[:1]
+    prev2 = z_fixed
+    frames = []
+    for t in range(1, len(fresh)):
+        z = alpha * z_fixed + (1 - alpha) * (prev1 + beta * (prev1 - prev2)
+                                             + (1 - beta) * fresh[t:t + 1])
+        prev2, prev1 = prev1, z
+        frames.append(z)
+    return torch.cat(frames)
 
 
 def spatial_noise(num: int, channels: int, h: int, w: int, device, generator=None):
@@ -36,6 +56,8 @@ class TrainedPyramid(nn.Module):
     z_opt[i] is [1, 3, h_i + 2p, w_i + 2p] (padded); reals[i] is [1, 3, h_i, w_i]; while a
     pyramid is being trained, len(generators) < len(reals).
     """
+    method = "singan"
+    ANIMATION_START_MIX = 0.05   # the walk starts at z_{-1} = 0.95 z_opt + 0.05 w (reference)
 
     def __init__(self, generators: Sequence[nn.Module], z_opt: Sequence[torch.Tensor],
                  noise_amp: Sequence[float], reals: Sequence[torch.Tensor], scale_factor: float,
@@ -49,6 +71,7 @@ class TrainedPyramid(nn.Module):
         self.pad = pad
         self.pad_noise = pad_noise
         self.config = dict(config or {})
+        self.folder = None   # the model folder it was loaded from or trained into
         self._drawing = {}   # n -> (G_n's identity and weights' versions, G_n for drawing)
         for g in self.generators:
             freeze(g)
@@ -62,6 +85,22 @@ class TrainedPyramid(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.reals[0].device
+
+    @property
+    def hparams(self) -> SinGANConfig:
+        """The typed training configuration (defaults where a reference import has none)."""
+        return SinGANConfig.from_dict(self.config)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every scale of the pyramid is trained."""
+        return self.num_scales == len(self.reals)
+
+    @property
+    def injection_scales(self) -> range:
+        """The scales an image can be injected at (generate): 1..N; none in an animation
+        model (its noise is not padded: generate says so)."""
+        return range(1, self.num_scales) if self.pad_noise else range(0)
 
     def to(self, device):  # keeps the plain-tensor lists in step with the modules
         super().to(device)
@@ -94,9 +133,17 @@ class TrainedPyramid(nn.Module):
         p2 = 2 * self.pad
         return spatial_noise(num, channels, h + p2, w + p2, self.device, generator)
 
-    def _run(self, n: int, z: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    def _run(self, n: int, z: torch.Tensor, prev: torch.Tensor,
+             exact: bool = False) -> torch.Tensor:
         """G_n(z, prev), by G_n's copy for drawing (see drawing_generator), in the channels-last
-        layout that CPU convolution libraries run fastest forward-only (10-15% here)."""
+        layout that CPU convolution libraries run fastest forward-only (10-15% here).
+
+        exact: by G_n itself. The folded copy differs from it by float rounding (~1e-6), and
+        the reference's uint8 truncation inside every resize can turn a rare one of those
+        differences into a whole 1/255 step that spreads through the finer scales; the
+        unfolded network reproduces the reference's arithmetic."""
+        if exact:
+            return self.generators[n](z, prev)
         cl = torch.channels_last
         return self.drawing_generator(n)(z.contiguous(memory_format=cl),
                                          prev.contiguous(memory_format=cl))
@@ -141,11 +188,11 @@ class TrainedPyramid(nn.Module):
 
     # ---- SPEC 7: generation ------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, num_samples: int = 1, start_scale: int = 0,
-                 start_image: Optional[torch.Tensor] = None, gen_start_scale: int = 0,
-                 scale_v: float = 1.0, scale_h: float = 1.0,
-                 noise: Optional[List[torch.Tensor]] = None, generator=None,
-                 end_scale: Optional[int] = None) -> torch.Tensor:
+    def synthesize(self, num_samples: int = 1, start_scale: int = 0,
+                   start_image: Optional[torch.Tensor] = None, gen_start_scale: int = 0,
+                   scale_v: float = 1.0, scale_h: float = 1.0,
+                   noise: Optional[List[torch.Tensor]] = None, generator=None,
+                   end_scale: Optional[int] = None, exact: bool = False) -> torch.Tensor:
         """The reference's SinGAN_generate, batched over samples: [num_samples, 3, H, W].
 
         Starts at `start_scale` from `start_image` ([1 or N, 3, h, w] at that scale's size,
@@ -156,6 +203,7 @@ class TrainedPyramid(nn.Module):
         padded, cropped to the noise size and bilinearly resized (align_corners) to it;
         output = G_n(noise_amp_n * z + prev, prev). `noise`, when given, holds one unpadded
         tensor per scale from start_scale on, [num_samples, C, h, w], instead of fresh noise.
+        exact: run the generators unfolded (see _run).
         """
         last = self.num_scales - 1 if end_scale is None else end_scale
         x = None
@@ -186,17 +234,98 @@ class TrainedPyramid(nn.Module):
                 if prev.shape[2:] != z.shape[2:]:
                     prev = F.interpolate(prev, size=z.shape[2:], mode="bilinear",
                                          align_corners=True)
-            x = self._run(n, self.noise_amp[n] * z + prev, prev)
+            x = self._run(n, self.noise_amp[n] * z + prev, prev, exact)
         return x
 
     def reconstruct(self) -> torch.Tensor:
         """G(z_opt) through every trained scale: the model's reconstruction of the image."""
-        return self.generate(1, gen_start_scale=self.num_scales)
+        return self.synthesize(1, gen_start_scale=self.num_scales)
+
+    # ---- injection (harmonization, editing, paint-to-image; SPEC 8) --------------------------
+    def injection_input(self, image: torch.Tensor, n: int) -> torch.Tensor:
+        """The start image of scale n made from an image at the finest size: [1, 3, h_n, w_n].
+
+            in_s = imresize(R, s ** (N - n + 1)) cropped to reals[n-1], imresize(., 1 / s)
+                   cropped to reals[n]                     (s: the pyramid's scale factor)
+        """
+        last = len(self.reals) - 1
+        s = self.scale_factor
+        h, w = self.shape(n - 1)
+        x = imresize(image, s ** (last - n + 1))[:, :, :h, :w]
+        x = imresize(x, 1 / s)
+        h, w = self.shape(n)
+        return x[:, :, :h, :w]
+
+    def check_injection_scale(self, n: int, option: str = "start_scale") -> None:
+        """Injection needs a coarser scale below n: n in 1..N."""
+        last = self.num_scales - 1
+        if last < 1:
+            raise SinGANError("the model has a single scale: injection needs at least two")
+        if not 1 <= n <= last:
+            raise SinGANError(f"{option} must be between 1 and {last} (the model's scales are "
+                              f"0..{last}; injection needs a coarser scale below it), got {n}")
+
+    @torch.no_grad()
+    def generate(self, start_image: torch.Tensor, start_scale: int, num_samples: int = 1,
+                 generator: Optional[torch.Generator] = None,
+                 start_is_scaled: bool = False) -> torch.Tensor:
+        """An image injected at scale `start_scale` (SPEC 8): [num_samples, 3, H, W] in
+        [-1, 1], drawn in memory-bounded batches. `start_image` is [1, 3, H, W] at the training
+        image's size (made into scale n's input by injection_input), or already scale n's
+        input with start_is_scaled.
+
+        Fix: the finest generator's output (tanh + the upsampled image) can leave [-1, 1]; the
+        reference blends it unclamped with the mask, so the blend disagrees with the saved
+        (clamped) output where the mask is partial. We clamp first.
+        """
+        if not self.pad_noise:
+            raise SinGANError("this model was trained for animation (animation.py); injecting "
+                              "an image needs the model that main_train.py trains")
+        self.check_injection_scale(start_scale)
+        start = start_image.to(self.device)
+        if not start_is_scaled:
+            start = self.injection_input(start, start_scale)
+        batch = self.default_batch_size()
+        return torch.cat([self.synthesize(min(batch, num_samples - i), start_scale=start_scale,
+                                          start_image=start, generator=generator)
+                          for i in range(0, num_samples, batch)]).clamp(-1, 1)
+
+    # ---- animation (SPEC 8) ------------------------------------------------------------------
+    @torch.no_grad()
+    def animate(self, alpha: float = 0.1, beta: float = 0.9, start_scale: int = 0,
+                num_frames: int = 100, generator: Optional[torch.Generator] = None,
+                batch_size: Optional[int] = None) -> torch.Tensor:
+        """The frames of one animation, [num_frames, 3, H, W] in [-1, 1]: at every scale from
+        start_scale on, a noise_walk around z_opt (fresh noise one channel broadcast to three
+        at scale 0); the scales below keep z_opt, so the coarse layout stays the image's."""
+        last = self.num_scales - 1
+        if not 0 <= start_scale <= last:
+            raise SinGANError(f"--start_scale must be between 0 and {last} (the model's "
+                              f"scales), got {start_scale}")
+        if self.pad_noise:
+            raise SinGANError("animation needs a model trained for it (noise not zero-padded): "
+                              "train it with animation.py")
+        noise = []                                                     # per scale [T, 3, h, w]
+        for n, z_opt in enumerate(self.z_opt[:self.num_scales]):
+            if n < start_scale:
+                noise.append(z_opt.expand(num_frames, -1, -1, -1))
+                continue
+            h, w = z_opt.shape[2:]
+            fresh = spatial_noise(num_frames + 1, 1 if n == 0 else 3, h, w, self.device,
+                                  generator)
+            noise.append(noise_walk(z_opt, fresh, alpha, beta, self.ANIMATION_START_MIX))
+        batch = batch_size or self.default_batch_size()
+        chunks = [self.synthesize(min(batch, num_frames - i),
+                                  noise=[z[i:i + batch] for z in noise],
+                                  gen_start_scale=start_scale)
+                  for i in range(0, num_frames, batch)]
+        return torch.cat(chunks).clamp(-1, 1)
 
     def sample(self, num_samples: int = 1, gen_start_scale: int = 0, scale_v: float = 1.0,
                scale_h: float = 1.0, noise: Optional[List[torch.Tensor]] = None,
                generator: Optional[torch.Generator] = None,
-               batch_size: Optional[int] = None, clamp: Optional[bool] = None) -> torch.Tensor:
+               batch_size: Optional[int] = None, clamp: Optional[bool] = None,
+               exact: Optional[bool] = None) -> torch.Tensor:
         """Random samples, [num_samples, 3, H, W] in [-1, 1] (SPEC 7).
 
         gen_start_scale > 0 keeps the training image's reconstruction at the coarser scales;
@@ -205,16 +334,20 @@ class TrainedPyramid(nn.Module):
         The finest generator's output (tanh + the upsampled image) can leave [-1, 1] slightly;
         it is clamped, except when `noise` is given (clamp=None): then the raw output is
         returned, exactly what the reference's SinGAN_generate computes for that noise.
+        exact (default: when `noise` is given) runs the generators as trained rather than
+        with BatchNorm folded in, reproducing the reference's arithmetic (see _run).
         """
         self.check_sample_args(num_samples, gen_start_scale, scale_v, scale_h)
+        exact = noise is not None if exact is None else exact
         if noise is not None:
-            out = self.generate(num_samples, gen_start_scale=gen_start_scale, scale_v=scale_v,
-                                scale_h=scale_h, noise=noise, generator=generator)
+            out = self.synthesize(num_samples, gen_start_scale=gen_start_scale, scale_v=scale_v,
+                                  scale_h=scale_h, noise=noise, generator=generator,
+                                  exact=exact)
         else:
             batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
-            out = torch.cat([self.generate(min(batch_size, num_samples - i),
-                                           gen_start_scale=gen_start_scale, scale_v=scale_v,
-                                           scale_h=scale_h, generator=generator)
+            out = torch.cat([self.synthesize(min(batch_size, num_samples - i),
+                                             gen_start_scale=gen_start_scale, scale_v=scale_v,
+                                             scale_h=scale_h, generator=generator, exact=exact)
                              for i in range(0, num_samples, batch_size)])
         return out.clamp(-1, 1) if (clamp if clamp is not None else noise is None) else out
 
@@ -246,6 +379,32 @@ class TrainedPyramid(nn.Module):
         h0, w0 = self.shape(0)
         if round(scale_v * h0) < 1 or round(scale_h * w0) < 1:
             raise SinGANError(f"scale_v / scale_h too small for the coarsest scale ({h0} x {w0})")
+
+
+    # ---- checkpoints (STYLE habit 4) ---------------------------------------------------------
+    def checkpoint_scales(self, discriminators) -> list:
+        """model.pth's per-scale entries: {G, D, nfc, min_nfc, z_opt, noise_amp}."""
+        return [{"G": {k: v.detach().cpu() for k, v in g.state_dict().items()},
+                 "D": {k: v.detach().cpu() for k, v in d.state_dict().items()},
+                 "nfc": g.nfc, "min_nfc": g.min_nfc, "z_opt": z.detach().cpu(),
+                 "noise_amp": float(amp)}
+                for g, d, z, amp in zip(self.generators, discriminators, self.z_opt,
+                                        self.noise_amp)]
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, device="cpu") -> "TrainedPyramid":
+        """Rebuild the trained pyramid from a model.pth dict (singan.checkpoint.envelope)."""
+        cfg = SinGANConfig.from_dict(ckpt["config"], ckpt.get("plan"))
+        generators = []
+        for s in ckpt["scales"]:
+            g = Generator(s["nfc"], s["min_nfc"], cfg.num_layer, cfg.ker_size)
+            g.load_state_dict(s["G"])
+            generators.append(g)
+        pyramid = cls(generators, [s["z_opt"] for s in ckpt["scales"]],
+                      [s["noise_amp"] for s in ckpt["scales"]], ckpt["reals"],
+                      ckpt["scale_factor"], ckpt.get("pad", cfg.pad),
+                      ckpt.get("pad_noise", cfg.pad_noise), asdict(cfg))
+        return pyramid.to(device)
 
 
 def fold_batchnorm(generator: nn.Module) -> nn.Module:

@@ -21,17 +21,8 @@ SHARED = Path(os.environ.get("SINGAN_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference"
 
 
-def pytest_addoption(parser):
-    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow: pass --runslow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+# `python -m pytest -q` runs everything; `-m "not slow"` leaves out the tests that train a
+# model (a check in under a minute); `-m gpu` runs the CUDA tests only (skipped without CUDA).
 
 
 @pytest.fixture(scope="session")

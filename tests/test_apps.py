@@ -14,6 +14,9 @@ from conftest import assert_one_line_error, run_here, run_script, smooth_image, 
 from singan import load_model
 from singan.image_io import to_uint8
 
+# Training tests (they train tiny models, or run scripts that do): -m "not slow" skips them.
+pytestmark = pytest.mark.slow
+
 MODEL = ["--input_dir", "Input", "--input_name", "tiny.png", "--max_size", "48",
          "--min_size", "19", "--niter", "10", "--device", "cpu", "--quiet"]
 FOLDER = "TrainedModels/tiny/scale_factor=0.750000,alpha=10"
@@ -133,7 +136,7 @@ def test_paint2image_quantized_retrains_the_scale_once(work):
 
     folder = work / "TrainedModels/tiny/scale_factor=0.750000_paint/start_scale=1"
     painted, base = load_model(folder), load_model(work / FOLDER)
-    assert painted.config["mode"] == "paint_train"
+    assert painted.config["paint_colours"] == 5
     for n, (g, g0) in enumerate(zip(painted.generators, base.generators)):
         same = all(torch.equal(a, b) for a, b in zip(g.state_dict().values(),
                                                      g0.state_dict().values()))
@@ -164,12 +167,12 @@ def test_sr_trains_then_writes_sr_factor_times_the_input(sr_work):
     assert proc.returncode == 0, proc.stderr
     folder = sr_work / "TrainedModels/small/scale_factor=0.793701,alpha=100"
     model = load_model(folder)
-    assert model.config["alpha"] == 100 and model.config["mode"] == "train"
+    assert model.config["alpha"] == 100 and model.config["sr_schedule"] is True
     assert model.shape(0)[0] == 18                                   # the SR schedule's min_size
     hr = read(sr_work / "Output/SR/2/small_HR.png")
     assert hr.shape == (48, 56, 3)
     compare = read(sr_work / "Output/SR/2/small_compare.png")
-    assert compare.shape[0] == 48 and compare.shape[1] > 2 * 56
+    assert compare.shape[0] == 6 * 48 and compare.shape[1] > 2 * 6 * 56   # enlarged to >= 256
 
     again = run_script("SR.py", *SR_ARGS, cwd=sr_work)                # reuses the model
     assert again.returncode == 0, again.stderr
@@ -195,7 +198,7 @@ def animated(tmp_path_factory):
 
 def test_animation_writes_every_gif_of_the_sweep(animated):
     model = load_model(animated / "TrainedModels/anim/scale_factor=0.750000_noise_padding")
-    assert model.config["mode"] == "animation_train" and not model.pad_noise
+    assert model.config["pad_noise"] is False and not model.pad_noise
     assert model.shape(0) == (21, 21)                                 # min_size 20
     gifs = sorted((animated / "Output/Animation/anim").rglob("*.gif"))
     expected = sorted(animated / "Output/Animation/anim" / f"start_scale={s}"
@@ -283,7 +286,7 @@ def test_model_of_another_application_is_refused(work, animated, monkeypatch):
     proc = run_here("harmonization.py", *MODEL, "--model_dir", anim_model, "--ref_name",
                     "naive.png", "--harmonization_start_scale", "1", cwd=work,
                     monkeypatch=monkeypatch)
-    assert_one_line_error(proc, "animation.py", "mode animation_train", "main_train.py")
+    assert_one_line_error(proc, "trained for animation (animation.py)", "main_train.py")
 
 
 def test_missing_model_prints_the_training_command(work, monkeypatch):

@@ -3,7 +3,8 @@ import torch
 import pytest
 
 from singan import load_model
-from singan.checkpoint import (CHECKPOINT_NAME, checkpoint_dict, load_torch, save_torch,
+from singan.train import checkpoint_dict
+from singan.checkpoint import (CHECKPOINT_NAME, load_torch, save_torch,
                                recover_scale_factor)
 from singan.errors import SinGANError
 from singan.models import Discriminator, Generator, init_weights
@@ -28,7 +29,7 @@ def test_round_trip_through_model_folder(tmp_path):
     save_torch(tmp_path / CHECKPOINT_NAME,
                checkpoint_dict(pyramid, discs, {"num_layer": 5, "ker_size": 3}, {}, {}))
     raw = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)   # plain data only
-    assert raw["format_version"] == 1 and raw["method"] == "singan"
+    assert raw["format_version"] == 2 and raw["method"] == "singan"
     loaded = load_model(tmp_path)
     assert loaded.num_scales == 3 and loaded.scale_factor == 0.8
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)

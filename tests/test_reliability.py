@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,9 @@ from singan.train import SCALE_FILES, train_pyramid
 TRAIN = ["--input_dir", "Input", "--input_name", "tiny.png", "--max_size", "32",
          "--min_size", "19", "--niter", "6", "--manualSeed", "5", "--device", "cpu", "--quiet",
          "--num_samples", "0"]
+# Training tests (they train tiny models, or run scripts that do): -m "not slow" skips them.
+pytestmark = pytest.mark.slow
+
 FOLDER = Path("TrainedModels/tiny/scale_factor=0.750000,alpha=10")
 N_SCALES = 4
 
@@ -47,6 +51,7 @@ import io, json, os, runpy, signal, sys, traceback
 import numpy as np, imageio.v3 as iio, torch
 import matplotlib.figure, matplotlib.backends.backend_agg   # the loss plots
 import torch.utils._device   # torch.device("meta") imports it lazily; children may not read it
+
 torch.set_num_threads(1)
 for script in ("main_train.py", "random_samples.py"):
     runpy.run_path(os.path.join(ROOT, script), run_name="__preload__")   # imports, no main()
@@ -96,7 +101,8 @@ def child(req):
     sys.argv = [req["script"]] + req["args"]
     code = 0
     try:
-        runpy.run_path(os.path.join(ROOT, req["script"]), run_name="__main__")
+        runpy.run_path(os.path.join(req.get("script_dir") or ROOT, req["script"]),
+                       run_name="__main__")
     except SystemExit as err:
         code = err.code if isinstance(err.code, int) else (err.code is not None)
         if isinstance(err.code, str):
@@ -146,12 +152,14 @@ class Zygote:
         self.proc.stdin.flush()
         return int(self.proc.stdout.readline())
 
-    def start(self, script, *args, cwd, env=None, hook=None, uid=None, peak=None):
+    def start(self, script, *args, cwd, env=None, hook=None, uid=None, peak=None,
+              script_dir=None):
         self.runs += 1
         out = {name: str(self.scratch / f"{self.runs}.{name}") for name in ("stdout", "stderr")}
         pid = self._ask({"cmd": "start", "script": script, "args": [str(a) for a in args],
                          "cwd": str(cwd), "env": env or {}, "hook": hook, "uid": uid,
-                         "peak": str(peak) if peak else None, **out})
+                         "peak": str(peak) if peak else None,
+                         "script_dir": str(script_dir) if script_dir else None, **out})
         return pid, out
 
     def wait(self, pid, out) -> Result:
@@ -393,16 +401,19 @@ def test_damaged_model_pth_blocks_resume_until_force(zygote, tmp_path):
 
 def _read_only_run(zygote, work: Path, ro: Path, *args):
     """Run main_train.py in `work` with `ro` unwritable: chmod, and, as root (who ignores
-    permissions), in a child that drops to the unprivileged user 'nobody'."""
-    uid = None
+    permissions), in a child that drops to the unprivileged user 'nobody'. The checkout may
+    sit in a folder that nobody cannot enter (a clone under /root, a mode-0700 folder): the
+    script runs from a copy in `work` (the library is already imported by the zygote)."""
+    uid = script_dir = None
     if os.geteuid() == 0:
-        uid = 65534
+        uid, script_dir = 65534, work
+        shutil.copyfile(ROOT / "main_train.py", work / "main_train.py")
         for path in [work, *work.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
     ro.mkdir(parents=True, exist_ok=True)
     ro.chmod(0o555)
     try:
-        return zygote.run("main_train.py", *args, cwd=work, uid=uid)
+        return zygote.run("main_train.py", *args, cwd=work, uid=uid, script_dir=script_dir)
     finally:
         ro.chmod(0o755)
 
@@ -541,14 +552,14 @@ def test_a_blow_up_between_loss_checks_is_never_saved(tmp_path, monkeypatch):
     was inf at iteration 2 of scale 1 and finite again later is still caught before the
     scale is saved, naming that iteration."""
     import singan.train
-    real_train_scale = singan.train.train_scale
+    real_result = singan.train.ScaleTrainer.result
 
-    def blown_up(n, *args, **kwargs):
-        result = real_train_scale(n, *args, **kwargs)
-        if n == 1:
+    def blown_up(self):
+        result = real_result(self)
+        if self.n == 1:
             result.losses["errD"][1] = float("inf")
         return result
-    monkeypatch.setattr(singan.train, "train_scale", blown_up)
+    monkeypatch.setattr(singan.train.ScaleTrainer, "result", blown_up)
     folder = tmp_path / "model"
     with pytest.raises(SinGANError) as err:
         train_pyramid(_tiny_image(), CFG, folder, log=lambda s: None, show_progress=False)

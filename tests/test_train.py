@@ -16,6 +16,9 @@ from singan.pyramid import plan_pyramid
 from singan.sampling import TrainedPyramid
 from singan.train import train_pyramid
 
+# Training tests (they train tiny models, or run scripts that do): -m "not slow" skips them.
+pytestmark = pytest.mark.slow
+
 TINY = ["--max_size", "40", "--min_size", "19", "--niter", "8", "--device", "cpu", "--quiet"]
 FOLDER = "TrainedModels/tiny/scale_factor=0.750000,alpha=10"
 
@@ -59,7 +62,11 @@ def test_samples_and_grid_are_written(trained):
     assert images.shape == (6, 32, 40, 3) and images.dtype == np.uint8
     assert images.std(axis=0).mean() > 1          # the samples differ from one another
     grid = iio.imread(out.parent / "gen_start_scale=0_grid.png")
-    assert grid.shape[0] == 32 and grid.shape[1] > 6 * 40
+    # 32 px images are enlarged 8x (the smallest whole factor reaching 256 px), pixel blocks
+    assert grid.shape[0] == 256 and grid.shape[1] > 6 * 8 * 40
+    first = grid[:256, 8 * 40 + 4:2 * 8 * 40 + 4]            # the first sample, enlarged
+    assert np.array_equal(first[::8, ::8], images[0]) and np.array_equal(first[7::8, 7::8],
+                                                                        images[0])
 
 
 def test_rerun_skips_finished_model_and_resumes_a_partial_one(trained):
@@ -235,7 +242,7 @@ def test_training_is_reproducible_with_the_same_seed(tmp_path):
 @pytest.mark.parametrize("amp, query", [("bf16", "_is_mkldnn_bf16_supported"),
                                         ("fp16", "_is_mkldnn_fp16_supported")])
 def test_amp_on_a_cpu_without_native_support_is_called_slow(amp, query, monkeypatch):
-    from singan.train import amp_slowdown
+    from singan.devices import amp_slowdown
     cpu = torch.device("cpu")
     monkeypatch.setattr(torch.ops.mkldnn, query, lambda: False)
     reason = amp_slowdown(cpu, amp)

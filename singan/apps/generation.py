@@ -1,154 +1,104 @@
-"""Training a model for an image, and random samples (SPEC section 7)."""
+"""Opening a trained model for an application, and random samples (SPEC section 7)."""
 import shlex
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
-from ..checkpoint import is_reference_folder, load_model
+from ..api import TRAINED_ROOT, load_model
+from ..checkpoint import is_reference_folder
+from ..devices import autocast_context
 from ..errors import SinGANError
-from ..hparams import SinGANConfig
+from ..hparams import VARIANT_SETTINGS, SinGANConfig, number_text
 from ..image_io import read_image, save_grid, save_image
-from ..pyramid import plan_pyramid
-from ..sampling import TrainedPyramid
-from ..train import autocast_context, resolve_device, train_pyramid
+from ..interface import TrainedModel
+from ..train import plan_for
 
-TRAINED_ROOT = "TrainedModels"
 IMAGES_DIR = "Input/Images"
-# The script that trains each training variant (SinGANConfig.mode), for messages.
-MODE_SCRIPTS = {"train": "main_train.py", "animation_train": "animation.py",
-                "paint_train": "paint2image.py --quantization_flag"}
 
 
-def model_folder(image_name: str, cfg: SinGANConfig, root=TRAINED_ROOT) -> Path:
-    """TrainedModels/<image stem>/scale_factor=0.750000,alpha=10 (the reference's layout)."""
-    return Path(root) / Path(image_name).stem / cfg.model_folder_name()
-
-
-def plan_for_image(image: torch.Tensor, cfg: SinGANConfig, sr: bool = False):
-    try:
-        return plan_pyramid(image.shape[2], image.shape[3], cfg.min_size, cfg.max_size,
-                            cfg.scale_factor, sr=sr)
-    except ValueError as err:
-        raise SinGANError(str(err)) from None
-
-
-def train_model(image_path, cfg: SinGANConfig, device="auto", seed: int = 0,
-                force: bool = False, root=TRAINED_ROOT, quiet: bool = False,
-                folder=None, sr: bool = False) -> (TrainedPyramid, Path):
-    """Train SinGAN on an image file (or resume, or reuse a finished model).
-
-    sr=True plans the pyramid with the SR schedule (SPEC 3); the reference trains SR models
-    with mode "train", so the schedule is a separate switch, not a mode.
-    """
-    device = resolve_device(device) if isinstance(device, str) else device
-    image = read_image(image_path, device)
-    plan = plan_for_image(image, cfg, sr=sr)
-    folder = Path(folder) if folder else model_folder(Path(image_path).name, cfg, root)
-    info = {"name": Path(image_path).name, "path": str(image_path),
-            "height": image.shape[2], "width": image.shape[3]}
-    pyramid = train_pyramid(image, cfg, folder, seed=seed, image_info=info, force=force,
-                            plan=plan, show_progress=not quiet)
-    return pyramid, folder
-
-
-def open_model(folder, device="auto", scale_factor: Optional[float] = None,
-               train_hint: str = "") -> TrainedPyramid:
-    """load_model with a message that says how to make the model when it is missing."""
-    device = resolve_device(device) if isinstance(device, str) else device
-    folder = Path(folder)
-    if not folder.exists():
-        hint = f"; train it first: {train_hint}" if train_hint else ""
-        raise SinGANError(f"no trained model at {folder}{hint}")
-    return load_model(folder, scale_factor=scale_factor, device=device)
-
-
-def train_command(input_name: str, cfg: SinGANConfig, input_dir: str = IMAGES_DIR,
-                  script: str = "main_train.py") -> str:
-    """The command line that trains the model `cfg` selects for `input_name`: every option
-    that differs from its default, so that the model lands in the folder the caller looks in."""
-    parts = ["python", script]
+def train_command(input_name: str, cfg: SinGANConfig, input_dir: str = IMAGES_DIR) -> str:
+    """The command line that trains the SinGAN model `cfg` selects for `input_name`: every
+    option that differs from its default, so that the model lands in the folder the caller
+    looks in."""
+    parts = ["python", *cfg.variant_script().split()]
     if input_dir != IMAGES_DIR:
         parts += ["--input_dir", input_dir]
     parts += ["--input_name", input_name]
     defaults = SinGANConfig()
     for f in fields(SinGANConfig):
         value = getattr(cfg, f.name)
-        if f.name == "mode" or value == getattr(defaults, f.name):
+        if f.name in VARIANT_SETTINGS or value == getattr(defaults, f.name):
             continue
         if isinstance(value, bool):
             parts.append(f"--{f.name}")
         else:
-            parts += [f"--{f.name}", _exact_text(value)]
+            parts += [f"--{f.name}", number_text(value)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _exact_text(value) -> str:
-    """4.0 -> '4', 0.0005 -> '0.0005', and every float exactly (repr) where %g would round."""
-    if isinstance(value, float):
-        short = f"{value:g}"
-        return short if float(short) == value else repr(value)
-    return str(value)
-
-
-def check_mode(pyramid: TrainedPyramid, folder, modes: Sequence[str], task: str,
-               consingan_ok: bool = False) -> None:
-    """Refuse a model trained for another application (its checkpoint records the training
-    variant as config["mode"]; models imported from the reference code record none).
-    consingan_ok lets a ConSinGAN model through (the caller checks its train mode)."""
-    if consingan_ok and getattr(pyramid, "method", "singan") == "consingan":
-        return
-    if not isinstance(pyramid, TrainedPyramid):
-        raise SinGANError(f"{folder} holds a ConSinGAN model; {task} here needs a SinGAN model "
-                          f"trained by {MODE_SCRIPTS[modes[0]]}")
-    mode = pyramid.config.get("mode")
-    if mode is not None and mode not in modes:
-        made_by = MODE_SCRIPTS.get(mode, "another tool")
-        raise SinGANError(f"{folder} holds a model trained by {made_by} (mode {mode}); {task} "
-                          f"needs one trained by {MODE_SCRIPTS[modes[0]]} (mode {modes[0]})")
-    if pyramid.num_scales < len(pyramid.reals):
-        raise SinGANError(f"{folder} is not fully trained ({pyramid.num_scales} of "
-                          f"{len(pyramid.reals)} scales); run its training command again to "
+def open_model(folder, device="auto", scale_factor: Optional[float] = None,
+               train_hint: str = "", complete: bool = True) -> TrainedModel:
+    """load_model with a message that says how to make the model when it is missing, and
+    (complete=True) refusing a model whose training has not finished."""
+    folder = Path(folder)
+    if not folder.exists():
+        hint = f"; train it first: {train_hint}" if train_hint else ""
+        raise SinGANError(f"no trained model at {folder}{hint}")
+    model = load_model(folder, scale_factor=scale_factor, device=device)
+    if complete and not model.complete:
+        raise SinGANError(f"{folder} is not fully trained ({model.num_scales} of "
+                          f"{len(model.reals)} scales); run its training command again to "
                           "resume")
+    return model
 
 
-def open_trained_model(input_name: str, cfg: SinGANConfig, device="auto",
-                       model_dir=None, input_dir: str = IMAGES_DIR,
-                       modes: Sequence[str] = ("train",), task: str = "this application",
-                       root=TRAINED_ROOT, consingan_ok: bool = False) -> (TrainedPyramid, Path):
-    """The finished model for `input_name` (or `model_dir`), trained for one of `modes`.
-
-    A missing model is an error that prints the main_train.py command that makes it.
-    """
-    folder = Path(model_dir) if model_dir else model_folder(input_name, cfg, root)
+def open_trained_model(folder, input_name: Optional[str] = None,
+                       cfg: Optional[SinGANConfig] = None, device="auto",
+                       input_dir: str = IMAGES_DIR) -> TrainedModel:
+    """The finished model in `folder` (a missing one is an error that prints the command
+    that trains it, when cfg says how). A reference SinGAN folder does not store its scale
+    factor: it is recomputed from the training image when that is at hand."""
+    folder = Path(folder)
     scale_factor = None
-    image = Path(input_dir) / input_name
-    if model_dir and is_reference_folder(folder) and image.is_file():
-        # The reference's folders do not store the factor: recompute it from the image.
-        scale_factor = plan_for_image(read_image(image), cfg).scale_factor
-    pyramid = open_model(folder, device, scale_factor,
-                         train_hint=train_command(input_name, cfg, input_dir))
-    check_mode(pyramid, folder, modes, task, consingan_ok)
-    return pyramid, folder
+    image = Path(input_dir) / input_name if input_name else None
+    if cfg is not None and image is not None and is_reference_folder(folder) and image.is_file():
+        shape = read_image(image).shape
+        scale_factor = plan_for(shape[2], shape[3], cfg).scale_factor
+    hint = train_command(input_name, cfg, input_dir) if cfg is not None and input_name else ""
+    return open_model(folder, device, scale_factor, hint)
+
+
+def model_tag(model: TrainedModel) -> str:
+    """What keeps one image's outputs of different models apart: '' for a SinGAN model (the
+    reference's output folders), the model folder's name for any other."""
+    if model.method == "singan":
+        return ""
+    return model.folder.resolve().name if model.folder is not None else model.method
 
 
 def samples_folder(out_root, stem: str, gen_start_scale: int = 0, scale_v: float = 1.0,
-                   scale_h: float = 1.0, arbitrary: bool = False) -> Path:
-    """The reference's output folders (its spelling of 'Arbitrery' included)."""
+                   scale_h: float = 1.0, arbitrary: bool = False, tag: str = "") -> Path:
+    """The reference's output folders (its spelling of 'Arbitrery' included); a tag (see
+    model_tag) adds a level, so that a ConSinGAN model's samples never mix with SinGAN's."""
+    root = Path(out_root) / ("RandomSamples_ArbitrerySizes" if arbitrary else "RandomSamples")
+    base = root / stem / tag if tag else root / stem
     if arbitrary:
-        return (Path(out_root) / "RandomSamples_ArbitrerySizes" / stem
-                / ("scale_v=%f_scale_h=%f" % (scale_v, scale_h)))
-    return Path(out_root) / "RandomSamples" / stem / f"gen_start_scale={gen_start_scale}"
+        return base / ("scale_v=%f_scale_h=%f" % (scale_v, scale_h))
+    return base / f"gen_start_scale={gen_start_scale}"
 
 
-def write_images(folder: Path, images: torch.Tensor, start: int = 0) -> None:
-    """images [N, 3, H, W] -> folder/0.png .. (N-1).png."""
+def write_images(folder: Path, images: torch.Tensor, start: int = 0) -> list:
+    """images [N, 3, H, W] -> folder/0.png .. (N-1).png; returns the paths."""
+    paths = []
     for i, image in enumerate(images):
-        save_image(folder / f"{start + i}.png", image[None])
+        paths.append(Path(folder) / f"{start + i}.png")
+        save_image(paths[-1], image[None])
+    return paths
 
 
-def random_samples(pyramid: TrainedPyramid, folder, num_samples: int = 50,
+def random_samples(model: TrainedModel, folder, num_samples: int = 50,
                    gen_start_scale: int = 0, scale_v: float = 1.0, scale_h: float = 1.0,
                    seed: Optional[int] = None, grid: bool = True,
                    amp: str = "none") -> torch.Tensor:
@@ -157,14 +107,14 @@ def random_samples(pyramid: TrainedPyramid, folder, num_samples: int = 50,
     amp "bf16" / "fp16" draws them under bfloat16 / float16 autocast."""
     generator = None
     if seed is not None:
-        generator = torch.Generator(device=pyramid.device).manual_seed(seed)
-    with autocast_context(pyramid.device, amp)():
-        samples = pyramid.sample(num_samples, gen_start_scale, scale_v, scale_h,
-                                 generator=generator).float()
+        generator = torch.Generator(device=model.device).manual_seed(seed)
+    with autocast_context(model.device, amp)():
+        samples = model.sample(num_samples, gen_start_scale, scale_v, scale_h,
+                               generator=generator).float()
     folder = Path(folder)
     write_images(folder, samples)
     if grid:
-        save_grid(grid_path(folder), [pyramid.reals[-1]] + [s[None] for s in samples[:5]])
+        save_grid(grid_path(folder), [model.reals[-1]] + [s[None] for s in samples[:5]])
     return samples
 
 

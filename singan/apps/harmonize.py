@@ -1,11 +1,9 @@
-"""Harmonization, editing and paint-to-image: an image injected at scale n (SPEC section 8).
+"""Harmonization, editing and paint-to-image: an image injected into a trained model (SPEC 8).
 
 All three hand a user's image R (the "naive" image: a pasted object, an edit, a painting) to
-the trained pyramid at an intermediate scale n, where it replaces the coarser scales' output:
-
-    in_s = imresize(R, s ** (N - n + 1)) cropped to reals[n-1], imresize(., 1 / s) cropped to
-           reals[n]                                   (s: the pyramid's scale factor)
-    out  = generate from scale n with start image in_s (scales n..N add their detail)
+the model (TrainedModel.generate): SinGAN at an intermediate scale n, where it replaces the
+coarser scales' output (scales n..N add their detail); ConSinGAN (harmonization and editing
+models) as its stage 0 input.
 
 Harmonization keeps the training image outside the (dilated, blurred) mask,
 result = (1 - mask) * real + mask * out; editing writes both out and that blend; paint-to-image
@@ -19,11 +17,10 @@ import numpy as np
 import torch
 
 from ..errors import SinGANError
-from ..hparams import SinGANConfig
 from ..image_io import denorm, norm, read_image, save_grid, save_image
-from ..imresize import imresize, imresize_to_shape
-from ..sampling import TrainedPyramid
-from .generation import IMAGES_DIR, TRAINED_ROOT, open_trained_model
+from ..imresize import imresize_to_shape
+from ..interface import TrainedModel
+from .generation import model_tag
 
 DILATION_RADIUS = {"harmonization": 7, "editing": 20}   # disk radius of the mask's dilation
 MASK_SIGMA = 5                                           # Gaussian blur of the dilated mask
@@ -38,14 +35,27 @@ def warn(message: str) -> None:
 
 # ---- inputs ----------------------------------------------------------------------------------
 
-def check_start_scale(pyramid: TrainedPyramid, n: int, option: str) -> None:
-    """Injection needs a coarser scale below n: n in 1..N."""
-    last = pyramid.num_scales - 1
-    if last < 1:
-        raise SinGANError("the model has a single scale: injection needs at least two")
-    if not 1 <= n <= last:
-        raise SinGANError(f"{option} must be between 1 and {last} (the model's scales are "
-                          f"0..{last}; injection needs a coarser scale below it), got {n}")
+def resolve_start_scale(model: TrainedModel, n: Optional[int], option: str) -> int:
+    """The injection scale: `n`, which must be one of the model's injection scales; or, when
+    not given, the model's only one (ConSinGAN: stage 0)."""
+    scales = model.injection_scales
+    if not len(scales):
+        model.generate(model.reals[-1], 0 if n is None else n)   # raises the model's reason
+        raise SinGANError(f"this {model.method} model takes no injected image")
+    if n is None:
+        if len(scales) == 1:
+            return scales[0]
+        raise SinGANError(f"give {option}: the injection scale, {scales[0]}..{scales[-1]} for "
+                          "this model")
+    if n not in scales:
+        last = model.num_scales - 1
+        if len(scales) == 1:
+            raise SinGANError(f"{option} must be {scales[0]} for this {model.method} model "
+                              f"(it takes the image at scale {scales[0]} only), got {n}")
+        raise SinGANError(f"{option} must be between {scales[0]} and {scales[-1]} (the model's "
+                          f"scales are 0..{last}; injection needs a coarser scale below it), "
+                          f"got {n}")
+    return n
 
 
 def fit_to_shape(image: torch.Tensor, shape, path) -> torch.Tensor:
@@ -66,9 +76,10 @@ def fit_to_shape(image: torch.Tensor, shape, path) -> torch.Tensor:
     return imresize_to_shape(image, (h, w))[:, :, :h, :w]
 
 
-def mask_path_for(ref_path: Path, mask: Optional[str] = None) -> Path:
+def mask_path(ref_path, mask: Optional[str] = None) -> Path:
     """The reference's mask name: R's stem + '_mask' + R's extension, beside R; or `mask`, a
     path or a file name in R's folder."""
+    ref_path = Path(ref_path)
     if mask:
         beside = ref_path.parent / mask
         return beside if not Path(mask).exists() and beside.exists() else Path(mask)
@@ -110,38 +121,22 @@ def soft_mask(mask: torch.Tensor, radius: int, sigma: float = MASK_SIGMA) -> tor
     return weight[None, None].expand(1, 3, *weight.shape)
 
 
-# ---- injection -------------------------------------------------------------------------------
-
-def injection_input(pyramid: TrainedPyramid, image: torch.Tensor, n: int) -> torch.Tensor:
-    """The start image of scale n made from an image at the finest size: [1, 3, h_n, w_n]."""
-    last = len(pyramid.reals) - 1
-    s = pyramid.scale_factor
-    h, w = pyramid.shape(n - 1)
-    x = imresize(image, s ** (last - n + 1))[:, :, :h, :w]
-    x = imresize(x, 1 / s)
-    h, w = pyramid.shape(n)
-    return x[:, :, :h, :w]
-
-
-@torch.no_grad()
-def inject(pyramid: TrainedPyramid, start: torch.Tensor, n: int, num_samples: int = 1,
-           generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Samples generated from scale n on from the start image `start` (at reals[n]'s size):
-    [num_samples, 3, H, W] in [-1, 1], drawn in memory-bounded batches.
-
-    Fix: the finest generator's output (tanh + the upsampled image) can leave [-1, 1]; the
-    reference blends it unclamped with the mask, so the blend disagrees with the saved
-    (clamped) output where the mask is partial. We clamp first.
-    """
-    batch = pyramid.default_batch_size()
-    return torch.cat([pyramid.generate(min(batch, num_samples - i), start_scale=n,
-                                       start_image=start, generator=generator)
-                      for i in range(0, num_samples, batch)]).clamp(-1, 1)
-
+# ---- injection with a mask ---------------------------------------------------------------------
 
 def blend(real: torch.Tensor, out: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """(1 - mask) * real + mask * out: the training image outside the mask."""
     return (1 - weight) * real + weight * out
+
+
+def inject_with_mask(model: TrainedModel, naive: torch.Tensor, mask_image: torch.Tensor,
+                     start_scale: int, task: str, num_samples: int = 1,
+                     generator: Optional[torch.Generator] = None):
+    """The core of harmonization and editing: the naive image ([1, 3, H, W] at the training
+    size) injected at start_scale, and each result blended into the training image through
+    the softened mask. Returns (out [k, 3, H, W], blended [k, 3, H, W], weight [1, 3, H, W])."""
+    weight = soft_mask(mask_image, DILATION_RADIUS[task])            # [1, 3, H, W] in [0, 1]
+    out = model.generate(naive, start_scale, num_samples, generator)  # [k, 3, H, W]
+    return out, blend(model.reals[-1], out, weight), weight
 
 
 def output_name(n: int, i: int, suffix: str = "") -> str:
@@ -150,51 +145,18 @@ def output_name(n: int, i: int, suffix: str = "") -> str:
     return f"start_scale={n}{'' if i == 0 else f'_{i}'}{suffix}.png"
 
 
-def output_folder(out_root, task: str, stem: str, ref_stem: str, suffix: str = "") -> Path:
-    """Output/<Task>/<image>/<ref>_out[suffix]/ (the reference's layout)."""
-    return Path(out_root) / OUTPUT_FOLDER[task] / stem / f"{ref_stem}_out{suffix}"
+def output_folder(out_root, task: str, stem: str, ref_stem: str, suffix: str = "",
+                  tag: str = "") -> Path:
+    """Output/<Task>/<image>/<ref>_out[suffix]/ (the reference's layout), with a level for
+    the model's tag (see generation.model_tag) below it for models other than SinGAN's."""
+    folder = Path(out_root) / OUTPUT_FOLDER[task] / stem / f"{ref_stem}_out{suffix}"
+    return folder / tag if tag else folder
 
 
-def open_for_injection(task: str, input_name: str, cfg: SinGANConfig, device, model_dir,
-                       input_dir: str, root=TRAINED_ROOT,
-                       consingan_ok: bool = False) -> (TrainedPyramid, Path):
-    return open_trained_model(input_name, cfg, device, model_dir, input_dir, ("train",), task,
-                              root, consingan_ok)
-
-
-def consingan_injection(task: str, model, input_name: str, ref_path: Path, mask: Optional[str],
-                        seed: Optional[int], out_root) -> List[Path]:
-    """Harmonization or editing with a ConSinGAN model (trained with --train_mode
-    harmonization/editing): the naive image is stage 0's input (SPEC 10), so there is no
-    injection scale. Writes consingan.png (harmonization: the blend; editing: the raw
-    output, and consingan_masked.png the blend) and a grid."""
-    from ..consingan import harmonize
-    naive = read_image(ref_path, model.device)
-    mask_file = mask_path_for(ref_path, mask)
-    mask_image = read_image(mask_file, model.device) if (mask or mask_file.exists()) else None
-    if mask_image is None and task == "harmonization":
-        raise SinGANError(f"mask not found: {mask_file} (give --mask, or put "
-                          f"{mask_file.name} beside the naive image)")
-    generator = None if seed is None else torch.Generator(model.device).manual_seed(seed)
-    out, blended = harmonize(model, naive, mask_image, generator, DILATION_RADIUS[task])
-    folder = output_folder(out_root, task, Path(input_name).stem, ref_path.stem)
-    written = [folder / "consingan.png"]
-    if task == "editing":
-        save_image(written[0], out)
-        if blended is not None:
-            written.append(folder / "consingan_masked.png")
-            save_image(written[-1], blended)
-    else:
-        save_image(written[0], blended)
-    save_grid(folder / "consingan_grid.png", [model.reals[-1], naive] + [out] +
-              ([blended] if blended is not None else []))
-    return written
-
-
-def masked_injection(task: str, input_name: str, ref_path, start_scale: int, cfg: SinGANConfig,
-                     device="auto", seed: Optional[int] = None, out_root="Output",
-                     mask: Optional[str] = None, model_dir=None, input_dir: str = IMAGES_DIR,
-                     num_samples: int = 1, root=TRAINED_ROOT) -> List[Path]:
+def masked_injection(task: str, model: TrainedModel, image_name: str, ref_path,
+                     start_scale: Optional[int] = None, seed: Optional[int] = None,
+                     out_root="Output", mask: Optional[str] = None,
+                     num_samples: int = 1) -> List[Path]:
     """Harmonization or editing (SPEC 8), end to end; returns the files written.
 
     Writes Output/<Task>/<image>/<ref>_out/start_scale=<n>.png (harmonization: the blend;
@@ -202,29 +164,21 @@ def masked_injection(task: str, input_name: str, ref_path, start_scale: int, cfg
     grid (training image | naive image | results) beside them.
     """
     option = f"--{task}_start_scale"
-    pyramid, _ = open_for_injection(task, input_name, cfg, device, model_dir, input_dir, root,
-                                    consingan_ok=True)
-    if getattr(pyramid, "method", "singan") == "consingan":
-        return consingan_injection(task, pyramid, input_name, Path(ref_path), mask, seed,
-                                   out_root)
-    check_start_scale(pyramid, start_scale, option)
-    real = pyramid.reals[-1]                                         # [1, 3, H, W]
+    start_scale = resolve_start_scale(model, start_scale, option)
+    real = model.reals[-1]                                           # [1, 3, H, W]
     ref_path = Path(ref_path)
-    naive = read_image(ref_path, pyramid.device)
+    naive = read_image(ref_path, model.device)
     naive_shape = naive.shape[2:]
     naive = fit_to_shape(naive, real.shape[2:], ref_path)
-    mask_image = read_mask(mask_path_for(ref_path, mask), naive_shape, real.shape[2:],
-                           "--mask")
-    weight = soft_mask(mask_image, DILATION_RADIUS[task])            # [1, 3, H, W] in [0, 1]
-
+    mask_image = read_mask(mask_path(ref_path, mask), naive_shape, real.shape[2:], "--mask")
     generator = None
     if seed is not None:
-        generator = torch.Generator(device=pyramid.device).manual_seed(seed)
-    start = injection_input(pyramid, naive, start_scale)
-    out = inject(pyramid, start, start_scale, num_samples, generator)   # [k, 3, H, W]
-    blended = blend(real, out, weight)
+        generator = torch.Generator(device=model.device).manual_seed(seed)
+    out, blended, weight = inject_with_mask(model, naive, mask_image, start_scale, task,
+                                            num_samples, generator)
 
-    folder = output_folder(out_root, task, Path(input_name).stem, ref_path.stem)
+    folder = output_folder(out_root, task, Path(image_name).stem, ref_path.stem,
+                           tag=model_tag(model))
     written = []
     for i in range(num_samples):
         if task == "editing":

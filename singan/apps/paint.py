@@ -6,31 +6,34 @@ Quantised variant:
   2. the painting, each pixel replaced by its nearest centre, imresized to scale n, is the
      start image;
   3. G_n is retrained from scratch with its inputs from the coarser scales quantised to the
-     same centres (mode "paint_train"), once, into its own model folder
+     same centres (a paint model: paint_colours = 5), once, into its own model folder
      TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n>/; later runs reuse it.
 """
 import hashlib
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
 
-from ..checkpoint import (CHECKPOINT_NAME, checkpoint_dict, is_reference_folder,
-                          pyramid_from_checkpoint, read_checkpoint, save_torch, write_json)
+from ..api import TRAINED_ROOT
+from ..checkpoint import (CHECKPOINT_NAME, is_reference_folder, read_checkpoint, save_torch,
+                          write_json)
+from ..driver import scale_seed
 from ..errors import SinGANError
-from ..hparams import SinGANConfig
+from ..hparams import PAINT_COLOURS, SinGANConfig
 from ..image_io import read_image, save_grid, save_image
 from ..imresize import imresize
-from ..models import Discriminator, Generator, channels_at_scale, init_weights
+from ..interface import TrainedModel
+from ..models import Discriminator
+from ..progress import ProgressBar
 from ..sampling import TrainedPyramid
-from ..train import save_scale_files, scale_seed, train_scale
-from .generation import IMAGES_DIR, TRAINED_ROOT
-from .harmonize import (check_start_scale, fit_to_shape, inject, injection_input,
-                        open_for_injection, output_folder, output_name)
+from ..train import checkpoint_dict, new_scale_networks, save_scale_files, train_scale
+from .generation import model_tag
+from .harmonize import fit_to_shape, output_folder, output_name, resolve_start_scale
 
-NUM_COLOURS = 5      # the reference's k-means cluster count
+NUM_COLOURS = PAINT_COLOURS   # the reference's k-means cluster count
 KMEANS_SEED = 0      # fixed, as the reference's random_state=0: the same image, the same colours
 
 
@@ -115,27 +118,25 @@ def quantised_model(pyramid: TrainedPyramid, base_folder: Path, folder: Path, n:
         made = ckpt.get("paint", {})
         if made.get("base_sha256") == digest and made.get("start_scale") == n:
             log(f"reusing the quantised paint model {folder}")
-            return pyramid_from_checkpoint(ckpt, pyramid.device)
+            return TrainedPyramid.from_checkpoint(ckpt, pyramid.device)
         log(f"{folder} was made from another version of {base_folder}: retraining it")
 
     base = read_checkpoint(base_ckpt_path)
+    if base.get("method", "singan") != "singan":
+        raise SinGANError(f"--quantization_flag retrains a scale of a SinGAN model; "
+                          f"{base_folder} holds a {base.get('method')} model")
     device = pyramid.device
-    cfg = replace(cfg, mode="paint_train")
-    nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
-    with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
-        torch.manual_seed(scale_seed(seed, n, 0))
-        G = Generator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-        D = Discriminator(nfc, min_nfc, cfg.num_layer, cfg.ker_size)
-        init_weights(G), init_weights(D)    # fresh, not warm-started, as the reference
+    cfg = replace(cfg, paint_colours=len(centres))
+    G, D = new_scale_networks(n, cfg, seed)   # fresh, not warm-started, as the reference
     noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, n, 1))
     log(f"retraining scale {n} with colour-quantised inputs ({cfg.niter} iterations) into "
         f"{folder}")
-    progress = _ProgressBar(n, cfg.niter) if show_progress else None
-    result = train_scale(n, pyramid, G.to(device), D.to(device), cfg, noise_gen,
-                         progress.update_to if progress else None,
-                         prev_transform=lambda prev: quantize(prev, centres))
-    if progress:
-        progress.close()
+    bar = ProgressBar(f"scale {n} (quantised)", cfg.niter, show_progress)
+    try:
+        result = train_scale(n, pyramid, G.to(device), D.to(device), cfg, noise_gen,
+                             bar.update_to, prev_transform=lambda prev: quantize(prev, centres))
+    finally:
+        bar.close()
 
     generators, z_opt, noise_amp = (list(pyramid.generators), list(pyramid.z_opt),
                                     list(pyramid.noise_amp))
@@ -159,46 +160,34 @@ def quantised_model(pyramid: TrainedPyramid, base_folder: Path, folder: Path, n:
     return painted
 
 
-class _ProgressBar:
-    def __init__(self, n: int, niter: int):
-        from tqdm import tqdm
-        self.bar = tqdm(total=niter, desc=f"scale {n} (quantised)", leave=False,
-                        dynamic_ncols=True)
-        self.done = 0
-
-    def update_to(self, it: int, losses: dict) -> None:
-        self.bar.update(it - self.done)
-        self.done = it
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 # ---- the application -------------------------------------------------------------------------
 
-def paint2image(input_name: str, ref_path, start_scale: int, cfg: SinGANConfig,
-                device="auto", seed: int = 0, out_root="Output", model_dir=None,
-                input_dir: str = IMAGES_DIR, num_samples: int = 1, quantization: bool = False,
-                force: bool = False, quiet: bool = False, root=TRAINED_ROOT,
-                log=print) -> List[Path]:
+def paint2image(model: TrainedModel, image_name: str, ref_path, start_scale: Optional[int],
+                cfg: SinGANConfig, seed: int = 0, out_root="Output", num_samples: int = 1,
+                quantization: bool = False, force: bool = False, quiet: bool = False,
+                root=TRAINED_ROOT, log=print, model_dir=None) -> List[Path]:
     """Paint-to-image (SPEC 8), end to end; returns the files written.
 
     Writes Output/Paint2image/<image>/<paint>_out[_quantized]/start_scale=<n>.png (and
     start_scale=<n>_<i>.png for more samples), a grid (training image | painting | results);
     with quantization also real_quant.png, in_paint.png and in_paint_quant.png.
     """
-    pyramid, base_folder = open_for_injection("paint2image", input_name, cfg, device,
-                                              model_dir, input_dir, root)
-    check_start_scale(pyramid, start_scale, "--paint_start_scale")
-    n, last = start_scale, len(pyramid.reals) - 1
-    real = pyramid.reals[-1]                                          # [1, 3, H, W]
+    n = resolve_start_scale(model, start_scale, "--paint_start_scale")
+    real = model.reals[-1]                                            # [1, 3, H, W]
     ref_path = Path(ref_path)
-    paint = fit_to_shape(read_image(ref_path, pyramid.device), real.shape[2:], ref_path)
-    start = injection_input(pyramid, paint, n)                        # [1, 3, h_n, w_n]
-    folder = output_folder(out_root, "paint2image", Path(input_name).stem, ref_path.stem,
-                           "_quantized" if quantization else "")
+    paint = fit_to_shape(read_image(ref_path, model.device), real.shape[2:], ref_path)
+    folder = output_folder(out_root, "paint2image", Path(image_name).stem, ref_path.stem,
+                           "_quantized" if quantization else "", model_tag(model))
+    generator = torch.Generator(device=model.device).manual_seed(seed)
     written = []
-    if quantization:
+    if not quantization:
+        out = model.generate(paint, n, num_samples, generator)        # [k, 3, H, W]
+    else:
+        if not isinstance(model, TrainedPyramid):
+            raise SinGANError("--quantization_flag retrains a scale of a SinGAN model; this is "
+                              f"a {model.method} model")
+        pyramid, last = model, len(model.reals) - 1
+        start = pyramid.injection_input(paint, n)                     # [1, 3, h_n, w_n]
         h, w = pyramid.shape(n)
         real_s = imresize(real, pyramid.scale_factor ** (last - n))[:, :, :h, :w]
         centres = kmeans_colours(real_s)                              # [5, 3]
@@ -209,12 +198,10 @@ def paint2image(input_name: str, ref_path, start_scale: int, cfg: SinGANConfig,
         save_image(folder / "in_paint_quant.png", start)
         written += [folder / "real_quant.png", folder / "in_paint.png",
                     folder / "in_paint_quant.png"]
-        pyramid = quantised_model(pyramid, base_folder,
-                                  paint_model_folder(input_name, cfg, n, model_dir, root),
-                                  n, centres, cfg, seed, force, not quiet, log)
-
-    generator = torch.Generator(device=pyramid.device).manual_seed(seed)
-    out = inject(pyramid, start, n, num_samples, generator)           # [k, 3, H, W]
+        paint_folder = paint_model_folder(image_name, cfg, n, model_dir, root)
+        pyramid = quantised_model(pyramid, model.folder, paint_folder, n, centres, cfg, seed,
+                                  force, not quiet, log)
+        out = pyramid.generate(start, n, num_samples, generator, start_is_scaled=True)
     for i in range(num_samples):
         written.append(folder / output_name(n, i))
         save_image(written[-1], out[i:i + 1])

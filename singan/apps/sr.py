@@ -13,12 +13,13 @@ from typing import Optional, Tuple
 
 import torch
 
+from ..api import TRAINED_ROOT, model_folder, train_model
 from ..errors import SinGANError
 from ..hparams import SinGANConfig
 from ..image_io import save_grid, save_image
 from ..imresize import imresize, imresize_to_shape
-from ..sampling import TrainedPyramid, pad
-from .generation import TRAINED_ROOT, model_folder, train_model
+from ..models import pad
+from ..sampling import TrainedPyramid
 
 SR_ALPHA = 100.0                     # the reference's reconstruction weight for SR
 BASE_STEP = math.pow(0.5, 1 / 3)     # the reference's first guess of the per-step scale
@@ -38,10 +39,10 @@ def sr_schedule(sr_factor: float) -> Tuple[float, int]:
 
 
 def sr_config(cfg: SinGANConfig, sr_factor: float) -> SinGANConfig:
-    """The training configuration of an SR model: mode "train" with scale_factor 1 / in_scale
-    (the SR schedule itself is plan_pyramid(..., sr=True))."""
+    """The training configuration of an SR model: the SR scale schedule (SPEC 3) with
+    scale_factor 1 / in_scale."""
     in_scale, _ = sr_schedule(sr_factor)
-    return replace(cfg, scale_factor=1 / in_scale, mode="train")
+    return replace(cfg, scale_factor=1 / in_scale, sr_schedule=True)
 
 
 @torch.no_grad()
@@ -61,7 +62,7 @@ def super_resolve(pyramid: TrainedPyramid, sr_factor: float,
                            pyramid.pad, pyramid.pad_noise)
     # Reference behaviour: the first step starts from the once-upsampled image and draws its
     # noise as at a coarsest scale (one channel broadcast to three).
-    out = chain.generate(1, start_image=levels[0], generator=generator)
+    out = chain.synthesize(1, start_image=levels[0], generator=generator)
     h, w = pyramid.shape(pyramid.num_scales - 1)
     return out[:, :, :int(sr_factor * h), :int(sr_factor * w)]
 
@@ -82,8 +83,8 @@ def super_resolution(image_path, sr_factor: float, cfg: SinGANConfig, device="au
     cfg = sr_config(cfg, sr_factor)
     stem = Path(image_path).stem
     folder = model_folder(Path(image_path).name, cfg, root)
-    pyramid, folder = train_model(image_path, cfg, device, seed, force, root, quiet, folder,
-                                  sr=True)
+    pyramid = train_model(image_path, cfg, folder, device=device, seed=seed, force=force,
+                          show_progress=not quiet)
     generator = torch.Generator(device=pyramid.device).manual_seed(seed)
     hr = super_resolve(pyramid, sr_factor, generator)                 # [1, 3, fH, fW]
     bicubic = imresize_to_shape(pyramid.reals[-1], hr.shape[2:])

@@ -1,17 +1,13 @@
 """ConSinGAN (Hinz, Fisher, Wang, Wermter, WACV 2021, arXiv 2003.11512): one generator that
 grows by a stage at a time, several stages trained concurrently with scaled learning rates,
-and the same applications as SinGAN (SPEC section 10).
+and the same applications as SinGAN (SPEC section 10), through the same TrainedModel
+interface (train it with singan.train_model(image, ConSinGANConfig(...)), load it with
+singan.load_model).
 
 Layers: hparams.py, pyramid.py, models.py (the networks) -> model.py (a trained model and its
-checkpoint) -> augment.py, train.py (the concurrent training) -> apps.py (training an image
-file, fine-tuning, samples, harmonization/editing, animation, evaluation).
+checkpoint) -> augment.py, train.py (the concurrent training, fine-tuning).
 """
-from .apps import (animate, dilate_mask, evaluate, fine_tune_model, harmonize, mask_path,
-                   model_folder, open_consingan, output_folder, random_samples, train_model,
-                   write_gif)
 from .hparams import ConSinGANConfig
-from .model import ConSinGAN, is_consingan
+from .model import ConSinGAN
 
-__all__ = ["ConSinGAN", "ConSinGANConfig", "animate", "dilate_mask", "evaluate",
-           "fine_tune_model", "harmonize", "is_consingan", "mask_path", "model_folder",
-           "open_consingan", "output_folder", "random_samples", "train_model", "write_gif"]
+__all__ = ["ConSinGAN", "ConSinGANConfig"]

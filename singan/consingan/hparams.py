@@ -4,6 +4,8 @@ Defaults are the reference ConSinGAN's. Built once from the command line (STYLE 
 """
 from dataclasses import dataclass, fields
 
+from ..hparams import number_text
+
 TRAIN_MODES = ("generation", "retarget", "harmonization", "editing", "animation")
 ACTIVATIONS = ("lrelu", "elu", "prelu", "selu")
 ANIMATION_MIN_SIZE = 20   # the reference forces min_size 20 in animation mode
@@ -85,14 +87,14 @@ class ConSinGANConfig:
         # Fix: the reference names model folders by a timestamp, so that every run starts a
         # new model; named by the settings, a second run resumes or reuses it.
         parts = [f"consingan_{self.train_mode}", f"stages={self.train_stages}",
-                 f"depth={self.train_depth}", f"lr_scale={_text(self.lr_scale)}"]
+                 f"depth={self.train_depth}", f"lr_scale={number_text(self.lr_scale)}"]
         defaults = default_config(self.train_mode)
         for f in fields(self):
             if f.name in ("train_mode", "train_stages", "train_depth", "lr_scale"):
                 continue
             value = getattr(self, f.name)
             if value != getattr(defaults, f.name):
-                parts.append(f.name if value is True else f"{f.name}={_text(value)}")
+                parts.append(f.name if value is True else f"{f.name}={number_text(value)}")
         return ",".join(parts)
 
 
@@ -102,10 +104,3 @@ def default_config(train_mode: str = "generation") -> ConSinGANConfig:
         return ConSinGANConfig(train_mode=train_mode, min_size=ANIMATION_MIN_SIZE)
     return ConSinGANConfig(train_mode=train_mode)
 
-
-def _text(value) -> str:
-    """0.1 -> '0.1', 10.0 -> '10', and a float exactly (repr) where %g would round it."""
-    if isinstance(value, float):
-        short = f"{value:g}"
-        return short if float(short) == value else repr(value)
-    return str(value)

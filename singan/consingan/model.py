@@ -1,10 +1,10 @@
 """A trained ConSinGAN and every way of drawing from it (SPEC sections 7, 8 and 10).
 
 :class:`ConSinGAN` holds the growing generator, the fixed reconstruction noise, the noise
-amplitudes and the real images per stage. ``sample`` means what ``TrainedPyramid.sample``
-means (random samples, arbitrary sizes), so generic code (random_samples.py) takes either;
-``generate`` runs the generator on a given noise list, which harmonization, editing and
-animation build on (see apps.py).
+amplitudes and the real images per stage. It implements the TrainedModel interface
+(singan.interface) as SinGAN's TrainedPyramid does: ``sample`` (random samples, arbitrary
+sizes), ``generate`` (an image injected at stage 0: harmonization and editing models),
+``reconstruct`` and ``animate``; ``run_generator`` runs the generator on a given noise list.
 """
 from dataclasses import asdict
 from typing import List, Optional, Sequence, Tuple
@@ -12,13 +12,13 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..checkpoint import envelope
 from ..errors import SinGANError
 from ..imresize import imresize_to_shape
+from ..sampling import noise_walk
 from .hparams import ConSinGANConfig
 from .models import GrowingGenerator, build_generator
 from .pyramid import StagePlan
-
-FORMAT_VERSION = 1
 
 
 class ConSinGAN(nn.Module):
@@ -29,6 +29,7 @@ class ConSinGAN(nn.Module):
     noise added at stage k; reals[k] the training image of stage k, [1, 3, h_k, w_k].
     """
     method = "consingan"
+    ANIMATION_START_MIX = 0.01   # the walk starts at z_{-1} = 0.99 z_fixed + 0.01 w (reference)
 
     def __init__(self, generator: GrowingGenerator, fixed_noise: Sequence[torch.Tensor],
                  noise_amp: Sequence[float], reals: Sequence[torch.Tensor],
@@ -44,6 +45,8 @@ class ConSinGAN(nn.Module):
         self.plan = plan
         self.scale_factor = plan.scale_factor if plan is not None else None
         self.info = dict(info or {})
+        self.folder = None        # the model folder it was loaded from or trained into
+        self.fine_tuned = None    # what it was fine-tuned on (fine_tune), if it was
 
     # ---- bookkeeping -------------------------------------------------------------------------
     @property
@@ -54,6 +57,17 @@ class ConSinGAN(nn.Module):
     @property
     def train_mode(self) -> str:
         return self.hparams.train_mode
+
+    @property
+    def complete(self) -> bool:
+        """Whether every stage is trained."""
+        return self.num_scales == self.hparams.train_stages
+
+    @property
+    def injection_scales(self) -> range:
+        """The stages an image can be injected at (generate): stage 0, in harmonization and
+        editing models; none in the others, whose stage 0 takes noise."""
+        return range(0, 1) if self.hparams.image_input else range(0)
 
     @property
     def device(self) -> torch.device:
@@ -112,8 +126,8 @@ class ConSinGAN(nn.Module):
 
     # ---- generation --------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, noise: List[torch.Tensor], shapes: Optional[Sequence] = None,
-                 noise_amp: Optional[Sequence[float]] = None) -> torch.Tensor:
+    def run_generator(self, noise: List[torch.Tensor], shapes: Optional[Sequence] = None,
+                      noise_amp: Optional[Sequence[float]] = None) -> torch.Tensor:
         """G(noise, shapes, noise_amp): [N, 3, h, w] at the last stage's (scaled) size."""
         shapes = list(shapes) if shapes is not None else self.stage_shapes()
         if len(noise) != self.num_scales or len(shapes) != self.num_scales:
@@ -123,18 +137,19 @@ class ConSinGAN(nn.Module):
 
     def reconstruct(self) -> torch.Tensor:
         """G(fixed noise): the model's reconstruction of the training image, [1, 3, H, W]."""
-        return self.generate(self.fixed_noise)
+        return self.run_generator(self.fixed_noise)
 
     def sample(self, num_samples: int = 1, gen_start_scale: int = 0, scale_v: float = 1.0,
                scale_h: float = 1.0, noise: Optional[List[torch.Tensor]] = None,
                generator: Optional[torch.Generator] = None, batch_size: Optional[int] = None,
-               clamp: Optional[bool] = None) -> torch.Tensor:
+               clamp: Optional[bool] = None, exact: Optional[bool] = None) -> torch.Tensor:
         """Random samples, [num_samples, 3, H, W] in [-1, 1], as TrainedPyramid.sample.
 
         scale_v / scale_h give arbitrary sizes (each stage's shape and noise scaled). `noise`,
         when given, is the full noise list (one tensor per stage, [num_samples, C, h, w]).
         gen_start_scale is SinGAN's: ConSinGAN has no per-scale generators to start from, so
-        only 0 is accepted. `clamp` is accepted for compatibility (the tanh output is in range).
+        only 0 is accepted. The output is the generator's tanh, inside [-1, 1] already:
+        clamp=True changes nothing. exact is always true (nothing is folded).
         """
         if gen_start_scale != 0:
             raise SinGANError(f"gen_start_scale {gen_start_scale}: a ConSinGAN model has one "
@@ -142,14 +157,62 @@ class ConSinGAN(nn.Module):
         self.check_sample_args(num_samples, scale_v, scale_h)
         shapes = self.stage_shapes(scale_v, scale_h)
         if noise is not None:
-            return self.generate([z.to(self.device) for z in noise], shapes)
+            return self.run_generator([z.to(self.device) for z in noise], shapes)
         batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
         chunks = []
         for start in range(0, num_samples, batch_size):
             num = min(batch_size, num_samples - start)
             zero = self.default_stage_zero(num, shapes[0], generator)
-            chunks.append(self.generate(self.noise(num, shapes, generator, zero), shapes))
+            chunks.append(self.run_generator(self.noise(num, shapes, generator, zero), shapes))
         return torch.cat(chunks)
+
+    @torch.no_grad()
+    def generate(self, start_image: torch.Tensor, start_scale: int = 0, num_samples: int = 1,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """An image injected at stage 0 (harmonization and editing models, SPEC 10):
+        [num_samples, 3, H, W] at the training size. `start_image` ([1, 3, h, w], any size,
+        usually the training image's) is resized to stage 0's shape (editing adds
+        noise_scaling * N(0, 1)); the later stages use the fixed noise, as the reference's
+        evaluation."""
+        if not self.hparams.image_input:
+            raise SinGANError(f"this is a ConSinGAN {self.train_mode} model, whose first stage "
+                              "takes noise: injecting an image needs one trained with "
+                              "--train_mode harmonization or editing")
+        if start_scale != 0:
+            raise SinGANError(f"start scale {start_scale}: a ConSinGAN model takes the image at "
+                              "stage 0 only; use 0")
+        stage_zero = imresize_to_shape(start_image.to(self.device), self.shape(0))
+        stage_zero = stage_zero.expand(num_samples, -1, -1, -1)      # [N, 3, h_0, w_0]
+        if self.train_mode == "editing":
+            stage_zero = stage_zero + self.hparams.noise_scaling * torch.randn(
+                stage_zero.shape, device=self.device, generator=generator)
+        rest = [z.expand(num_samples, *z.shape[1:]) for z in self.fixed_noise[1:]]
+        return self.run_generator([stage_zero] + rest)
+
+    @torch.no_grad()
+    def animate(self, alpha: float = 0.1, beta: float = 0.9, start_scale: int = 0,
+                num_frames: int = 100, generator: Optional[torch.Generator] = None,
+                batch_size: Optional[int] = None) -> torch.Tensor:
+        """Frames of a noise_walk around every stage's fixed noise (SPEC 8); stages below
+        start_scale keep the fixed noise. Returns [num_frames, 3, H, W]."""
+        if not 0 <= start_scale < self.num_scales:
+            raise SinGANError(f"start_scale must be between 0 and {self.num_scales - 1}, "
+                              f"got {start_scale}")
+        if self.train_mode != "animation":
+            raise SinGANError(f"this is a ConSinGAN {self.train_mode} model; animation needs "
+                              "one trained with --train_mode animation")
+        shapes = self.stage_shapes()
+        walks = []                                                   # per stage [T, C, h, w]
+        for k, fixed in enumerate(self.fixed_noise):
+            if k < start_scale:
+                walks.append(fixed.expand(num_frames, *fixed.shape[1:]))
+                continue
+            c, h, w = self.generator.noise_shape(k, *shapes[k])
+            fresh = torch.randn(num_frames + 1, c, h, w, device=self.device, generator=generator)
+            walks.append(noise_walk(fixed, fresh, alpha, beta, self.ANIMATION_START_MIX))
+        batch = batch_size or self.default_batch_size()
+        return torch.cat([self.run_generator([z[i:i + batch] for z in walks])
+                          for i in range(0, num_frames, batch)])
 
     def default_batch_size(self, area_factor: float = 1.0, budget_bytes: float = 1.0e9) -> int:
         """Samples per batch so that the finest stage's activations stay within a budget."""
@@ -169,11 +232,6 @@ class ConSinGAN(nn.Module):
                               f"({self.shape(0)[0]} x {self.shape(0)[1]})")
 
 
-def is_consingan(model) -> bool:
-    """Whether a loaded model (load_model's result) is a ConSinGAN."""
-    return getattr(model, "method", "singan") == "consingan"
-
-
 # ---- checkpoints (STYLE habit 4) ------------------------------------------------------------
 
 def checkpoint_dict(generator: GrowingGenerator, discriminators: Sequence[dict],
@@ -186,10 +244,9 @@ def checkpoint_dict(generator: GrowingGenerator, discriminators: Sequence[dict],
     scales = [{"D": {k: v.detach().cpu() for k, v in d.items()}, "fixed_noise": z.detach().cpu(),
                "noise_amp": float(a), "shape": list(r.shape[2:])}
               for d, z, a, r in zip(discriminators, fixed_noise, noise_amp, reals)]
-    return {"format_version": FORMAT_VERSION, "method": "consingan",
-            "config": asdict(hparams), "plan": asdict(plan), "image": dict(info),
-            "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
-            "scales": scales, "reals": [r.detach().cpu() for r in reals], **(extra or {})}
+    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
+    return envelope("consingan", asdict(hparams), asdict(plan), info, scales, reals,
+                    {"generator": state, **(extra or {})})
 
 
 def plan_from_dict(d: dict) -> StagePlan:
@@ -204,18 +261,12 @@ def generator_from_checkpoint(ckpt: dict) -> GrowingGenerator:
     return generator
 
 
-def model_from_checkpoint(ckpt: dict, device="cpu", folder=None) -> ConSinGAN:
-    """Rebuild the trained model from a checkpoint dict (see checkpoint_dict)."""
-    try:
-        hparams = ConSinGANConfig.from_dict(ckpt["config"])
-        generator = generator_from_checkpoint(ckpt)
-        model = ConSinGAN(generator, [s["fixed_noise"] for s in ckpt["scales"]],
-                          [s["noise_amp"] for s in ckpt["scales"]], ckpt["reals"], hparams,
-                          plan_from_dict(ckpt["plan"]), ckpt.get("image"))
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        where = f"{folder}: " if folder else ""
-        raise SinGANError(f"{where}the ConSinGAN checkpoint is incomplete or inconsistent "
-                          f"({type(err).__name__}: {str(err).splitlines()[0][:100]}); retrain it "
-                          "with --force") from None
+def consingan_from_checkpoint(ckpt: dict, device="cpu") -> ConSinGAN:
+    """Rebuild the trained model from a model.pth dict (see checkpoint_dict)."""
+    model = ConSinGAN(generator_from_checkpoint(ckpt),
+                      [s["fixed_noise"] for s in ckpt["scales"]],
+                      [s["noise_amp"] for s in ckpt["scales"]], ckpt["reals"],
+                      ConSinGANConfig.from_dict(ckpt["config"]), plan_from_dict(ckpt["plan"]),
+                      ckpt.get("image"))
     model.fine_tuned = ckpt.get("fine_tuned")
     return model.to(device)

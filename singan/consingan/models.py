@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models import pad
+
 
 def make_activation(name: str, lrelu_alpha: float = 0.05) -> nn.Module:
     if name == "lrelu":
@@ -58,10 +60,6 @@ def upsample(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Bicubic resize with align_corners=True (ConSinGAN's feature upsampling)."""
     return F.interpolate(x, size=tuple(int(s) for s in size), mode="bicubic",
                          align_corners=True)
-
-
-def pad(x: torch.Tensor, p: int) -> torch.Tensor:
-    return F.pad(x, [p, p, p, p]) if p else x
 
 
 class GrowingGenerator(nn.Module):

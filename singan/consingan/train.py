@@ -1,12 +1,11 @@
 """ConSinGAN's concurrent multi-stage training (SPEC section 10; arXiv 2003.11512, section 3).
 
-``train_consingan`` grows the generator stage by stage, writing the model folder after each
-finished stage and resuming after the last finished one; ``make_stage`` sets up one stage's
-adversarial game and ``train_iteration`` plays one iteration of it (what the benchmark times);
-``fine_tune`` retrains the last stage of a harmonization/editing model on a naive image.
+``ConSinGANTrainer`` plugs ConSinGAN into the shared stage driver (singan.driver: folder,
+resume, save, progress, stop), which grows the generator stage by stage; ``make_stage`` sets
+up one stage's adversarial game and ``train_iteration`` plays one iteration of it (what the
+benchmark times); ``fine_tune`` retrains the last stage of a harmonization/editing model on a
+naive image.
 """
-import contextlib
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -15,23 +14,23 @@ from typing import Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint, save_torch, write_json
-from ..errors import SinGANError
+from ..checkpoint import CHECKPOINT_NAME, save_checkpoint, save_torch, write_json
+from ..devices import adam
+from ..driver import (check_finite, prepare_model_folder, run_iterations, scale_seed,
+                      train_stages)
 from ..guards import exclusive, interrupts_deferred, remove_temporaries
 from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..models import init_weights
-from ..train import (ProgressBar, adam, check_resumable, clear_for_training, plot_losses,
-                     prepare_model_folder, remove_scale_files, scale_seed)
+from ..plots import plot_losses
+from ..progress import ProgressBar
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
 from .models import (Discriminator, GrowingGenerator, build_discriminator, build_generator,
                      receptive_field)
 from .pyramid import StagePlan, build_stage_reals, plan_stages
-
-LOG_EVERY = 25   # iterations between host synchronisations (progress bar, NaN check)
 
 
 @dataclass
@@ -55,6 +54,20 @@ class StageState:
     augment_source: bool = True         # harmonization: augment `source` (not when fine-tuning)
     history: dict = field(default_factory=lambda: {k: [] for k in
                                                    ("errD", "errG", "rec", "D_real", "D_fake")})
+    fake: Optional[torch.Tensor] = None  # the latest fake sample
+
+    def step(self, it: int) -> None:
+        """One iteration (the driver's interface): losses appended to `history`."""
+        out = train_iteration(self)
+        self.fake = out.pop("fake")
+        for key, value in out.items():
+            self.history[key].append(value)
+
+    def result(self) -> "StageResult":
+        with torch.no_grad():
+            reconstruction = self.G(self.fixed_noise, self.shapes, self.noise_amp)
+        losses = {k: torch.stack(v).float().cpu() for k, v in self.history.items()}
+        return StageResult(self.fake, reconstruction, losses, self.D)
 
 
 def stage_zero_input(state: StageState) -> torch.Tensor:
@@ -201,34 +214,10 @@ class StageResult:
     fake: torch.Tensor                 # last fake sample, [1, 3, h, w]
     reconstruction: torch.Tensor       # G(fixed noise), [1, 3, h, w]
     losses: dict                       # name -> [niter] float tensor (CPU)
+    discriminator: Discriminator       # the stage's critic
 
 
-def train_stage(state: StageState,
-                progress: Optional[Callable[[int, dict], None]] = None) -> StageResult:
-    """Run cfg.niter iterations of stage k; check the losses for divergence every LOG_EVERY."""
-    cfg = state.cfg
-    fake = None
-    for it in range(cfg.niter):
-        out = train_iteration(state)
-        fake = out.pop("fake")
-        for key, value in out.items():
-            state.history[key].append(value)
-        if (it + 1) % LOG_EVERY == 0 or it == cfg.niter - 1:
-            latest = {k: v[-1].item() for k, v in state.history.items()}
-            if not all(math.isfinite(v) for v in latest.values()):
-                raise SinGANError(
-                    f"training diverged at stage {state.stage}, iteration {it + 1}: a loss "
-                    "became nan or inf (likely cause: too high a learning rate --lr_g/--lr_d, "
-                    "or too low --lambda_grad); the finished stages are kept")
-            if progress:
-                progress(it + 1, latest)
-    with torch.no_grad():
-        reconstruction = state.G(state.fixed_noise, state.shapes, state.noise_amp)
-    losses = {k: torch.stack(v).float().cpu() for k, v in state.history.items()}
-    return StageResult(fake, reconstruction, losses)
-
-
-# ---- the stage-by-stage driver ------------------------------------------------------------------
+# ---- ConSinGAN in the stage driver --------------------------------------------------------------
 
 def save_stage_files(folder: Path, k: int, G: GrowingGenerator, D: Discriminator,
                      fixed_noise: torch.Tensor, real: torch.Tensor, result: StageResult) -> None:
@@ -247,11 +236,6 @@ def save_stage_files(folder: Path, k: int, G: GrowingGenerator, D: Discriminator
 
 STAGE_FILES = ("netG.pth", "netD.pth", "fixed_noise.pth", "real_scale.png", "fake_sample.png",
                "reconstruction.png", "losses.pth", "losses.png")
-
-
-def remove_stage_files(folder: Path, first: int) -> None:
-    """Delete the per-stage files of stages >= first (see singan.train.remove_scale_files)."""
-    remove_scale_files(folder, first, STAGE_FILES)
 
 
 def plan_for(image: torch.Tensor, cfg: ConSinGANConfig) -> StagePlan:
@@ -276,137 +260,102 @@ def estimated_model_bytes(plan: StagePlan, cfg: ConSinGANConfig) -> int:
     return 3 * total
 
 
+class ConSinGANTrainer:
+    """ConSinGAN's part of the stage driver (singan.driver.train_stages): the generator grown
+    so far, its fixed noise and noise amplitudes, the critics, and one stage's game at a time."""
+    method, unit, stage_files = "consingan", "stage", STAGE_FILES
+
+    def __init__(self, image: torch.Tensor, cfg: ConSinGANConfig,
+                 plan: Optional[StagePlan] = None):
+        self.cfg = cfg
+        self.plan = plan or plan_for(image, cfg)
+        self.reals = build_stage_reals(image, self.plan)
+        self.device = image.device
+        self.G: Optional[GrowingGenerator] = None
+        self.discriminators: List[dict] = []      # state dicts (CPU) of the finished stages
+        self.fixed_noise: List[torch.Tensor] = []
+        self.noise_amp: List[float] = []
+
+    @property
+    def num_done(self) -> int:
+        return len(self.discriminators)
+
+    def estimated_bytes(self) -> int:
+        return estimated_model_bytes(self.plan, self.cfg)
+
+    def saved_config(self, ckpt: dict) -> dict:
+        return asdict(ConSinGANConfig.from_dict(ckpt["config"]))
+
+    def load(self, ckpt: dict) -> None:
+        if ckpt["scales"]:
+            self.G = generator_from_checkpoint(ckpt).to(self.device)
+            self.discriminators = [s["D"] for s in ckpt["scales"]]
+            self.fixed_noise = [s["fixed_noise"].to(self.device) for s in ckpt["scales"]]
+            self.noise_amp = [s["noise_amp"] for s in ckpt["scales"]]
+
+    def begin_stage(self, k: int, seed: int) -> StageState:
+        cfg = self.cfg
+        with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
+            torch.manual_seed(scale_seed(seed, k, 0))
+            if self.G is None:
+                self.G = build_generator(cfg)
+                init_weights(self.G)
+                self.G.to(self.device)
+            else:
+                self.G.grow()               # the new body starts as a copy of the newest one
+            D = build_discriminator(cfg)
+            init_weights(D)
+        if self.discriminators:             # warm start from the previous stage's critic
+            D.load_state_dict(self.discriminators[-1])
+        D.to(self.device)
+        noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, k, 1))
+        choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 2))
+        return make_stage(k, self.G, D, self.reals, self.fixed_noise, self.noise_amp, cfg,
+                          noise_gen, choice_gen)
+
+    def stage_label(self, k: int) -> str:
+        return f"stage [{k}/{self.plan.stop_scale}]"
+
+    def stage_parameters(self, result: StageResult):
+        return self.G.parameters()
+
+    def stage_summary(self, k: int, result: StageResult, seconds: float) -> str:
+        h, w = self.plan.shapes[k]
+        return (f"stage {k}/{self.plan.stop_scale}: {h} x {w}, noise_amp "
+                f"{self.noise_amp[k]:.4f}, {seconds:.1f} s")
+
+    def add(self, k: int, result: StageResult) -> None:
+        self.discriminators.append({n: v.detach().cpu()
+                                    for n, v in result.discriminator.state_dict().items()})
+
+    def drop(self, k: int) -> None:
+        del self.discriminators[k:]
+
+    def save_stage_files(self, folder: Path, k: int, result: StageResult) -> None:
+        save_stage_files(folder, k, self.G, result.discriminator, self.fixed_noise[k],
+                         self.reals[k], result)
+
+    def checkpoint(self, info: dict, extra: Optional[dict] = None) -> dict:
+        done = self.num_done
+        return checkpoint_dict(self.G, self.discriminators, self.fixed_noise[:done],
+                               self.noise_amp[:done], self.reals, self.cfg, self.plan, info,
+                               extra)
+
+    def model(self, info: dict) -> ConSinGAN:
+        done = self.num_done
+        return ConSinGAN(self.G, self.fixed_noise[:done], self.noise_amp[:done], self.reals,
+                         self.cfg, self.plan, info)
+
+
 def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig, folder, seed: int = 0,
                     image_info: Optional[dict] = None, force: bool = False,
                     log: Callable[[str], None] = print, show_progress: bool = True,
-                    progress: Optional[Callable[[int, int, dict], None]] = None) -> ConSinGAN:
-    """Train (or resume) ConSinGAN on `image` ([1, 3, H, W] in [-1, 1], on the training device).
-
-    Writes `folder`/model.pth after every finished stage and the per-stage folders; a second
-    call with the same image and settings resumes after the last finished stage, and returns
-    at once when all are done. force=True retrains from scratch. `progress(stage, iteration,
-    losses)` is called every LOG_EVERY iterations.
-
-    The same guarantees as SinGAN's train_pyramid: every file is written atomically and
-    model.pth (checksummed) is replaced only once all of a stage's files are in place, so a
-    kill leaves the previous model.pth; one writer per folder; writability and free space are
-    checked before anything is written; Ctrl-C waits while a finished stage is saved.
-    """
-    folder = Path(folder)
-    plan = plan_for(image, cfg)
-    needed = estimated_model_bytes(plan, cfg)
-    reals = build_stage_reals(image, plan)
-    prepare_model_folder(folder, needed)
-    with exclusive(folder):
-        return _train_locked(reals, cfg, plan, folder, seed, dict(image_info or {}), force,
-                             log, show_progress, progress, needed)
-
-
-def _train_locked(reals, cfg, plan, folder, seed, info, force, log, show_progress, progress,
-                  needed) -> ConSinGAN:
-    """train_consingan's work, while this process holds `folder`."""
-    device = reals[0].device
-    G: Optional[GrowingGenerator] = None
-    discriminators: List[dict] = []
-    fixed_noise: List[torch.Tensor] = []
-    noise_amp: List[float] = []
-    ckpt_path = folder / CHECKPOINT_NAME
-    if ckpt_path.exists() and not force:
-        ckpt = read_checkpoint(ckpt_path)
-        if ckpt.get("method") != "consingan" or ckpt.get("fine_tuned"):
-            raise SinGANError(f"{folder} holds another kind of model ({ckpt.get('method')}"
-                              f"{', fine-tuned' if ckpt.get('fine_tuned') else ''}); add --force "
-                              "to replace it")
-        check_resumable(ckpt, cfg, reals, folder)
-        seed = ckpt.get("seed", seed)
-        done = len(ckpt["scales"])
-        if done:
-            G = generator_from_checkpoint(ckpt).to(device)
-            discriminators = [s["D"] for s in ckpt["scales"]]
-            fixed_noise = [s["fixed_noise"].to(device) for s in ckpt["scales"]]
-            noise_amp = [s["noise_amp"] for s in ckpt["scales"]]
-        if done == plan.n_stages:
-            log(f"{folder} is already trained ({plan.n_stages} stages); nothing to do "
-                "(--force retrains it)")
-            return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, info)
-        if done:
-            log(f"resuming {folder} after stage {done - 1} ({done}/{plan.n_stages} stages done)")
-    clear_for_training(folder, needed, force, len(noise_amp), STAGE_FILES)
-    write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
-                                        "seed": seed, "image": info, "plan": asdict(plan),
-                                        "device": str(device)})
-
-    try:
-        for k in range(len(noise_amp), plan.n_stages):
-            with torch.random.fork_rng(devices=[]):   # conv biases use torch's default init
-                torch.manual_seed(scale_seed(seed, k, 0))
-                if G is None:
-                    G = build_generator(cfg)
-                    init_weights(G)
-                    G.to(device)
-                else:
-                    G.grow()               # the new body starts as a copy of the newest one
-                D = build_discriminator(cfg)
-                init_weights(D)
-            if discriminators:             # warm start from the previous stage's critic
-                D.load_state_dict(discriminators[-1])
-            D.to(device)
-            noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, k, 1))
-            choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 2))
-
-            start = time.perf_counter()
-            state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen,
-                               choice_gen)
-            bar = ProgressBar(f"stage [{k}/{plan.stop_scale}]", cfg.niter, show_progress)
-            report = bar.update_to if progress is None else _both(bar.update_to, k, progress)
-            try:
-                result = train_stage(state, report)
-            finally:
-                bar.close()
-            _check_finite(k, result, G)
-            # Stage k is finished: write its files, then list it in model.pth; Ctrl-C waits.
-            discriminators.append({n: v.detach().cpu() for n, v in D.state_dict().items()})
-            with interrupts_deferred():
-                try:
-                    save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
-                    save_checkpoint(ckpt_path, checkpoint_dict(
-                        G, discriminators, fixed_noise, noise_amp, reals, cfg, plan, info,
-                        {"seed": seed}))
-                except OSError as err:
-                    with contextlib.suppress(OSError):
-                        remove_stage_files(folder, k)   # model.pth never listed them
-                    raise write_error(folder, err) from None
-            h, w = plan.shapes[k]
-            log(f"stage {k}/{plan.stop_scale}: {h} x {w}, noise_amp {noise_amp[k]:.4f}, "
-                f"{time.perf_counter() - start:.1f} s")
-    except KeyboardInterrupt:
-        done = len(discriminators)
-        saved = f"stages 0-{done - 1} of 0-{plan.stop_scale} are saved in {folder}" if done \
-            else f"no stage had finished yet ({folder})"
-        raise KeyboardInterrupt(f"{saved}; run the same command again to resume") from None
-    return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, info)
-
-
-def _check_finite(k: int, result: StageResult, G: GrowingGenerator) -> None:
-    """Never save a diverged stage: every loss of every iteration, and G's weights."""
-    cause = ("likely cause: too high a learning rate --lr_g/--lr_d, or too low --lambda_grad; "
-             "the finished stages are kept")
-    for key, values in result.losses.items():
-        bad = (~torch.isfinite(values)).nonzero()
-        if len(bad):
-            it = int(bad[0])
-            raise SinGANError(f"training diverged at stage {k}, iteration {it + 1}: {key} "
-                              f"became {float(values[it])} ({cause})")
-    if not all(torch.isfinite(q).all() for q in G.parameters()):
-        raise SinGANError(f"training diverged at stage {k}: the generator's weights became "
-                          f"nan/inf ({cause})")
-
-
-def _both(update, k, progress):
-    def report(it, losses):
-        update(it, losses)
-        progress(k, it, losses)
-    return report
+                    progress=None, should_stop: Optional[Callable[[], bool]] = None
+                    ) -> ConSinGAN:
+    """Train (or resume) ConSinGAN on `image` ([1, 3, H, W] in [-1, 1], on the training device)
+    into `folder`, with the guarantees of singan.driver.train_stages (as SinGAN's)."""
+    return train_stages(ConSinGANTrainer(image, cfg), folder, seed, image_info, force, log,
+                        show_progress, progress, should_stop)
 
 
 # ---- fine-tuning (harmonization, editing) -------------------------------------------------------
@@ -458,10 +407,10 @@ def _fine_tune_locked(ckpt, naive, folder, cfg, plan, seed, source_folder, naive
                        source=naive, fine_tune=True)
     bar = ProgressBar(f"stage [{k}/{plan.stop_scale}]", cfg.niter, show_progress)
     try:
-        result = train_stage(state, bar.update_to)
+        result = run_iterations(state, cfg.niter, "stage", k, bar.update_to)
     finally:
         bar.close()
-    _check_finite(k, result, G)
+    check_finite("stage", k, result.losses, G.parameters(), "the source model is untouched")
     discriminators[k] = {n: v.detach().cpu() for n, v in D.state_dict().items()}
     tuned = {"from": str(source_folder or ""), "naive_img": naive_name, "niter": cfg.niter,
              "seed": seed}

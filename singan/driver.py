@@ -1,0 +1,280 @@
+"""The one stage-by-stage training driver that SinGAN and ConSinGAN plug into.
+
+A method (singan.train.SinGANTrainer, singan.consingan.train.ConSinGANTrainer) knows how to
+set up and play one stage (SinGAN: a scale) and what a finished stage adds to the model; this
+module owns everything around that, written once:
+
+- the model folder: checked for writability and free space before anything is written, one
+  writer at a time (a lock), temporaries of a killed run removed;
+- resuming after the last finished stage (same image and settings, or a clear error);
+- the iterations: losses stay on the device and are read every LOG_EVERY iterations for the
+  progress report and a nan/inf check; `should_stop()` is asked before every iteration;
+- saving a finished stage atomically: all its files, then model.pth (checksummed), with
+  Ctrl-C held back meanwhile, so a kill at any moment leaves a model that lists only
+  complete stages; a diverged stage is never saved;
+- Ctrl-C and `should_stop` stop at once, keep the finished stages and say how to resume.
+"""
+import contextlib
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+
+from .checkpoint import (CHECKPOINT_NAME, is_reference_folder, read_checkpoint,
+                         save_checkpoint, write_json)
+from .errors import SinGANError
+from .guards import (check_free_space, check_writable, exclusive, interrupts_deferred,
+                     remove_temporaries)
+from .image_io import write_error
+from .progress import ProgressBar, ProgressCallback, ProgressEvent
+
+LOG_EVERY = 25   # iterations between host synchronisations (progress report, NaN check)
+DIVERGENCE_CAUSE = "likely cause: too high a learning rate --lr_g/--lr_d, or too low --lambda_grad"
+
+
+class TrainingStopped(SinGANError):
+    """Training stopped because the caller's should_stop() said so; the finished stages are
+    saved and calling train_model again resumes after them."""
+
+    def __init__(self, message: str, stages_done: int = 0, folder: str = ""):
+        super().__init__(message)
+        self.stages_done = stages_done
+        self.folder = folder
+
+
+def scale_seed(seed: int, scale: int, stream: int) -> int:
+    """A per-scale seed, so that a resumed run draws exactly what an uninterrupted one would."""
+    return (seed * 1_000_003 + scale * 101 + stream) % (2 ** 63)
+
+
+# ---- the model folder --------------------------------------------------------------------------
+
+def remove_scale_files(folder: Path, first: int, names) -> None:
+    """Delete the per-stage files (`names`) of stages >= first (a stage that never finished,
+    or an old model's with --force); folders holding anything else are left alone."""
+    if not folder.is_dir():
+        return
+    for scale_dir in folder.iterdir():
+        if scale_dir.is_dir() and scale_dir.name.isdigit() and int(scale_dir.name) >= first:
+            for name in names:
+                (scale_dir / name).unlink(missing_ok=True)
+            if not any(scale_dir.iterdir()):
+                scale_dir.rmdir()
+
+
+def prepare_model_folder(folder: Path, needed: int) -> None:
+    """Create the model folder, but only once training can start: a folder that does not
+    exist yet is first checked for writability and `needed` bytes of free space."""
+    if not folder.exists():
+        check_writable(folder, "model folder")
+        check_free_space(folder, needed)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(folder, err) from None
+
+
+def clear_for_training(folder: Path, needed: int, force: bool, first: int, names) -> None:
+    """Ready a model folder for (re)training from stage `first` on: it must be writable with
+    `needed` bytes free; temporaries left by a kill, the per-stage files `names` of stages >=
+    first (an unfinished run's) and, with force, the old model.pth are removed."""
+    check_writable(folder, "model folder")
+    check_free_space(folder, needed)
+    try:
+        remove_temporaries(folder)
+        if force:   # the old model goes first, so that a kill cannot leave it mixed with the new
+            (folder / CHECKPOINT_NAME).unlink(missing_ok=True)
+        remove_scale_files(folder, first, names)
+    except OSError as err:
+        raise write_error(folder, err) from None
+
+
+def config_mismatch(saved: dict, current: dict) -> List[str]:
+    """The settings that differ between a saved config and the current one, 'name old -> new'."""
+    return [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in current.items() if saved.get(k) != v]
+
+
+def check_resumable(saved_config: dict, cfg, ckpt_reals, reals, folder) -> None:
+    """Refuse to continue a saved model trained with other settings or another image."""
+    mismatch = config_mismatch(saved_config, asdict(cfg))
+    same_image = len(ckpt_reals) == len(reals) and all(
+        a.shape == b.shape and torch.equal(a, b.cpu()) for a, b in zip(ckpt_reals, reals))
+    if mismatch or not same_image:
+        what = ", ".join(mismatch) if mismatch else "a different image"
+        raise SinGANError(f"{folder} holds a model trained with other settings ({what}); "
+                          "add --force to retrain it from scratch")
+
+
+# ---- one stage's iterations --------------------------------------------------------------------
+
+def latest_losses(history: dict, unit: str, k: int, it: int) -> dict:
+    """The latest losses as floats (a host synchronisation); SinGANError on nan/inf."""
+    latest = {key: values[-1].item() for key, values in history.items()}
+    if not all(math.isfinite(v) for v in latest.values()):
+        raise SinGANError(
+            f"training diverged at {unit} {k}, iteration {it + 1}: a loss became "
+            f"{'nan' if any(v != v for v in latest.values()) else 'inf'} ({DIVERGENCE_CAUSE}); "
+            f"the finished {unit}s are kept")
+    return latest
+
+
+def run_iterations(run, niter: int, unit: str, k: int,
+                   report: Optional[Callable[[int, dict], None]] = None,
+                   should_stop: Optional[Callable[[], bool]] = None):
+    """Play `niter` iterations of one stage (`run.step(it)`, losses appended to
+    `run.history`) and return `run.result()`. The losses are read every LOG_EVERY iterations
+    (report(iteration, losses), divergence check); should_stop() is asked before every
+    iteration and stops with _Stopped."""
+    for it in range(niter):
+        if should_stop is not None and should_stop():
+            raise _Stopped(it)
+        run.step(it)
+        if (it + 1) % LOG_EVERY == 0 or it == niter - 1:
+            latest = latest_losses(run.history, unit, k, it)
+            if report is not None:
+                report(it + 1, latest)
+    return run.result()
+
+
+class _Stopped(Exception):
+    """should_stop() said stop, before iteration `iteration` of the current stage."""
+
+    def __init__(self, iteration: int):
+        super().__init__(iteration)
+        self.iteration = iteration
+
+
+def check_finite(unit: str, k: int, losses: dict, parameters, kept: str) -> None:
+    """Never save a diverged stage: every loss of every iteration, and G's weights, must be
+    finite (the loop checks the latest losses every LOG_EVERY iterations; this catches a
+    blow-up between its checks and names the first bad iteration)."""
+    for key, values in losses.items():
+        bad = torch.nonzero(~torch.isfinite(values.float()))
+        if len(bad):
+            it = int(bad[0, 0])
+            raise SinGANError(f"training diverged at {unit} {k}, iteration {it + 1}: the loss "
+                              f"{key} became {float(values[it])} ({DIVERGENCE_CAUSE}); {kept}")
+    if not all(torch.isfinite(q).all() for q in parameters):
+        raise SinGANError(f"training diverged at {unit} {k}: the generator's weights became "
+                          f"nan/inf ({DIVERGENCE_CAUSE}); {kept}")
+
+
+def _kept(unit: str, done: int, last: int, folder) -> str:
+    if not done:
+        return f"no {unit} had finished yet ({folder})"
+    return f"{unit}s 0-{done - 1} of 0-{last} are saved in {folder}"
+
+
+# ---- the driver --------------------------------------------------------------------------------
+
+def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = None,
+                 force: bool = False, log: Callable[[str], None] = print,
+                 show_progress: bool = True, progress: Optional[ProgressCallback] = None,
+                 should_stop: Optional[Callable[[], bool]] = None):
+    """Train (or resume) the stages of `trainer` (a method's trainer, holding the reals, the
+    config and the plan) into `folder`; return the trained model.
+
+    A second call with the same image and settings resumes after the last finished stage and
+    returns at once when all are done; force=True retrains from scratch. Ctrl-C raises
+    KeyboardInterrupt and should_stop() raises TrainingStopped, both saying what is saved.
+    """
+    folder = Path(folder)
+    if is_reference_folder(folder):
+        raise SinGANError(f"{folder} holds a model trained by the reference SinGAN code; "
+                          "training here would overwrite its files: move it away first")
+    needed = trainer.estimated_bytes()
+    prepare_model_folder(folder, needed)
+    with exclusive(folder):
+        return _train_locked(trainer, folder, seed, dict(image_info or {}), force, log,
+                             show_progress, progress, should_stop, needed)
+
+
+def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, progress,
+                  should_stop, needed):
+    """train_stages' work, while this process holds `folder`."""
+    unit, n_stages = trainer.unit, trainer.plan.n_stages
+    last = n_stages - 1
+    ckpt_path = folder / CHECKPOINT_NAME
+    if ckpt_path.exists() and not force:
+        ckpt = read_checkpoint(ckpt_path)
+        method = ckpt.get("method", "singan")
+        if method != trainer.method or ckpt.get("fine_tuned"):
+            raise SinGANError(f"{folder} holds another kind of model ({method}"
+                              f"{', fine-tuned' if ckpt.get('fine_tuned') else ''}); add --force "
+                              "to replace it")
+        check_resumable(trainer.saved_config(ckpt), trainer.cfg, ckpt["reals"], trainer.reals,
+                        folder)
+        seed = ckpt.get("seed", seed)
+        trainer.load(ckpt)
+        if trainer.num_done == n_stages:
+            log(f"{folder} is already trained ({n_stages} {unit}s); nothing to do "
+                "(--force retrains it)")
+            return trainer.model(info)
+        if trainer.num_done:
+            log(f"resuming {folder} after {unit} {trainer.num_done - 1} "
+                f"({trainer.num_done}/{n_stages} {unit}s done)")
+    clear_for_training(folder, needed, force, trainer.num_done, trainer.stage_files)
+    write_json(folder / "config.json", {"method": trainer.method, "config": asdict(trainer.cfg),
+                                        "seed": seed, "image": info,
+                                        "plan": asdict(trainer.plan),
+                                        "device": str(trainer.device)})
+
+    started = time.perf_counter()
+
+    def emit(kind, k, it, losses, images=None):
+        if progress is not None:
+            progress(ProgressEvent(kind, trainer.method, k, n_stages, it, trainer.cfg.niter,
+                                   dict(losses), time.perf_counter() - started, str(folder),
+                                   images))
+
+    try:
+        for k in range(trainer.num_done, n_stages):
+            start = time.perf_counter()
+            run = trainer.begin_stage(k, seed)
+            bar = ProgressBar(trainer.stage_label(k), trainer.cfg.niter, show_progress)
+
+            def report(it, losses, k=k, bar=bar):
+                bar.update_to(it, losses)
+                emit("iteration", k, it, losses)
+            try:
+                result = run_iterations(run, trainer.cfg.niter, unit, k, report, should_stop)
+            finally:
+                bar.close()
+            check_finite(unit, k, result.losses, trainer.stage_parameters(result),
+                         f"{unit}s 0-{k - 1} are kept in {folder}" if k else
+                         f"no {unit} was saved")
+            # Stage k is finished: write all its files, then list it in model.pth; Ctrl-C waits.
+            with interrupts_deferred():
+                _save_finished_stage(trainer, folder, k, result, info, seed)
+            log(trainer.stage_summary(k, result, time.perf_counter() - start))
+            emit("stage", k, trainer.cfg.niter, {key: float(v[-1]) for key, v in
+                                                 result.losses.items()},
+                 {"fake": result.fake.detach().cpu(),
+                  "reconstruction": result.reconstruction.detach().cpu()})
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"{_kept(unit, trainer.num_done, last, folder)}; run the same "
+                                "command again to resume") from None
+    except _Stopped as stop:
+        done = trainer.num_done
+        raise TrainingStopped(f"training stopped at {unit} {done}, iteration {stop.iteration}: "
+                              f"{_kept(unit, done, last, folder)}; train again with the same "
+                              "settings to resume", done, str(folder)) from None
+    return trainer.model(info)
+
+
+def _save_finished_stage(trainer, folder: Path, k: int, result, info: dict, seed: int) -> None:
+    """Add stage k to the model and save it: its files, then model.pth listing stages 0..k.
+    If a write fails (disk full...), model.pth still lists 0..k-1, stage k's files are removed
+    and stage k leaves the model again."""
+    trainer.add(k, result)
+    try:
+        trainer.save_stage_files(folder, k, result)
+        save_checkpoint(folder / CHECKPOINT_NAME, trainer.checkpoint(info, {"seed": seed}))
+    except BaseException:
+        trainer.drop(k)
+        with contextlib.suppress(OSError):
+            remove_scale_files(folder, k, trainer.stage_files)   # never listed in model.pth
+        raise
