@@ -1,0 +1,482 @@
+"""What the web studio needs beyond the applications, with no web framework in it: the list of
+trained models, uploads kept in a temporary folder, one training at a time in a queue, and each
+tab's action as one call over the applications' functions.
+
+Training runs in a worker thread through singan.train_model: its `progress` callback fills the
+job's state and its `should_stop` is the job's Stop flag, the same ones the command line uses;
+a page only watches a job, so closing the page leaves the training running.
+"""
+import hashlib
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+import zipfile
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..api import TRAINED_ROOT, model_folder, train_model
+from ..checkpoint import CHECKPOINT_NAME, is_reference_folder
+from ..consingan.hparams import ConSinGANConfig, default_config
+from ..driver import TrainingStopped
+from ..errors import SinGANError
+from ..hparams import SinGANConfig
+from ..image_io import norm, read_image, save_grid, save_image, to_uint8
+from ..imresize import imresize_to_shape
+from ..interface import TrainedModel
+from ..metrics import diversity, sifid_scores
+from .animation import ANIMATION_MIN_SIZE, gif_path, write_gif
+from .generation import model_tag, open_model, random_samples, samples_folder
+from .harmonize import (fit_to_shape, inject_with_mask, output_folder, output_name,
+                        resolve_start_scale)
+from .paint import kmeans_colours, paint2image
+from .sr import super_resolve, sr_output_folder
+
+MAX_UPLOAD_BYTES = 25 * 2 ** 20          # uploads larger than this are refused
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+PURPOSES = ("generation", "animation", "harmonization", "editing")   # what a model is trained for
+
+
+# ---- trained models --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A trained model in the models root, named as the command line names it."""
+    name: str        # '<image>/<model folder>', e.g. 'rocket/scale_factor=0.750000,alpha=10'
+    folder: Path     # the model folder
+    image: str       # the training image's stem (the applications' output folders use it)
+
+
+def find_models(root=TRAINED_ROOT) -> List[ModelEntry]:
+    """Every model folder <root>/<image>/<model>/ of either method (ours: model.pth; the
+    reference's: Zs.pth, NoiseAmp.pth, reals.pth), sorted by name."""
+    root = Path(root)
+    entries = []
+    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        if (folder / CHECKPOINT_NAME).is_file() or is_reference_folder(folder):
+            entries.append(ModelEntry(f"{folder.parent.name}/{folder.name}", folder,
+                                      folder.parent.name))
+    return entries
+
+
+def find_model(root, name: str) -> ModelEntry:
+    """The model called `name` in find_models(root); a name not in that list is an error
+    (a client never gives a path)."""
+    for entry in find_models(root):
+        if entry.name == name:
+            return entry
+    if not name:
+        raise SinGANError("choose a trained model first (train one on the Train tab)")
+    raise SinGANError(f"no model {name!r} in {root} (it was moved or deleted?); refresh the "
+                      "model list")
+
+
+class ModelCache:
+    """The last few opened models, reopened when model.pth changes (a resumed training)."""
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self.models: Dict[tuple, TrainedModel] = {}
+        self.lock = threading.Lock()
+
+    def open(self, entry: ModelEntry, device="auto") -> TrainedModel:
+        ckpt = entry.folder / CHECKPOINT_NAME
+        stamp = ckpt.stat().st_mtime_ns if ckpt.is_file() else 0
+        key = (str(entry.folder), stamp, str(device))
+        with self.lock:
+            if key in self.models:
+                return self.models[key]
+        model = open_model(entry.folder, device)
+        with self.lock:
+            self.models[key] = model
+            while len(self.models) > self.size:
+                self.models.pop(next(iter(self.models)))
+        return model
+
+
+# ---- uploads and images from the page --------------------------------------------------------
+
+class UploadFolder:
+    """Where the studio keeps what a page uploads: a temporary folder of its own, one
+    sub-folder per file content, so that a queued training still finds its image."""
+
+    def __init__(self, folder=None):
+        self.folder = Path(folder or tempfile.mkdtemp(prefix="singan-studio-"))
+
+    def keep_image(self, upload, what: str = "the upload") -> Path:
+        """Copy an uploaded file in, after checking its size and that it reads as an image;
+        returns the kept path (the file's own name, so that its model is named after it)."""
+        upload = Path(upload)
+        name = upload.name
+        if upload.stat().st_size > MAX_UPLOAD_BYTES:
+            raise SinGANError(f"{name} is {upload.stat().st_size / 2 ** 20:.0f} MB, over the "
+                              f"{MAX_UPLOAD_BYTES // 2 ** 20} MB limit; downscale it first")
+        if upload.suffix.lower() not in IMAGE_SUFFIXES:
+            raise SinGANError(f"{name} is not an image file ({what}); use a PNG, JPEG, BMP, "
+                              "TIFF or WebP file")
+        try:
+            read_image(upload)
+        except SinGANError as err:
+            raise SinGANError(str(err).replace(str(upload), name)) from None
+        digest = hashlib.sha256(upload.read_bytes()).hexdigest()[:16]
+        kept = self.folder / digest / name
+        if not kept.exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(upload, kept)
+        return kept
+
+    def save(self, name: str, image: torch.Tensor) -> Path:
+        """A picture made in the page ([1, 3, H, W]) saved as a PNG, for a function that reads
+        files."""
+        path = self.folder / f"{time.time_ns()}" / name
+        save_image(path, image)
+        return path
+
+
+def from_uint8(pixels: np.ndarray) -> torch.Tensor:
+    """An H x W x 3 (or x 4: alpha dropped) uint8 picture -> [1, 3, H, W] in [-1, 1]."""
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    x = torch.from_numpy(np.ascontiguousarray(pixels[:, :, :3])).permute(2, 0, 1)
+    return norm(x[None].float() / 255)
+
+
+def mask_from_layers(layers: List[np.ndarray]) -> torch.Tensor:
+    """The brush strokes of an image editor's layers (H x W x 4, painted where alpha > 0) as a
+    mask image [1, 3, H, W]: white where painted, black elsewhere."""
+    painted = None
+    for layer in layers:
+        if layer is None or layer.ndim != 3 or layer.shape[2] != 4:
+            continue
+        alpha = layer[:, :, 3] > 0
+        painted = alpha if painted is None else painted | alpha
+    if painted is None or not painted.any():
+        raise SinGANError("the mask is empty: paint over the region to change with the brush "
+                          "(or upload a mask)")
+    return norm(torch.from_numpy(painted).float()[None, None].expand(1, 3, -1, -1).clone())
+
+
+def palette(model: TrainedModel, k: int = 5) -> List[str]:
+    """The training image's k-means colours as '#rrggbb' brush colours."""
+    centres = to_uint8(kmeans_colours(model.reals[-1], k).t()[:, :, None])   # [k, 1, 3]
+    return ["#%02x%02x%02x" % tuple(int(v) for v in c[0]) for c in centres]
+
+
+def training_image(model: TrainedModel) -> np.ndarray:
+    """The model's training image as H x W x 3 uint8."""
+    return to_uint8(model.reals[-1])
+
+
+def blank_canvas(model: TrainedModel) -> np.ndarray:
+    """A canvas of the training image's size filled with its most common k-means colour."""
+    h, w = model.reals[-1].shape[2:]
+    colour = palette(model, 1)[0]
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return np.tile(np.array(rgb, np.uint8), (h, w, 1))
+
+
+# ---- training, one at a time -----------------------------------------------------------------
+
+def training_config(method: str, purpose: str = "generation", max_size: int = 250,
+                    niter: int = 2000, scale_factor: float = 0.75, stages: int = 6,
+                    min_size: Optional[int] = None):
+    """The config of a training from the Train tab's choices (the scripts' defaults
+    otherwise): SinGAN's animation variant as animation.py trains it, ConSinGAN's train_mode."""
+    if purpose not in PURPOSES:
+        raise SinGANError(f"the purpose must be one of {', '.join(PURPOSES)}, got {purpose!r}")
+    if method == "SinGAN":
+        if not 0 < scale_factor < 1:
+            raise SinGANError(f"the scale factor must be between 0 and 1, got {scale_factor}")
+        cfg = SinGANConfig(max_size=int(max_size), niter=int(niter),
+                           scale_factor=float(scale_factor))
+        if purpose == "animation":
+            cfg = replace(cfg, pad_noise=False, min_size=ANIMATION_MIN_SIZE)
+        return replace(cfg, min_size=int(min_size)) if min_size else cfg
+    if method == "ConSinGAN":
+        if int(stages) < 2:
+            raise SinGANError(f"ConSinGAN needs at least 2 stages, got {stages}")
+        cfg = replace(default_config(purpose), max_size=int(max_size), niter=int(niter),
+                      train_stages=int(stages))
+        return replace(cfg, min_size=int(min_size)) if min_size else cfg
+    raise SinGANError(f"the method must be SinGAN or ConSinGAN, got {method!r}")
+
+
+@dataclass
+class Job:
+    """One training: what to train, and what it has reported so far."""
+    id: int
+    image: Path
+    config: object
+    device: str
+    seed: int
+    folder: Path
+    state: str = "queued"              # queued | running | finished | stopped | failed
+    message: str = ""                  # the last log line, or the error / stop message
+    event: Optional[object] = None     # the latest singan.ProgressEvent (images dropped)
+    start_fraction: Optional[float] = None
+    stages: List[Tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    version: int = 0                   # bumped at every change, for watchers
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def method(self) -> str:
+        return "ConSinGAN" if isinstance(self.config, ConSinGANConfig) else "SinGAN"
+
+    @property
+    def name(self) -> str:
+        return f"{self.image.stem}/{self.folder.name}"
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("finished", "stopped", "failed")
+
+    def seconds_left(self) -> Optional[float]:
+        """The time left, from the rate of this run so far."""
+        e = self.event
+        if e is None or self.start_fraction is None or e.fraction <= self.start_fraction:
+            return None
+        return e.elapsed * (1 - e.fraction) / (e.fraction - self.start_fraction)
+
+    def describe(self, waiting_ahead: int = 0) -> str:
+        """The job's state in a few lines of text."""
+        head = f"{self.method} {self.name}"
+        if self.state == "queued" and not waiting_ahead:
+            return f"{head}: starting"
+        if self.state == "queued":
+            return (f"{head}: waiting in the queue ({waiting_ahead} training"
+                    f"{'s' if waiting_ahead != 1 else ''} ahead; one runs at a time)")
+        lines = [f"{head}: {self.state}"]
+        e = self.event
+        if e is not None:
+            unit = "scale" if e.method == "singan" else "stage"
+            lines.append(f"{unit} {e.stage + 1} of {e.num_stages}, iteration {e.iteration} of "
+                         f"{e.total} ({100 * e.fraction:.0f}% done)")
+            left = self.seconds_left()
+            if self.state == "running" and left is not None:
+                lines.append(f"time left: about {format_seconds(left)} "
+                             f"(elapsed {format_seconds(e.elapsed)})")
+            if e.losses:
+                lines.append("losses: " + ", ".join(f"{k} {v:.4g}" for k, v in e.losses.items()))
+        if self.message:
+            lines.append(self.message)
+        return "\n".join(lines)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class TrainingQueue:
+    """One training at a time, the others waiting in order, in a worker thread of the server.
+
+    submit() refuses a second job for a model folder that is already queued or training;
+    stop() sets a job's Stop flag (train_model's should_stop), or takes it off the queue.
+    """
+
+    def __init__(self, root=TRAINED_ROOT, log=print):
+        self.root = Path(root)
+        self.server_log = log
+        self.jobs: List[Job] = []
+        self.waiting: deque = deque()
+        self.changed = threading.Condition()
+        self.worker = threading.Thread(target=self._work, name="singan-training", daemon=True)
+        self.worker.start()
+
+    def submit(self, image: Path, config, device: str = "auto", seed: int = 0) -> Job:
+        folder = model_folder(Path(image).name, config, self.root)
+        with self.changed:
+            for job in self.jobs:
+                if job.folder == folder and not job.done:
+                    raise SinGANError(f"{job.name} is already {job.state} (job {job.id}); wait "
+                                      "for it, or Stop it first")
+            job = Job(len(self.jobs) + 1, Path(image), config, device, int(seed), folder)
+            self.jobs.append(job)
+            self.waiting.append(job)
+            self.changed.notify_all()
+        return job
+
+    def get(self, job_id: Optional[int] = None) -> Optional[Job]:
+        """Job `job_id`; without one, the running job, else the last one submitted."""
+        with self.changed:
+            if job_id:
+                return next((j for j in self.jobs if j.id == job_id), None)
+            running = [j for j in self.jobs if j.state == "running"]
+            return running[0] if running else (self.jobs[-1] if self.jobs else None)
+
+    def ahead(self, job: Job) -> int:
+        """How many trainings run or wait before `job`."""
+        with self.changed:
+            if job.state != "queued":
+                return 0
+            running = sum(j.state == "running" for j in self.jobs)
+            return running + list(self.waiting).index(job) if job in self.waiting else running
+
+    def stop(self, job_id: Optional[int] = None) -> Optional[Job]:
+        """Stop job `job_id` (default: the running one): a queued job leaves the queue, a
+        running one stops before its next iteration and keeps its finished stages."""
+        job = self.get(job_id)
+        if job is None or job.done:
+            return job
+        with self.changed:
+            job.stop.set()
+            if job.state == "queued":
+                self.waiting.remove(job)
+                self._update(job, state="stopped", message="taken off the queue before it "
+                                                           "started")
+        return job
+
+    def wait(self, job: Job, version: int, timeout: float) -> int:
+        """Block until the job changes past `version` (or timeout); returns its version."""
+        with self.changed:
+            self.changed.wait_for(lambda: job.version != version, timeout)
+            return job.version
+
+    def _update(self, job: Job, **changes) -> None:
+        with self.changed:
+            for key, value in changes.items():
+                setattr(job, key, value)
+            job.version += 1
+            self.changed.notify_all()
+
+    def _progress(self, job: Job, event) -> None:
+        changes = {"event": replace(event, images=None)}
+        if job.start_fraction is None:
+            changes["start_fraction"] = event.stage / max(event.num_stages, 1)
+        if event.kind == "stage" and event.images:
+            changes["stages"] = job.stages + [(event.stage, to_uint8(event.images["fake"]),
+                                               to_uint8(event.images["reconstruction"]))]
+        self._update(job, **changes)
+
+    def _work(self) -> None:
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.waiting)
+                job = self.waiting.popleft()
+                self._update(job, state="running")
+            self._run(job)
+
+    def _run(self, job: Job) -> None:
+        try:
+            model = train_model(job.image, job.config, job.folder, device=job.device,
+                                seed=job.seed, progress=lambda e: self._progress(job, e),
+                                should_stop=job.stop.is_set, show_progress=False,
+                                log=lambda line: self._update(job, message=line))
+            self._update(job, state="finished",
+                         message=f"finished: {model.num_scales} {'scales' if job.method == 'SinGAN' else 'stages'} "
+                                 f"in {job.folder}; its model is in the lists of the other tabs")
+        except TrainingStopped as err:
+            self._update(job, state="stopped", message=str(err))
+        except SinGANError as err:
+            self._update(job, state="failed", message=str(err))
+        except Exception as err:   # a bug or an exhausted device: the server keeps serving
+            self.server_log(traceback.format_exc())
+            self._update(job, state="failed", message=f"training failed: {type(err).__name__}: "
+                                                      f"{str(err).splitlines()[0][:200]}")
+
+
+# ---- the applications, one call per tab ------------------------------------------------------
+
+def seeded(model: TrainedModel, seed: int) -> torch.Generator:
+    return torch.Generator(device=model.device).manual_seed(int(seed))
+
+
+def draw_samples(model: TrainedModel, entry: ModelEntry, out_root, num_samples: int = 16,
+                 gen_start_scale: int = 0, scale_v: float = 1.0, scale_h: float = 1.0,
+                 seed: int = 0, sifid: bool = False, sifid_weights: Optional[str] = None):
+    """Random samples written where random_samples.py writes them, a zip of them, and the
+    figures: (sample paths, zip path, text of diversity and, when asked, SIFID: it loads
+    torchvision and Inception, seconds on a CPU, and says so when the weights are absent)."""
+    arbitrary = (scale_v, scale_h) != (1.0, 1.0)
+    folder = samples_folder(out_root, entry.image, int(gen_start_scale), scale_v, scale_h,
+                            arbitrary, model_tag(model))
+    samples = random_samples(model, folder, int(num_samples), int(gen_start_scale), scale_v,
+                             scale_h, seed=int(seed))                # [N, 3, H', W']
+    paths = [folder / f"{i}.png" for i in range(len(samples))]
+    zip_path = folder.parent / f"{folder.name}.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for path in paths:
+            archive.write(path, path.name)
+    figures = []
+    if len(samples) >= 2 and not arbitrary:
+        figures.append(f"diversity {diversity(samples, model.reals[-1]):.3f}")
+    elif len(samples) >= 2:
+        figures.append("diversity: only for samples of the training image's size")
+    if sifid and not arbitrary:
+        try:
+            label, values = sifid_scores(samples, model.reals[-1], sifid_weights, model.device)
+            figures.append(f"{label} {float(np.mean(values)):.4f} (mean of {len(values)})")
+        except Exception as err:   # SIFIDError: no Inception weights here (never downloaded)
+            figures.append(f"SIFID not measured: {str(err).split(';')[0]}")
+    return paths, zip_path, "\n".join(figures)
+
+
+def harmonize(model: TrainedModel, entry: ModelEntry, out_root, task: str,
+              naive: torch.Tensor, mask: torch.Tensor, start_scale: Optional[int],
+              seed: int = 0) -> Dict[str, Path]:
+    """Harmonization or editing of a naive image ([1, 3, h, w], any size of the training
+    image's aspect ratio) with a mask image (white inside): the naive image, the raw result,
+    the blend and the dilated mask, written under Output/<Task>/<image>/studio_out/."""
+    n = resolve_start_scale(model, None if start_scale is None else int(start_scale),
+                            "the start scale")
+    real = model.reals[-1]                                           # [1, 3, H, W]
+    naive = fit_to_shape(naive.to(model.device), real.shape[2:], "the naive image")
+    mask = fit_to_shape(mask.to(model.device), real.shape[2:], "the mask")
+    out, blended, weight = inject_with_mask(model, naive, mask, n, task, 1, seeded(model, seed))
+    folder = output_folder(out_root, task, entry.image, "studio", tag=model_tag(model))
+    paths = {"naive": folder / "naive.png", "result": folder / output_name(n, 0),
+             "blended": folder / output_name(n, 0, "_masked"),
+             "mask": folder / "mask_dilated.png"}
+    for key, image in (("naive", naive), ("result", out[:1]), ("blended", blended[:1]),
+                       ("mask", norm(weight))):
+        save_image(paths[key], image)
+    return paths
+
+
+def paint(model: TrainedModel, entry: ModelEntry, out_root, painting: Path,
+          start_scale: Optional[int], quantize: bool = False, seed: int = 0) -> Path:
+    """paint2image.py on a painting file; returns the result's path."""
+    cfg = SinGANConfig.from_dict(model.config) if model.method == "singan" else SinGANConfig()
+    written = paint2image(model, entry.image, painting, None if start_scale is None
+                          else int(start_scale), cfg, int(seed), out_root,
+                          quantization=bool(quantize), quiet=True, log=lambda line: None,
+                          root=entry.folder.parent.parent, model_dir=entry.folder)
+    return written[-1]
+
+
+def super_resolution(model: TrainedModel, entry: ModelEntry, out_root, sr_factor: float,
+                     seed: int = 0) -> Tuple[Path, Path]:
+    """The training image enlarged by sr_factor, bicubic and by the model's finest generator
+    (SR.py's method; best with a model SR.py trained): (bicubic path, SinGAN path)."""
+    if model.method != "singan":
+        raise SinGANError(f"super-resolution applies a SinGAN model's finest generator; "
+                          f"{entry.name} is a {model.method} model")
+    hr = super_resolve(model, float(sr_factor), seeded(model, seed))     # [1, 3, fH, fW]
+    bicubic = imresize_to_shape(model.reals[-1], hr.shape[2:])
+    folder = sr_output_folder(out_root, float(sr_factor))
+    paths = (folder / f"{entry.image}_bicubic.png", folder / f"{entry.image}_HR.png")
+    save_image(paths[0], bicubic)
+    save_image(paths[1], hr)
+    save_grid(folder / f"{entry.image}_compare.png", [bicubic, hr])
+    return paths
+
+
+def animate(model: TrainedModel, entry: ModelEntry, out_root, start_scale: int = 0,
+            alpha: float = 0.1, beta: float = 0.9, num_frames: int = 100, fps: float = 10,
+            seed: int = 0) -> Path:
+    """One GIF of an animation model, where animation.py writes it."""
+    frames = model.animate(float(alpha), float(beta), int(start_scale), int(num_frames),
+                           seeded(model, seed))                          # [T, 3, H, W]
+    path = gif_path(out_root, entry.image, int(start_scale), float(alpha), float(beta))
+    write_gif(path, frames, float(fps))
+    return path

@@ -1,0 +1,276 @@
+"""The web studio (studio.py) through Gradio's own client: every endpoint on tiny models, bad
+input answered with the one-line message, and the training queue on its own."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+import imageio.v3 as iio  # noqa: E402
+import torch  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+from singan import SinGANConfig, SinGANError, load_model, train_model  # noqa: E402
+from singan.apps import studio_jobs  # noqa: E402
+from singan.apps.studio_jobs import TrainingQueue, find_models, training_config  # noqa: E402
+from singan.image_io import save_image  # noqa: E402
+
+ROCKET = ROOT / "Input" / "Images" / "rocket.png"
+MODEL = "rocket/scale_factor=0.750000,alpha=10"
+ANIMATION_MODEL = "rocket/scale_factor=0.750000_noise_padding"
+
+
+# ---- a studio server on tiny models --------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_tiny_models(root: Path) -> None:
+    """A 40 px SinGAN model of 4 scales and a 32 px animation model, 3 iterations a scale."""
+    quiet = {"show_progress": False, "log": lambda line: None, "root": root, "device": "cpu"}
+    train_model(ROCKET, SinGANConfig(max_size=40, min_size=15, niter=3), **quiet)
+    train_model(ROCKET, training_config("SinGAN", "animation", max_size=32, niter=3), **quiet)
+
+
+class Studio:
+    """python studio.py on a free port, as a user starts it; .url, .client, .root, .out."""
+
+    def __init__(self, folder: Path):
+        self.root, self.out = folder / "TrainedModels", folder / "Output"
+        port = free_port()
+        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1",
+                   PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "studio.py"), "--port", str(port), "--root",
+             str(self.root), "--out", str(self.out), "--device", "cpu"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self.url = None
+        deadline = time.monotonic() + 90
+        while self.url is None and time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("singan studio: "):
+                self.url = line.split()[2]
+        assert self.url, "the studio did not start:\n" + "".join(self.lines)
+        # keep reading the server's output, so that it never blocks on a full pipe
+        threading.Thread(target=lambda: self.lines.extend(self.process.stdout),
+                         daemon=True).start()
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = gradio_client.Client(self.url, verbose=False)
+        return self._client
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studio")
+    train_tiny_models(folder / "TrainedModels")
+    server = Studio(folder)
+    yield server
+    server.stop()
+
+
+def call(studio, api_name, *args):
+    return studio.client.predict(*args, api_name=api_name)
+
+
+def app_error(studio, api_name, *args) -> str:
+    """The one-line message of a call that must fail."""
+    with pytest.raises(gradio_client.exceptions.AppError) as caught:
+        call(studio, api_name, *args)
+    message = str(caught.value)
+    assert "Traceback" not in message
+    return message
+
+
+def read(path) -> np.ndarray:
+    return iio.imread(path)[:, :, :3].astype(int)
+
+
+def editor_value(background, layers=(), composite=None):
+    handle = gradio_client.handle_file
+    return {"background": handle(str(background)), "layers": [handle(str(p)) for p in layers],
+            "composite": handle(str(composite)) if composite else None}
+
+
+# ---- the endpoints -----------------------------------------------------------------------------
+
+def test_every_action_is_a_named_endpoint(studio):
+    names = studio.client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(names) == {"/train", "/stop", "/samples", "/harmonize", "/paint", "/sr",
+                          "/animation"}
+
+
+def test_samples_gallery_zip_and_diversity(studio):
+    gallery, figures, zip_path = call(studio, "/samples", MODEL, 16, 0, 1.0, 1.0, 0, False)
+    assert len(gallery) == 16
+    assert read(gallery[0]["image"]).shape == (27, 40, 3)
+    assert "diversity" in figures
+    with zipfile.ZipFile(zip_path) as archive:
+        assert sorted(archive.namelist()) == sorted(f"{i}.png" for i in range(16))
+    written = studio.out / "RandomSamples" / "rocket" / "gen_start_scale=0"
+    assert len(list(written.glob("*.png"))) == 16
+    wide, _, _ = call(studio, "/samples", MODEL, 2, 0, 1.0, 1.5, 0, False)
+    assert read(wide[0]["image"]).shape[1] > 40
+
+
+def test_harmonize_changes_the_painted_region_only(studio, tmp_path):
+    real = load_model(studio.root / MODEL).reals[-1]
+    save_image(tmp_path / "real.png", real)
+    naive = real.clone()
+    naive[:, :, 2:8, 2:8] = torch.tensor([1.0, -1.0, 1.0])[:, None, None]   # a magenta patch
+    save_image(tmp_path / "naive.png", naive)
+    stroke = np.zeros((27, 40, 4), np.uint8)
+    stroke[2:8, 2:8] = (255, 0, 0, 150)                                      # the brush layer
+    iio.imwrite(tmp_path / "stroke.png", stroke)
+    shown, result, blended, files = call(
+        studio, "/harmonize", MODEL, "harmonization",
+        editor_value(tmp_path / "naive.png", [tmp_path / "stroke.png"]), None, 2, 0)
+    before, after = read(tmp_path / "real.png"), read(blended)
+    assert after.shape == before.shape == read(result).shape == read(shown).shape
+    assert np.abs(after[2:8, 2:8] - before[2:8, 2:8]).max() > 20             # inside: changed
+    assert np.abs(after[20:, 32:] - before[20:, 32:]).max() <= 1             # far outside: kept
+    assert len(files) == 4
+    assert (studio.out / "Harmonization" / "rocket" / "studio_out").is_dir()
+
+
+def test_harmonize_bad_masks_get_one_line(studio, tmp_path):
+    save_image(tmp_path / "real.png", load_model(studio.root / MODEL).reals[-1])
+    editor = editor_value(tmp_path / "real.png")
+    assert "mask is empty" in app_error(studio, "/harmonize", MODEL, "editing", editor, None, 2, 0)
+    iio.imwrite(tmp_path / "square_mask.png", np.full((30, 30, 3), 255, np.uint8))
+    message = app_error(studio, "/harmonize", MODEL, "editing", editor,
+                        gradio_client.handle_file(str(tmp_path / "square_mask.png")), 2, 0)
+    assert "aspect ratio" in message
+    iio.imwrite(tmp_path / "mask.png", np.full((27, 40, 3), 255, np.uint8))
+    assert "between 1 and 3" in app_error(studio, "/harmonize", MODEL, "editing", editor,
+                                          gradio_client.handle_file(str(tmp_path / "mask.png")),
+                                          5, 0)
+
+
+def test_paint_sr_and_animation(studio, tmp_path):
+    save_image(tmp_path / "real.png", load_model(studio.root / MODEL).reals[-1])
+    result, _ = call(studio, "/paint", MODEL,
+                     editor_value(tmp_path / "real.png", composite=tmp_path / "real.png"), 2,
+                     False, 0)
+    assert read(result).shape == (27, 40, 3)
+    bicubic, hr, files = call(studio, "/sr", MODEL, 2, 0)
+    assert read(bicubic).shape == read(hr).shape == (54, 80, 3)
+    gif, _ = call(studio, "/animation", ANIMATION_MODEL, 1, 0.1, 0.9, 5, 10, 0)
+    assert iio.imread(gif, index=None).shape[0] == 5
+    assert "animation needs a model trained for it" in app_error(
+        studio, "/animation", MODEL, 0, 0.1, 0.9, 5, 10, 0)
+
+
+def test_bad_uploads_and_names_get_one_line_and_the_server_keeps_serving(studio, tmp_path):
+    text = tmp_path / "photo.png"
+    text.write_text("this is not an image")
+    args = (None, "SinGAN", "generation", 32, None, 3, 0.75, 3, 0, "cpu")
+    message = app_error(studio, "/train", "rocket.png", gradio_client.handle_file(str(text)),
+                        *args[1:])
+    assert "photo.png" in message and "not an image" in message
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (26 * 2 ** 20))
+    with pytest.raises(Exception) as caught:
+        call(studio, "/train", "rocket.png", gradio_client.handle_file(str(big)), *args[1:])
+    assert "size" in str(caught.value).lower() or "large" in str(caught.value).lower()
+    assert "no model '../../etc'" in app_error(studio, "/samples", "../../etc", 2, 0, 1.0, 1.0, 0, False)
+    gone = studio.root / "rocket" / "copy"
+    shutil.copytree(studio.root / MODEL, gone)
+    assert "rocket/copy" in [e.name for e in find_models(studio.root)]
+    shutil.rmtree(gone)
+    assert "moved or deleted" in app_error(studio, "/samples", "rocket/copy", 2, 0, 1.0, 1.0, 0, False)
+    assert len(call(studio, "/samples", MODEL, 2, 0, 1.0, 1.0, 0, False)[0]) == 2   # still serving
+    assert "No training to stop" in call(studio, "/stop")
+
+
+@pytest.mark.slow
+def test_train_queue_stop_and_resume(studio):
+    """A training streams its progress; a second Start of it is refused, another training
+    waits in the queue and says so; Stop keeps the finished scales and Start resumes."""
+    client = studio.client
+    settings = ("SinGAN", "generation", 40, None, 40, 0.75, 3, 1, "cpu")
+    first = client.submit("astronaut.png", None, *settings, api_name="/train")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("iteration" in o[0] for o in first.outputs()):
+        time.sleep(0.2)
+    assert "already running" in app_error(studio, "/train", "astronaut.png", None, *settings)
+    second = client.submit("chelsea.png", None, "SinGAN", "generation", 40, None, 3, 0.75, 3, 0,
+                           "cpu", api_name="/train")
+    while time.monotonic() < deadline and not second.outputs():
+        time.sleep(0.2)
+    assert "waiting in the queue (1 training ahead" in second.outputs()[0][0]
+    while time.monotonic() < deadline and not first.outputs()[-1][2]:    # a finished scale
+        time.sleep(0.2)
+    assert "Stop asked" in call(studio, "/stop")
+    status, _, stopped_gallery = first.result()
+    assert "stopped" in status and "saved" in status and len(stopped_gallery) >= 2
+    assert "finished" in second.result()[0]
+    status, bar, gallery = call(studio, "/train", "astronaut.png", None, *settings)
+    assert "finished" in status and "100%" in bar
+    model = load_model(studio.root / "astronaut" / "scale_factor=0.750000,alpha=10")
+    assert model.complete
+    assert len(gallery) + len(stopped_gallery) == 2 * model.num_scales   # resumed, not redone
+
+
+# ---- the training queue on its own ----------------------------------------------------------
+
+def test_queue_reports_failure_and_stop(monkeypatch, tmp_path):
+    """A diverged training is a failed job with the library's message; Stop reaches
+    should_stop; a queued job can be taken off the queue."""
+    started = threading.Event()
+
+    def fake_train(image, config, folder, *, should_stop, progress, **_):
+        if Path(image).name == "diverges.png":
+            raise SinGANError("scale 1 diverged (nan loss); likely cause: too high a "
+                              "learning rate")
+        started.set()
+        while not should_stop():
+            time.sleep(0.01)
+        raise studio_jobs.TrainingStopped("training stopped at scale 0, iteration 3: no "
+                                          "scale had finished yet")
+
+    monkeypatch.setattr(studio_jobs, "train_model", fake_train)
+    jobs = TrainingQueue(tmp_path)
+    cfg = SinGANConfig(max_size=32, niter=3)
+    failed = jobs.submit(tmp_path / "diverges.png", cfg)
+    running = jobs.submit(tmp_path / "a.png", cfg)
+    waiting = jobs.submit(tmp_path / "b.png", cfg)
+    assert started.wait(10)
+    assert failed.state == "failed" and "diverged" in failed.describe()
+    with pytest.raises(SinGANError, match="already"):
+        jobs.submit(tmp_path / "a.png", cfg)
+    assert "1 training ahead" in waiting.describe(jobs.ahead(waiting))
+    jobs.stop(waiting.id)
+    assert waiting.state == "stopped"
+    jobs.stop()
+    jobs.wait(running, -1, 0)
+    deadline = time.monotonic() + 10
+    while not running.done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.state == "stopped" and "no scale had finished" in running.describe()
