@@ -233,9 +233,6 @@ def check_consingan_arguments(parser: ArgumentParser, args) -> None:
         return
     if args.ker_size != 3:
         parser.error("ConSinGAN's stage geometry needs --ker_size 3")
-    if args.amp != "none":
-        parser.error(f"--amp {args.amp}: ConSinGAN trains in float32 only; leave --amp out "
-                     "with --model consingan")
     if args.start_scale != 0:
         parser.error("--start_scale: ConSinGAN trains from stage 0; to retrain the last stage "
                      "of a model use --fine_tune --model_dir <model> --naive_img <image>")

@@ -9,6 +9,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import assert_one_line_error, run_here, run_script, smooth_image, write_image
 from singan import load_model
@@ -483,3 +484,26 @@ def test_animation_walks_around_the_fixed_noise(tmp_path):
     write_gif(tmp_path / "walk.gif", frames, fps=10)
     assert iio.imread(tmp_path / "walk.gif", index=None).shape == (4, 32, 40, 3)
     assert iio.immeta(tmp_path / "walk.gif")["duration"] == 100
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_step_stays_close_to_fp32(amp, monkeypatch):
+    """--amp for ConSinGAN: the same step under autocast (and fp16 loss scaling) moves the
+    weights as fp32 does. Plain SGD, so that a loss scale left in the fp16 gradients would
+    show in the updates (Adam's first steps would hide it)."""
+    import singan.consingan.train as ctrain
+    monkeypatch.setattr(ctrain, "adam", lambda params, lr, beta1, device: torch.optim.SGD(
+        params, lr))
+    updates = []
+    for mode in ("none", amp):
+        state, G = stage_setup(1, tiny_config(amp=mode, Dsteps=1, Gsteps=1))
+        before = [G.tail[0].weight.clone(), state.D.tail.weight.clone()]
+        train_iteration(state)
+        updates.append([(G.tail[0].weight - before[0]).flatten(),
+                        (state.D.tail.weight - before[1]).flatten()])
+        assert state.scaler_g.is_enabled() == (mode == "fp16")
+        assert all(torch.isfinite(p).all() for p in G.parameters())
+    for fp32, mixed in zip(*updates):
+        assert fp32.norm() > 0
+        assert 0.8 < mixed.norm() / fp32.norm() < 1.25          # the loss scale was removed
+        assert F.cosine_similarity(mixed, fp32, dim=0) > 0.9   # and the direction agrees

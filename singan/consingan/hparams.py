@@ -39,6 +39,7 @@ class ConSinGANConfig:
     lambda_grad: float = 0.1      # gradient-penalty weight
     alpha: float = 10.0           # reconstruction-loss weight
     noise_amp: float = 0.1        # noise_amp_init: noise std relative to the reconstruction RMSE
+    amp: str = "none"             # mixed precision of the training step: none | bf16 | fp16
 
     def __post_init__(self):
         if self.train_mode not in TRAIN_MODES:

@@ -6,6 +6,7 @@ up one stage's adversarial game and ``train_iteration`` plays one iteration of i
 benchmark times); ``fine_tune`` retrains the last stage of a harmonization/editing model on a
 naive image.
 """
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import CHECKPOINT_NAME, save_checkpoint, save_torch, write_json
-from ..devices import adam
+from ..devices import adam, autocast_context, grad_scaler
 from ..driver import (check_finite, prepare_model_folder, run_iterations, scale_seed,
                       train_stages)
 from ..guards import exclusive, interrupts_deferred, remove_temporaries
@@ -52,6 +53,9 @@ class StageState:
     noise_gen: torch.Generator          # on the training device: noise, gradient penalty
     choice_gen: torch.Generator         # on the CPU: augmentation and tile choices
     augment_source: bool = True         # harmonization: augment `source` (not when fine-tuning)
+    autocast: Callable = contextlib.nullcontext   # --amp: autocast contexts for the passes
+    scaler_d: Optional[torch.amp.GradScaler] = None   # --amp fp16: loss scaling of D and G
+    scaler_g: Optional[torch.amp.GradScaler] = None
     history: dict = field(default_factory=lambda: {k: [] for k in
                                                    ("errD", "errG", "rec", "D_real", "D_fake")})
     fake: Optional[torch.Tensor] = None  # the latest fake sample
@@ -160,7 +164,9 @@ def make_stage(k: int, G: GrowingGenerator, D: Discriminator, reals: List[torch.
     source = reals[0] if source is None else source
     return StageState(k, G, D, opt_g, opt_d, sched_g, sched_d, reals[k], shapes, fixed_noise,
                       noise_amp, cfg, source, noise_gen, choice_gen,
-                      augment_source=not fine_tune)
+                      augment_source=not fine_tune,
+                      autocast=autocast_context(device, cfg.amp),
+                      scaler_d=grad_scaler(device, cfg.amp), scaler_g=grad_scaler(device, cfg.amp))
 
 
 def train_iteration(state: StageState) -> dict:
@@ -168,44 +174,65 @@ def train_iteration(state: StageState) -> dict:
     optimizer steps. Returns the losses as (device) tensors, without synchronising."""
     G, D, cfg, real = state.G, state.D, state.cfg, state.real
     noise = draw_noise(state)
+    scaler_d, scaler_g = state.scaler_d, state.scaler_g
 
     # The reference runs G(noise) in every D step (under no_grad but for the last, whose graph
     # the G update backpropagates through). Noise and G are the same in all D steps, so every
     # step's fake is this one image: we compute it once, with its graph (the same result; only
     # G's BatchNorm running statistics, which nothing uses, see fewer updates).
-    fake = G(noise, state.shapes, state.noise_amp)                   # [1, 3, h_k, w_k]
+    with state.autocast():
+        fake = G(noise, state.shapes, state.noise_amp)               # [1, 3, h_k, w_k]
 
     # (1) Update D: maximise D(x) - D(G(z)) - gradient penalty (WGAN-GP).
     for _ in range(cfg.Dsteps):
         D.zero_grad(set_to_none=True)
-        d_real = D(real)
-        d_fake = D(fake.detach())
-        gp = gradient_penalty(D, real, fake, cfg.lambda_grad, state.noise_gen)
-        err_d = critic_loss(d_real, d_fake) + gp
-        err_d.backward()
-        state.opt_d.step()
+        with state.autocast():
+            d_real = D(real)
+            d_fake = D(fake.detach())
+            gp = gradient_penalty(D, real, fake, cfg.lambda_grad, state.noise_gen)
+            err_d = critic_loss(d_real, d_fake) + gp
+        scaler_d.scale(err_d).backward()
+        scaler_d.step(state.opt_d)
+        scaler_d.update()
 
     # (2) Update G: minimise -D(G(z)) + alpha * ||G(fixed noise) - x_k||^2. The reference's
     # backward also fills D's gradients, which the next D step zeroes: we skip that work.
     D.requires_grad_(False)
-    err_g = generator_adversarial_loss(D(fake))
-    if cfg.alpha != 0:
-        rec = G(state.fixed_noise, state.shapes, state.noise_amp)
-        rec_loss = reconstruction_loss(rec, real, cfg.alpha)
-    else:
-        rec_loss = torch.zeros((), device=real.device)
+    with state.autocast():
+        err_g = generator_adversarial_loss(D(fake))
+        if cfg.alpha != 0:
+            rec = G(state.fixed_noise, state.shapes, state.noise_amp)
+            rec_loss = reconstruction_loss(rec.float(), real, cfg.alpha)
+        else:
+            rec_loss = torch.zeros((), device=real.device)
     G.zero_grad(set_to_none=True)
-    (err_g + rec_loss).backward()
+    scaler_g.scale(err_g + rec_loss).backward()
     D.requires_grad_(True)
     # Reference behaviour: Gsteps (3) Adam steps on the one gradient computed above.
-    for _ in range(cfg.Gsteps):
-        state.opt_g.step()
+    _steps_on_one_gradient(state.opt_g, scaler_g, cfg.Gsteps)
 
     state.sched_d.step()
     state.sched_g.step()
     return {"errD": err_d.detach(), "errG": err_g.detach(), "rec": rec_loss.detach(),
             "D_real": d_real.detach().mean(), "D_fake": d_fake.detach().mean(),
             "fake": fake.detach()}
+
+
+def _steps_on_one_gradient(optimizer, scaler: torch.amp.GradScaler, steps: int) -> None:
+    """`steps` optimizer steps on the gradient already computed. Under fp16 loss scaling the
+    gradient is unscaled once and all the steps are skipped when it overflowed (a GradScaler
+    steps an optimizer once per update); this check costs a host synchronisation, fp16 only."""
+    if not scaler.is_enabled():
+        for _ in range(steps):
+            optimizer.step()
+        return
+    scaler.unscale_(optimizer)
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+             if p.grad is not None]
+    if bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+        for _ in range(steps):
+            optimizer.step()
+    scaler.update()
 
 
 @dataclass
