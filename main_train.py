@@ -3,29 +3,40 @@
     python main_train.py --input_name balloons.png [--niter 2000 --max_size 250 ...]
     python main_train.py --model consingan --train_mode generation --input_name balloons.png
     python main_train.py --model consingan --fine_tune --model_dir <model> --naive_img <image>
+    python main_train.py --input_dir <folder> [...]      # one model per image, on Ray
 """
 from config import add_consingan_arguments, check_arguments, check_consingan_arguments, \
     config_from_args, consingan_config_from_args, get_arguments, non_negative_int
 from singan import train_model
 from singan.apps.evaluate import fine_tune_model
 from singan.apps.generation import model_tag, random_samples, samples_folder
+from singan.apps.many import add_ray_arguments, check_ray_arguments, cluster_from_args
 from singan.cli import find_image, image_stem, resolve_seed, run
 from singan.guards import check_writable
+
+IMAGES_DIR = "Input/Images"
 
 
 def main():
     parser = get_arguments(__doc__, both_methods=True)
-    parser.add_argument("--input_dir", default="Input/Images", help="folder of the image")
-    parser.add_argument("--input_name", help="training image file name (required)")
+    parser.add_argument("--input_dir", default=None,
+                        help=f"folder of --input_name (default: {IMAGES_DIR}); without "
+                             "--input_name: train one model per image in it, on Ray")
+    parser.add_argument("--input_name", help="training image file name")
     parser.add_argument("--mode", default="train", choices=["train"], help="task")
     parser.add_argument("--force", action="store_true",
                         help="retrain from scratch even if a (partial) model exists")
     parser.add_argument("--num_samples", type=non_negative_int, default=50,
                         help="random samples written after training (0: none)")
     add_consingan_arguments(parser)
+    add_ray_arguments(parser)
     args = parser.parse_args()
+    folder_mode = not args.input_name and args.input_dir is not None and not args.fine_tune
+    if folder_mode:
+        args.input_name = args.input_dir   # the checks want an image: the folder's stand in
     check_consingan_arguments(parser, args)
     check_arguments(parser, args)
+    check_ray_arguments(parser, args, folder_mode)
 
     seed = resolve_seed(args.manualSeed)
     if args.fine_tune:
@@ -37,7 +48,16 @@ def main():
         return
     cfg = consingan_config_from_args(args) if args.model == "consingan" else \
         config_from_args(args)
-    image = find_image(args.input_dir, args.input_name)
+    if folder_mode:
+        from singan.apps import many
+        images = many.list_images(args.input_dir)
+        result = many.train_folder(images, cfg, cluster=cluster_from_args(args),
+                                   device=args.device, seed=seed, force=args.force,
+                                   num_samples=args.num_samples, amp=args.amp, out_root=args.out,
+                                   show_progress=not args.quiet)
+        many.report(result, many.summary_path(args.out, args.input_dir))
+        return
+    image = find_image(args.input_dir or IMAGES_DIR, args.input_name)
     stem = image_stem(args.input_name)
     if args.num_samples > 0:
         check_writable(samples_folder(args.out, stem), "samples folder")   # now, not after

