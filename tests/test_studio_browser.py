@@ -1,0 +1,119 @@
+"""The web studio in a real browser: Debian's headless Chromium driven by Playwright (pointed
+at /usr/bin/chromium; nothing downloads a browser). Loads the page, trains a tiny model and
+watches its progress reach the end, draws a mask with the mouse on Harmonize and runs it,
+uploads a text file renamed .png, and saves a screenshot of each tab to docs/studio_*.png."""
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+pytest.importorskip("gradio")
+playwright = pytest.importorskip("playwright.sync_api")
+
+from conftest import ROOT  # noqa: E402
+from singan import SinGANConfig, train_model  # noqa: E402
+from test_studio import Studio  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DOCS = ROOT / "docs"
+HUBBLE = ROOT / "Input" / "Images" / "hubble_deep_field.png"
+WAIT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studio_browser")
+    train_model(HUBBLE, SinGANConfig(max_size=40, min_size=15, niter=3), device="cpu",
+                root=folder / "TrainedModels", show_progress=False, log=lambda line: None)
+    server = Studio(folder)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(server.url)
+        page.get_by_text("singan studio").first.wait_for()
+        try:
+            yield page
+        finally:
+            browser.close()
+            server.stop()
+
+
+def screenshot(page, tab: str) -> None:
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / f"studio_{tab}.png"), full_page=True)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def fetch_image(page, selector: str) -> np.ndarray:
+    src = page.locator(selector).get_attribute("src")
+    return iio.imread(page.request.get(src).body())[:, :, :3].astype(int)
+
+
+def test_train_shows_progress_to_the_end(page):
+    page.locator("#max-size input").fill("32")
+    page.locator("#min-size input").fill("15")
+    page.locator("#niter input").fill("10")
+    page.locator("#train-start").click()
+    page.wait_for_function(
+        "() => document.querySelector('#train-status textarea').value.includes('finished')")
+    status = page.locator("#train-status textarea").input_value()
+    assert "SinGAN rocket/" in status and "iteration 10 of 10" in status
+    assert page.locator("#train-percent").inner_text() == "100%"
+    screenshot(page, "train")
+
+
+def test_samples_gallery(page):
+    open_tab(page, "Samples")
+    page.locator("#samples-run").click()
+    page.locator("#samples-gallery img").nth(15).wait_for()
+    screenshot(page, "samples")
+
+
+def test_harmonize_a_mask_drawn_with_the_mouse(page):
+    open_tab(page, "Harmonize / Edit")
+    page.get_by_role("button", name="Start from the training image").click()
+    canvas = page.locator("#harmonize-editor canvas").first
+    canvas.wait_for()
+    page.wait_for_timeout(500)
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 30, y)
+    page.mouse.down()
+    page.mouse.move(x + 30, y, steps=12)                # a stroke through the image's centre
+    page.mouse.up()
+    page.locator("#harmonize-run").click()
+    page.wait_for_function("() => document.querySelector('#harmonize-blended img') || "
+                           "document.querySelector('.toast-body')")
+    assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    naive, blended = fetch_image(page, "#harmonize-naive img"), fetch_image(page,
+                                                                            "#harmonize-blended img")
+    assert naive.shape == blended.shape
+    h, w = naive.shape[:2]
+    centre = np.abs(blended - naive)[h // 2 - 2:h // 2 + 3, w // 2 - 3:w // 2 + 4]
+    assert centre.max() > 3, "the result does not differ inside the stroke"
+    screenshot(page, "harmonize")
+
+
+def test_upload_that_is_not_an_image_gets_the_message(page, tmp_path):
+    open_tab(page, "Train")
+    fake = tmp_path / "holiday.png"
+    fake.write_text("not a picture at all")
+    page.locator("#train-upload input[type=file]").set_input_files(str(fake))
+    message = page.get_by_text("cannot read holiday.png as an image").first
+    message.wait_for()
+    assert "not an image" in message.inner_text()
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def test_screenshots_of_the_other_tabs(page):
+    for name, tab in (("Paint", "paint"), ("Super-resolution", "sr"),
+                      ("Animation", "animation")):
+        open_tab(page, name)
+        page.wait_for_timeout(300)
+        screenshot(page, tab)
