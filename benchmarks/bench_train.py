@@ -73,8 +73,9 @@ def conv_flops(fn) -> float:
 
 
 def bench_singan(image, scales, iters, warmup, device, amp, niter=2000, legacy=False,
-                 on_row=lambda row: None):
-    plan, reals = plan_and_reals(image)
+                 on_row=lambda row: None, max_size=250):
+    plan, reals = plan_and_reals(image, max_size=max_size)
+    scales = [plan.stop_scale if s == "last" else int(s) for s in scales] if scales else None
     reals = [r.to(device) for r in reals]
     cfg = SinGANConfig(amp=amp, legacy_g_steps=legacy)
     rows = []
@@ -123,7 +124,11 @@ def main():
     parser.add_argument("--image", default=str(DEFAULT_IMAGE), help="image to build the pyramid")
     parser.add_argument("--size", default=None,
                         help="resize the image to HxW first (188x250: the reference table's size)")
-    parser.add_argument("--scales", default=None, help="comma-separated scales (default: all)")
+    parser.add_argument("--scales", default=None,
+                        help="comma-separated scales, or 'last' for the finest (default: all)")
+    parser.add_argument("--max_size", type=int, default=250,
+                        help="longer side of the finest scale (the image is not enlarged: give "
+                             "--size too, e.g. --size 768x1024 --max_size 1024)")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations per scale")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -137,7 +142,7 @@ def main():
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    scales = [int(s) for s in args.scales.split(",")] if args.scales else None
+    scales = args.scales.split(",") if args.scales else None
     image = load_image(args.image, args.size, args.device)
     reference_size = tuple(image.shape[2:]) == (188, 250)
     print(describe_machine())
@@ -150,7 +155,8 @@ def main():
         from bench_consingan import bench_stages
         print(f"{'stage':>5} {'size':>9} {'nfc':>4} {'s/iter':>8} {'2000 it':>8}")
         rows = []
-        for r in bench_stages(image, stages=scales, iters=args.iters, warmup=args.warmup,
+        stages = [int(x) for x in scales] if scales else None   # ('last': SinGAN only)
+        for r in bench_stages(image, stages=stages, iters=args.iters, warmup=args.warmup,
                               device=args.device):
             rows.append({"scale": r["stage"], "height": r["height"], "width": r["width"],
                          "nfc": r["channels"], "median_s_per_iter": r["s_per_iter"],
@@ -160,7 +166,7 @@ def main():
     else:
         print_header()
         rows = bench_singan(image, scales, args.iters, args.warmup, args.device, args.amp,
-                            legacy=args.legacy_g_steps,
+                            legacy=args.legacy_g_steps, max_size=args.max_size,
                             on_row=lambda r: print_row(r, reference_size, peak_train))
     for r in rows:
         if "gflops" in r:

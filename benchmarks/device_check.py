@@ -11,7 +11,9 @@ each with a timeout taken from the budget that is left:
   2. the training step:     benchmarks/bench_train.py --size 188x250 --iters 5 --device cuda,
                             then with --amp bf16 and --amp fp16
   3. sampling:              benchmarks/bench_sample.py --size 188x250 --device cuda, then bf16
-  4. ConSinGAN's step:      benchmarks/bench_consingan.py --device cuda --iters 2 --warmup 1
+  4. ConSinGAN's step:      benchmarks/bench_consingan.py --device cuda --iters 2 --warmup 1,
+     then one training step at the finest scale of a 512 and a 1024 px image (peak memory:
+     bench_train.py --size 768x1024 --max_size 1024 --scales last)
   5. a real training of Input/Images/rocket.png at the paper's settings (main_train.py
      --max_size 250 --niter 2000 --manualSeed 0 --quiet --num_samples 50, plus --force so
      that it never resumes an old model, and --out <out>) with whatever budget is left.
@@ -100,6 +102,11 @@ def benchmark_steps() -> List[Step]:
     steps.append(Step("bench_consingan", [consingan, "--device", "cuda",
                                           *(["--iters", "2"] if "--iters" in few else []),
                                           *(["--warmup", "1"] if "--warmup" in few else [])], 75))
+    # Large images: peak memory (max allocated) of one step at the finest scale, fp32
+    for side, size in ((512, "384x512"), (1024, "768x1024")):
+        steps.append(Step(f"memory {side} px", [train, "--size", size, "--max_size", str(side),
+                                                "--scales", "last", "--iters", "1", "--warmup",
+                                                "1", "--device", "cuda"], 45))
     return steps
 
 
