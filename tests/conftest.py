@@ -1,5 +1,6 @@
 """Shared test fixtures: the reference data folder, tiny images, running the scripts."""
 import contextlib
+import importlib
 import io
 import os
 import runpy
@@ -23,6 +24,15 @@ REFERENCE = SHARED / "reference"
 
 # `python -m pytest -q` runs everything; `-m "not slow"` leaves out the tests that train a
 # model (a check in under a minute); `-m gpu` runs the CUDA tests only (skipped without CUDA).
+
+
+def optional(module: str):
+    """Import an optional dependency of a test module (gradio, ray, playwright): skipped where it
+    is not installed, except in CI (CI=true), which installs every optional requirement; there
+    a missing one is an error, so those tests never pass by skipping."""
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(module)
 
 
 @pytest.fixture(scope="session")
