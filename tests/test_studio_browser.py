@@ -55,6 +55,17 @@ def fetch_image(page, selector: str) -> np.ndarray:
     return iio.imread(page.request.get(src).body())[:, :, :3].astype(int)
 
 
+def wait_until_idle(page, selector: str) -> None:
+    """Wait for the event that updates `selector` to start (if it has not yet) and to end."""
+    tracker = f"document.querySelector('{selector} [data-testid=status-tracker]')"
+    try:
+        page.wait_for_function(f"() => !{tracker}.classList.contains('hide')", timeout=3000)
+    except playwright.TimeoutError:
+        pass   # it was already over
+    page.wait_for_function(f"() => {tracker}.classList.contains('hide')")
+    page.wait_for_timeout(500)
+
+
 def test_train_shows_progress_to_the_end(page):
     page.locator("#max-size input").fill("32")
     page.locator("#min-size input").fill("15")
@@ -78,9 +89,8 @@ def test_samples_gallery(page):
 def test_harmonize_a_mask_drawn_with_the_mouse(page):
     open_tab(page, "Harmonize / Edit")
     page.get_by_role("button", name="Start from the training image").click()
+    wait_until_idle(page, "#harmonize-editor")     # the image is in the editor: draw on it
     canvas = page.locator("#harmonize-editor canvas").first
-    canvas.wait_for()
-    page.wait_for_timeout(500)
     box = canvas.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x - 30, y)
