@@ -199,12 +199,14 @@ def test_bad_uploads_and_names_get_one_line_and_the_server_keeps_serving(studio,
     with pytest.raises(Exception) as caught:
         call(studio, "/train", "rocket.png", gradio_client.handle_file(str(big)), *args[1:])
     assert "size" in str(caught.value).lower() or "large" in str(caught.value).lower()
-    assert "no model '../../etc'" in app_error(studio, "/samples", "../../etc", 2, 0, 1.0, 1.0, 0, False)
+    assert "no model '../../etc'" in app_error(studio, "/samples", "../../etc", 2, 0, 1.0, 1.0,
+                                               0, False)
     gone = studio.root / "rocket" / "copy"
     shutil.copytree(studio.root / MODEL, gone)
     assert "rocket/copy" in [e.name for e in find_models(studio.root)]
     shutil.rmtree(gone)
-    assert "moved or deleted" in app_error(studio, "/samples", "rocket/copy", 2, 0, 1.0, 1.0, 0, False)
+    assert "moved or deleted" in app_error(studio, "/samples", "rocket/copy", 2, 0, 1.0, 1.0, 0,
+                                           False)
     assert len(call(studio, "/samples", MODEL, 2, 0, 1.0, 1.0, 0, False)[0]) == 2   # still serving
     assert "No training to stop" in call(studio, "/stop")
 

@@ -101,8 +101,8 @@ def test_harmonize_a_mask_drawn_with_the_mouse(page):
     page.wait_for_function("() => document.querySelector('#harmonize-blended img') || "
                            "document.querySelector('.toast-body')")
     assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
-    naive, blended = fetch_image(page, "#harmonize-naive img"), fetch_image(page,
-                                                                            "#harmonize-blended img")
+    naive = fetch_image(page, "#harmonize-naive img")
+    blended = fetch_image(page, "#harmonize-blended img")
     assert naive.shape == blended.shape
     h, w = naive.shape[:2]
     centre = np.abs(blended - naive)[h // 2 - 2:h // 2 + 3, w // 2 - 3:w // 2 + 4]

@@ -409,7 +409,8 @@ def build_studio(root="TrainedModels", out_root="Output", images_dir="Input/Imag
                                   "colours)", type="numpy", image_mode="RGB", format="png",
                             sources=["upload", "clipboard"], layers=False,
                             elem_id="paint-editor", height=420)
-                        paint_scale = gr.Slider(0, MAX_SCALE, value=1, step=1, label="Injection scale")
+                        paint_scale = gr.Slider(0, MAX_SCALE, value=1, step=1,
+                                                label="Injection scale")
                         quantize = gr.Checkbox(False, label="Quantize colours (retrains the "
                                                             "scale once: slow)")
                         paint_seed = gr.Number(0, precision=0, label="Seed")
@@ -448,8 +449,8 @@ def build_studio(root="TrainedModels", out_root="Output", images_dir="Input/Imag
 
         # -- events --
         private = {"api_visibility": "private"}
-        train_inputs = [example, upload, method, purpose, max_size, min_size, niter, scale_factor, stages,
-                        seed, train_device]
+        train_inputs = [example, upload, method, purpose, max_size, min_size, niter,
+                        scale_factor, stages, seed, train_device]
         train_outputs = [status, bar, stage_gallery, job_id]
         start_button.click(train, train_inputs, train_outputs, api_name="train",
                            concurrency_limit=None, show_progress="minimal").then(

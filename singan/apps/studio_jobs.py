@@ -372,9 +372,10 @@ class TrainingQueue:
                                 seed=job.seed, progress=lambda e: self._progress(job, e),
                                 should_stop=job.stop.is_set, show_progress=False,
                                 log=lambda line: self._update(job, message=line))
+            unit = "scales" if job.method == "SinGAN" else "stages"
             self._update(job, state="finished",
-                         message=f"finished: {model.num_scales} {'scales' if job.method == 'SinGAN' else 'stages'} "
-                                 f"in {job.folder}; its model is in the lists of the other tabs")
+                         message=f"finished: {model.num_scales} {unit} in {job.folder}; its "
+                                 "model is in the lists of the other tabs")
         except TrainingStopped as err:
             self._update(job, state="stopped", message=str(err))
         except SinGANError as err:
@@ -450,7 +451,7 @@ def paint(model: TrainedModel, entry: ModelEntry, out_root, painting: Path,
     written = paint2image(model, entry.image, painting, None if start_scale is None
                           else int(start_scale), cfg, int(seed), out_root,
                           quantization=bool(quantize), quiet=True, log=lambda line: None,
-                          root=entry.folder.parent.parent, model_dir=entry.folder)
+                          model_dir=entry.folder)   # a quantised model goes beside it
     return written[-1]
 
 
