@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("gradio")
-gradio_client = pytest.importorskip("gradio_client")
+from conftest import ROOT, optional
+
+optional("gradio")
+gradio_client = optional("gradio_client")
 import imageio.v3 as iio  # noqa: E402
 import torch  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
 from singan import SinGANConfig, SinGANError, load_model, train_model  # noqa: E402
 from singan.apps import studio_jobs  # noqa: E402
 from singan.apps.studio_jobs import TrainingQueue, find_models, training_config  # noqa: E402

@@ -8,10 +8,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-pytest.importorskip("gradio")
-playwright = pytest.importorskip("playwright.sync_api")
+from conftest import ROOT, optional
 
-from conftest import ROOT  # noqa: E402
+optional("gradio")
+playwright = optional("playwright.sync_api")
+
 from singan import SinGANConfig, train_model  # noqa: E402
 from test_studio import Studio  # noqa: E402
 
