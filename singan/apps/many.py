@@ -11,8 +11,8 @@ so that the rest of singan works without it.
     report(run, summary_path("Output", "Input/Images"), TRAIN_COLUMNS)
 
 A task whose worker dies (killed, out of memory) is retried and resumes after the model's last
-finished stage; a bad image fails its own row only; stop() (Ctrl-C in the scripts) makes every
-task stop at its next iteration, keeping its finished stages.
+finished stage; a bad image fails its own row only; Ctrl-C makes every task stop at its next
+iteration, keeping its finished stages.
 """
 import contextlib
 import csv
@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -44,7 +45,7 @@ DEFAULT_CPUS_PER_MODEL = 1
 # Not measured here (no GPU): a SinGAN training fills a small part of a GPU, four share one.
 DEFAULT_GPUS_PER_MODEL = 0.25
 MAX_RETRIES = 3            # retries of a task whose worker died (the task resumes the model)
-STOP_POLL_SECONDS = 0.2    # how often a task asks the driver whether to stop
+STOP_POLL_SECONDS = 0.2    # how often a task looks for the run's stop file
 
 # Test hook, read by the driver and handed to the tasks: "<image stem>:<stage>:<iteration>"
 # makes the worker training that image exit (os._exit(1), as a kill would) before that
@@ -155,19 +156,12 @@ def _gpus_per_model(ray, cluster: Cluster, device: str) -> float:
 
 
 class Board:
-    """A small Ray actor that one run's tasks share with the driver: the stop flag they poll
-    (through should_stop), each running image's stage, and their log lines."""
+    """A small Ray actor to which one run's tasks report, without waiting for an answer: each
+    running image's stage, and their log lines; the driver takes them to show them."""
 
     def __init__(self):
-        self._stop = False
         self._status: Dict[str, str] = {}
         self._lines: List[str] = []
-
-    def stop(self) -> None:
-        self._stop = True
-
-    def stopped(self) -> bool:
-        return self._stop
 
     def status(self, name: str, text: Optional[str]) -> None:
         if text is None:
@@ -207,12 +201,25 @@ class _ExitHook:
         self.current, self.count = stage + 1, 0
 
 
-class _Link:
-    """One task's side of the Board: should_stop (polled at most every STOP_POLL_SECONDS),
-    the progress callback (the image's stage) and the log."""
+@dataclass(frozen=True)
+class _Channel:
+    """What the driver hands every task of a run: the Board, and the stop file that the driver
+    creates on Ctrl-C, beside the model folders (storage every node sees).
 
-    def __init__(self, board, name: str, hook: Optional[_ExitHook] = None):
-        self.board, self.name, self.hook = board, name, hook
+    Why a file and not a flag in the Board: a task blocked in ray.get (asking the actor) gives
+    its CPUs back to Ray meanwhile, which starts another task on them; polled every 0.2 s,
+    that ran three 1-CPU trainings at once on 2 CPUs."""
+    board: object
+    stop_file: str
+
+
+class _Link:
+    """One task's side of the run: should_stop (the stop file, looked for at most every
+    STOP_POLL_SECONDS), the progress callback (the image's stage) and the log."""
+
+    def __init__(self, channel: _Channel, name: str, hook: Optional[_ExitHook] = None):
+        self.board, self.stop_file, self.name, self.hook = channel.board, channel.stop_file, \
+            name, hook
         self._stopped, self._polled = False, -math.inf
         self.last_event = None
 
@@ -225,7 +232,7 @@ class _Link:
     def stop_requested(self) -> bool:
         now = time.monotonic()
         if not self._stopped and now - self._polled >= STOP_POLL_SECONDS:
-            self._stopped = _ray().get(self.board.stopped.remote())
+            self._stopped = os.path.exists(self.stop_file)
             self._polled = now
         return self._stopped
 
@@ -261,14 +268,14 @@ def _shown(path) -> str:
 
 def _train_task(image: str, config, root: str, out_root: str, device: str, seed: int,
                 force: bool, num_samples: int, amp: str, threads: int, exit_at: str,
-                board) -> dict:
+                channel: _Channel) -> dict:
     """Train (or resume) the model of one image, then write its random samples; one row."""
     torch.set_num_threads(threads)
     name = Path(image).stem
     folder = model_folder(Path(image).name, config, root)
     row = {"image": Path(image).name, "method": _method(config), "stages": "", "seconds": 0.0,
            "status": "", "model folder": _shown(folder)}
-    link = _Link(board, name, _ExitHook(exit_at, name, Path(root) / name))
+    link = _Link(channel, name, _ExitHook(exit_at, name, Path(root) / name))
     if link.stop_requested():
         return dict(row, status="stopped before it started")
     started = time.perf_counter()
@@ -299,14 +306,14 @@ def _train_task(image: str, config, root: str, out_root: str, device: str, seed:
 
 def _sample_task(image: str, config, root: str, out_root: str, num_samples: int,
                  gen_start_scale: int, scale_v: float, scale_h: float, arbitrary: bool,
-                 seed: int, amp: str, device: str, threads: int, board) -> dict:
+                 seed: int, amp: str, device: str, threads: int, channel: _Channel) -> dict:
     """Random samples of one image's trained model (random_samples.py's, per image); one row."""
     torch.set_num_threads(threads)
     image = Path(image)
     folder = model_folder(image.name, config, root)
     row = {"image": image.name, "method": "", "samples": 0, "diversity": "", "status": "",
            "samples folder": ""}
-    link = _Link(board, image.stem)
+    link = _Link(channel, image.stem)
     if link.stop_requested():
         return dict(row, status="stopped before it started")
     link.status("sampling")
@@ -360,7 +367,7 @@ def _sifid_mean(samples: torch.Tensor, real: torch.Tensor, extractor) -> float:
 
 def _evaluate_task(image: str, config, root: str, num_samples: int, seed: int,
                    sifid: Optional[SIFIDOptions], no_sifid: str, device: str, threads: int,
-                   train_hint: str, board) -> dict:
+                   train_hint: str, channel: _Channel) -> dict:
     """The paper's Table 2 protocol for one image's model: num_samples samples from the
     coarsest scale (N) and from scale 1 (N-1), their mean SIFID against the training image
     and their diversity; one row."""
@@ -369,7 +376,7 @@ def _evaluate_task(image: str, config, root: str, num_samples: int, seed: int,
     folder = model_folder(image.name, config, root)
     row = {column: "" for column in EVALUATE_COLUMNS}
     row.update(image=image.name, **{"model folder": _shown(folder)})
-    link = _Link(board, image.stem)
+    link = _Link(channel, image.stem)
     if link.stop_requested():
         return dict(row, status="stopped before it started")
     link.status("sampling")
@@ -463,7 +470,7 @@ def cluster_from_args(args) -> Cluster:
 @dataclass
 class FolderRun:
     """The rows of a run over a folder's images (in the images' order), and whether it was
-    stopped (Ctrl-C or stop())."""
+    stopped (Ctrl-C)."""
     rows: List[dict]
     interrupted: bool = False
     columns: Sequence[str] = field(default=TRAIN_COLUMNS)
@@ -483,23 +490,33 @@ def _failed_row(ray, err, row: dict) -> dict:
 
 
 def _run(ray, task, images: Sequence[Path], kwargs: dict, cluster: Cluster, gpus: float,
-         columns: Sequence[str], desc: str, show_progress: bool) -> FolderRun:
-    """One task per image, `task(image, **kwargs, board=...)`, each taking cluster.cpus_per_model
-    CPUs and `gpus` GPUs; a progress bar over the images (done / running / failed) with each
-    running image's stage. Ctrl-C sets the stop flag and waits for the tasks to stop at their
-    next iteration; a second Ctrl-C kills them."""
+         root: Path, columns: Sequence[str], desc: str, show_progress: bool) -> FolderRun:
+    """One task per image, `task(image, **kwargs, channel=...)`, each taking
+    cluster.cpus_per_model CPUs and `gpus` GPUs; a progress bar over the images (done / running
+    / failed) with each running image's stage. Ctrl-C creates the run's stop file (in `root`)
+    and waits for the tasks to stop at their next iteration; a second Ctrl-C kills them."""
     from tqdm import tqdm
-    board = ray.remote(Board).options(num_cpus=0).remote()
+    stop_file = Path(root) / f".stop-{uuid.uuid4().hex}"
+    channel = _Channel(ray.remote(Board).options(num_cpus=0).remote(), str(stop_file))
+    try:
+        return _drive(ray, task, images, kwargs, cluster, gpus, channel, columns,
+                      tqdm(total=len(images), desc=desc, dynamic_ncols=True,
+                           disable=None if show_progress else True,
+                           bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images "
+                                      "[{elapsed}{postfix}]"))
+    finally:
+        stop_file.unlink(missing_ok=True)
+
+
+def _drive(ray, task, images, kwargs, cluster, gpus, channel: _Channel, columns, bar):
+    """_run's loop: submit, then collect the rows and show the Board until every task ended."""
     remote = ray.remote(task).options(num_cpus=cluster.cpus_per_model, num_gpus=gpus,
                                       max_retries=cluster.max_retries)
     # absolute paths: a cluster's workers do not share the driver's working folder
-    refs = {remote.remote(str(Path(image).resolve()), **kwargs, board=board): image
+    refs = {remote.remote(str(Path(image).resolve()), **kwargs, channel=channel): image
             for image in images}
     rows: Dict[Path, dict] = {}
     pending, interrupted = list(refs), False
-    bar = tqdm(total=len(images), desc=desc, disable=None if show_progress else True,
-               dynamic_ncols=True, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images "
-                                              "[{elapsed}{postfix}]")
     while pending:
         try:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
@@ -510,7 +527,7 @@ def _run(ray, task, images: Sequence[Path], kwargs: dict, cluster: Cluster, gpus
                     rows[refs[ref]] = ray.get(ref)
                 except ray.exceptions.RayError as err:
                     rows[refs[ref]] = _failed_row(ray, err, blank)
-            running, lines = ray.get(board.take.remote())
+            running, lines = ray.get(channel.board.take.remote())
             for line in lines:
                 bar.write(line)
             failed = sum(row["status"].startswith(("failed", "killed")) for row in rows.values())
@@ -524,7 +541,8 @@ def _run(ray, task, images: Sequence[Path], kwargs: dict, cluster: Cluster, gpus
                     ray.cancel(ref, force=True)
                 continue
             interrupted = True
-            board.stop.remote()
+            Path(channel.stop_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(channel.stop_file).touch()
             bar.write("stopping: every image stops at its next iteration and keeps its "
                       "finished stages (Ctrl-C again kills the tasks)")
     bar.close()
@@ -549,7 +567,7 @@ def train_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster()
                       threads=_threads(cluster),
                       exit_at=os.environ.get(TEST_EXIT_VARIABLE, ""))
         return _run(ray, _train_task, images, kwargs, cluster,
-                    _gpus_per_model(ray, cluster, device), TRAIN_COLUMNS, "training",
+                    _gpus_per_model(ray, cluster, device), root, TRAIN_COLUMNS, "training",
                     show_progress)
 
 
@@ -567,7 +585,7 @@ def sample_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(
                       scale_v=scale_v, scale_h=scale_h, arbitrary=arbitrary, seed=seed, amp=amp,
                       device=device, threads=_threads(cluster))
         return _run(ray, _sample_task, images, kwargs, cluster,
-                    _gpus_per_model(ray, cluster, device), SAMPLE_COLUMNS, "sampling",
+                    _gpus_per_model(ray, cluster, device), root, SAMPLE_COLUMNS, "sampling",
                     show_progress)
 
 
@@ -591,8 +609,8 @@ def evaluate_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluste
                       sifid=sifid, no_sifid=no_sifid, device=device, threads=_threads(cluster),
                       train_hint=train_hint)
         return _run(ray, _evaluate_task, images, kwargs, cluster,
-                    _gpus_per_model(ray, cluster, device), EVALUATE_COLUMNS, "evaluating",
-                    show_progress)
+                    _gpus_per_model(ray, cluster, device), root, EVALUATE_COLUMNS,
+                    "evaluating", show_progress)
 
 
 # ---- the results --------------------------------------------------------------------------------
