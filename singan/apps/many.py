@@ -37,7 +37,7 @@ from .generation import model_tag, open_model, open_trained_model, random_sample
     samples_folder
 
 # What read_image decodes (image_io): other files of a folder are listed and skipped.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 # Measured with benchmarks/bench_many.py on a 2-core CPU machine (README, "Many images"):
 # two 48 px trainings at once with one thread each beat one at a time with two threads.

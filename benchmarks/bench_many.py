@@ -1,0 +1,88 @@
+"""Models per hour for a folder of small images on Ray: one training at a time with every CPU,
+against trainings packed side by side (singan.apps.many, as main_train.py --input_dir runs them).
+
+    python benchmarks/bench_many.py                      # Input/Images at --max_size 48
+    python benchmarks/bench_many.py --images 4 --niter 60 --json many.json
+    python benchmarks/bench_many.py --gpus_per_model 1,0.25     # on a GPU machine
+
+Each layout trains the same --images models from scratch (force) into a temporary folder on
+one local Ray runtime started once; a short warm-up run first starts the worker processes.
+CPU layouts: "one at a time" gives each task all CPUs (threads = CPUs), "packed" one CPU
+each. With --gpus_per_model each value is a GPU layout (1: one training per GPU; 0.25: four).
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import ROOT, describe_machine, write_json  # noqa: E402
+from singan.apps import many  # noqa: E402
+from singan.hparams import SinGANConfig  # noqa: E402
+
+
+def layouts(cpus: int, gpus_per_model):
+    """(name, cpus_per_model, gpus_per_model) of each layout to time."""
+    if gpus_per_model:
+        return [(f"{g:g} GPU per model", 1, g) for g in gpus_per_model]
+    return [(f"one at a time, {cpus} threads", cpus, 0.0), ("packed, 1 thread each", 1, 0.0)]
+
+
+def time_layout(images, cfg, cluster, root, device):
+    started = time.perf_counter()
+    run = many.train_folder(images, cfg, cluster=cluster, device=device, force=True,
+                            root=root, show_progress=False)
+    seconds = time.perf_counter() - started
+    failed = [row for row in run.rows if not row["status"].startswith("trained")]
+    if failed:
+        raise SystemExit(f"bench_many.py: a training failed: {failed[0]['status']}")
+    return seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input_dir", default=str(ROOT / "Input" / "Images"))
+    parser.add_argument("--images", type=int, default=4, help="how many of its images")
+    parser.add_argument("--max_size", type=int, default=48)
+    parser.add_argument("--min_size", type=int, default=25)
+    parser.add_argument("--niter", type=int, default=60, help="iterations per scale")
+    parser.add_argument("--num_cpus", type=int, default=os.cpu_count(),
+                        help="CPUs of the local Ray runtime")
+    parser.add_argument("--gpus_per_model", default="",
+                        help="comma-separated GPU fractions to time instead of the CPU layouts")
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args()
+
+    images = many.list_images(args.input_dir)[:args.images]
+    cfg = SinGANConfig(max_size=args.max_size, min_size=args.min_size, niter=args.niter)
+    gpus = [float(g) for g in args.gpus_per_model.split(",") if g]
+    device = "cuda" if gpus else "cpu"
+    print(f"{len(images)} images at max_size {args.max_size}, {args.niter} iterations per "
+          f"scale; {args.num_cpus} CPUs; {describe_machine()}")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            many.ray_runtime(many.Cluster(num_cpus=args.num_cpus)):
+        warm = SinGANConfig(max_size=args.max_size, min_size=args.min_size, niter=2)
+        time_layout(images[:2], warm, many.Cluster(cpus_per_model=1,
+                                                   gpus_per_model=gpus[-1] if gpus else 0.0),
+                    Path(tmp) / "warm", device)
+        for name, cpus_per_model, gpus_per_model in layouts(args.num_cpus, gpus):
+            cluster = many.Cluster(cpus_per_model=cpus_per_model, gpus_per_model=gpus_per_model)
+            seconds = time_layout(images, cfg, cluster, Path(tmp) / name.replace(" ", "_"),
+                                  device)
+            per_hour = len(images) / seconds * 3600
+            print(f"{name:>28}: {seconds:7.1f} s, {per_hour:6.1f} models per hour")
+            results.append({"layout": name, "cpus_per_model": cpus_per_model,
+                            "gpus_per_model": gpus_per_model, "seconds": round(seconds, 2),
+                            "models_per_hour": round(per_hour, 1)})
+    write_json(args.json, {"machine": describe_machine(), "images": len(images),
+                           "max_size": args.max_size, "min_size": args.min_size,
+                           "niter": args.niter, "num_cpus": args.num_cpus, "results": results})
+
+
+if __name__ == "__main__":
+    main()
