@@ -11,6 +11,7 @@ from typing import Optional
 
 from singan.cli import ArgumentParser
 from singan.consingan.hparams import ACTIVATIONS, ANIMATION_MIN_SIZE, TRAIN_MODES, ConSinGANConfig
+from singan.apps.many import DEFAULT_CPUS_PER_MODEL, DEFAULT_GPUS_PER_MODEL, MAX_RETRIES
 from singan.hparams import SinGANConfig
 
 
@@ -215,8 +216,9 @@ def apply_gpu_argument(args) -> None:
         args.device = f"cuda:{args.gpu}"
 
 
-def check_consingan_arguments(parser: ArgumentParser, args) -> None:
-    """Pick the method (--model), fill the per-method defaults, check ConSinGAN's options."""
+def check_consingan_arguments(parser: ArgumentParser, args, folder_mode: bool = False) -> None:
+    """Pick the method (--model), fill the per-method defaults, check ConSinGAN's options.
+    folder_mode: a folder of images (--input_dir) stands for --input_name."""
     given = [name for name in CONSINGAN_OPTIONS if getattr(args, name) is not None]
     if args.model is None:
         args.model = "consingan" if given else "singan"
@@ -228,7 +230,7 @@ def check_consingan_arguments(parser: ArgumentParser, args) -> None:
             setattr(args, name, defaults[consingan])
     apply_gpu_argument(args)
     if not consingan:
-        if not args.input_name:
+        if not args.input_name and not folder_mode:
             parser.error("the following arguments are required: --input_name")
         return
     if args.ker_size != 3:
@@ -239,7 +241,7 @@ def check_consingan_arguments(parser: ArgumentParser, args) -> None:
     if args.fine_tune:
         if not args.model_dir or not args.naive_img:
             parser.error("--fine_tune needs --model_dir <trained model> and --naive_img <image>")
-    elif not args.input_name:
+    elif not args.input_name and not folder_mode:
         parser.error("the following arguments are required: --input_name")
 
 
@@ -251,3 +253,49 @@ def consingan_config_from_args(args):
     if values.get("train_mode") == "animation":
         values["min_size"] = ANIMATION_MIN_SIZE   # Reference behaviour: forced in animation mode
     return ConSinGANConfig(**values)
+
+
+# ---- many images (--input_dir without --input_name, on Ray) -------------------------------------
+
+RAY_OPTIONS = ("ray_address", "num_cpus", "cpus_per_model", "gpus_per_model", "max_retries")
+
+
+def add_ray_arguments(parser) -> None:
+    """The options of a run over a folder (--input_dir without --input_name), in a group."""
+    def number(kind, minimum):
+        def parse(text):
+            value = kind(text)
+            if value < minimum:
+                raise ValueError(text)
+            return value
+        parse.__name__ = kind.__name__
+        return parse
+    group = parser.add_argument_group("many images (--input_dir without --input_name), on Ray")
+    add = group.add_argument
+    add("--ray_address", default=None,
+        help="join this Ray cluster (e.g. HEAD:6379, see README) instead of starting Ray's "
+             "local runtime")
+    add("--num_cpus", type=number(int, 1), default=None,
+        help="CPUs of the local runtime (default: all of this machine's)")
+    add("--cpus_per_model", type=number(float, 0.01), default=None,
+        help=f"CPUs (and torch threads) per image's task (default: {DEFAULT_CPUS_PER_MODEL}, "
+             "measured best on a 2-core machine)")
+    add("--gpus_per_model", type=number(float, 0), default=None,
+        help=f"GPUs per task, fractional: 0.25 puts four on one GPU (default: "
+             f"{DEFAULT_GPUS_PER_MODEL} where the cluster has GPUs, else 0)")
+    add("--max_retries", type=number(int, 0), default=None,
+        help=f"retries of a task whose worker died (default: {MAX_RETRIES}); a retry resumes "
+             "after the last finished stage")
+
+
+def check_ray_arguments(parser, args, folder_mode: bool) -> None:
+    """The folder options only with a folder; --num_cpus only for the local runtime."""
+    given = [name for name in RAY_OPTIONS if getattr(args, name) is not None]
+    if given and not folder_mode:
+        parser.error(f"--{given[0]} is for a folder of images: --input_dir DIR without "
+                     "--input_name")
+    if args.ray_address and args.num_cpus:
+        parser.error("--num_cpus sizes the local runtime; a cluster's nodes have their own "
+                     "(ray start --num-cpus)")
+    if getattr(args, "device", None) == "cuda" and args.gpus_per_model == 0:
+        parser.error("--device cuda needs --gpus_per_model above 0")

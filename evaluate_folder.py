@@ -10,7 +10,7 @@ the mean and spread over the images printed beside the paper's values. One Ray t
 image, as main_train.py --input_dir. Without the Inception weights (SIFID/README.md) the SIFID
 columns say so and diversity is still measured.
 """
-from config import add_consingan_arguments, check_arguments, check_consingan_arguments, \
+from config import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
     config_from_args, consingan_config_from_args, get_arguments, positive_int
 from singan.apps import many
 from singan.cli import resolve_seed, run
@@ -32,15 +32,14 @@ def main():
                        help="the weights file (default: SIFID's lookup, no download)")
     group.add_argument("--no_sifid", action="store_true", help="diversity only")
     add_consingan_arguments(parser)
-    many.add_ray_arguments(parser)
+    add_ray_arguments(parser)
     args = parser.parse_args()
     if args.fine_tune or args.naive_img or args.model_dir:
         parser.error("--fine_tune, --naive_img and --model_dir are main_train.py's; here the "
                      "model options name each image's model")
-    args.input_name = args.input_dir   # the checks want an image: the folder's stand in
-    check_consingan_arguments(parser, args)
+    check_consingan_arguments(parser, args, folder_mode=True)
     check_arguments(parser, args)
-    many.check_ray_arguments(parser, args, folder_mode=True)
+    check_ray_arguments(parser, args, folder_mode=True)
 
     seed = resolve_seed(args.manualSeed)
     cfg = consingan_config_from_args(args) if args.model == "consingan" else \

@@ -5,12 +5,12 @@
     python main_train.py --model consingan --fine_tune --model_dir <model> --naive_img <image>
     python main_train.py --input_dir <folder> [...]      # one model per image, on Ray
 """
-from config import add_consingan_arguments, check_arguments, check_consingan_arguments, \
+from config import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
     config_from_args, consingan_config_from_args, get_arguments, non_negative_int
 from singan import train_model
 from singan.apps.evaluate import fine_tune_model
 from singan.apps.generation import model_tag, random_samples, samples_folder
-from singan.apps.many import add_ray_arguments, check_ray_arguments, cluster_from_args
+from singan.apps.many import cluster_from_args
 from singan.cli import find_image, image_stem, resolve_seed, run
 from singan.guards import check_writable
 
@@ -32,9 +32,7 @@ def main():
     add_ray_arguments(parser)
     args = parser.parse_args()
     folder_mode = not args.input_name and args.input_dir is not None and not args.fine_tune
-    if folder_mode:
-        args.input_name = args.input_dir   # the checks want an image: the folder's stand in
-    check_consingan_arguments(parser, args)
+    check_consingan_arguments(parser, args, folder_mode)
     check_arguments(parser, args)
     check_ray_arguments(parser, args, folder_mode)
 

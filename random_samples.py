@@ -10,11 +10,11 @@ import sys
 
 import numpy as np
 
-from config import check_arguments, config_from_args, get_arguments, model_dir_from_args, \
+from config import add_ray_arguments, check_ray_arguments, check_arguments, config_from_args, get_arguments, model_dir_from_args, \
     positive_float, positive_int
 from singan.apps.generation import model_tag, open_trained_model, random_samples, \
     samples_folder
-from singan.apps.many import add_ray_arguments, check_ray_arguments, cluster_from_args
+from singan.apps.many import cluster_from_args
 from singan.cli import image_stem, resolve_seed, run
 from singan.metrics import diversity, sifid_scores
 

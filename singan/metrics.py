@@ -16,13 +16,15 @@ def diversity(samples: torch.Tensor, real: torch.Tensor) -> float:
 
 
 def sifid_scores(samples: torch.Tensor, real: torch.Tensor, weights: Optional[str] = None,
-                 device="cpu", backbone: str = "torchvision"):
-    """SIFID of each sample against the training image, as (label, [values]).
+                 device="cpu", backbone: str = "torchvision", dims: int = 64, extractor=None):
+    """SIFID of each sample against the training image, as (label, [values]). `extractor`
+    (SIFID.load_extractor's) is reused when given, else loaded for dims/backbone/weights.
 
     Raises SIFID's own SIFIDError when the Inception weights cannot be found (no download).
     """
     from SIFID import load_extractor, sifid   # stands apart from singan; imported on demand
-    extractor = load_extractor(backbone=backbone, weights=weights, device=device, download=False)
+    if extractor is None:
+        extractor = load_extractor(dims, backbone, weights, device, download=False)
     real01 = ((real[:1].float() + 1) / 2).clamp(0, 1).cpu()
     values = [sifid(real01, ((s[None].float() + 1) / 2).clamp(0, 1).cpu(), extractor)
               for s in samples]

@@ -31,8 +31,8 @@ import torch
 from ..api import TRAINERS, model_folder, train_model
 from ..driver import TrainingStopped
 from ..errors import SinGANError
-from ..image_io import atomic_write_bytes, denorm
-from ..metrics import diversity
+from ..image_io import atomic_write_bytes
+from ..metrics import diversity, sifid_scores
 from .generation import model_tag, open_model, open_trained_model, random_samples, \
     samples_folder
 
@@ -357,14 +357,6 @@ def sifid_unavailable(options: SIFIDOptions) -> Optional[str]:
     return None
 
 
-def _sifid_mean(samples: torch.Tensor, real: torch.Tensor, extractor) -> float:
-    """Mean SIFID of each sample [N, 3, H, W] against the training image [1, 3, H, W]."""
-    from SIFID import sifid
-    real01 = denorm(real[:1].float()).cpu()
-    return float(sum(sifid(real01, denorm(s[None].float()).cpu(), extractor)
-                     for s in samples) / len(samples))
-
-
 def _evaluate_task(image: str, config, root: str, num_samples: int, seed: int,
                    sifid: Optional[SIFIDOptions], no_sifid: str, device: str, threads: int,
                    train_hint: str, channel: _Channel) -> dict:
@@ -400,8 +392,11 @@ def _evaluate_task(image: str, config, root: str, num_samples: int, seed: int,
                 continue
             row[f"diversity {label}"] = round(diversity(samples, real), 4)
             link.status(f"SIFID {label}" if extractor is not None else "diversity")
-            row[f"SIFID {label}"] = round(_sifid_mean(samples, real, extractor), 4) \
-                if extractor is not None else no_sifid
+            if extractor is not None:
+                values = sifid_scores(samples, real, extractor=extractor)[1]
+                row[f"SIFID {label}"] = round(sum(values) / len(values), 4)
+            else:
+                row[f"SIFID {label}"] = no_sifid
         row["status"] = "; ".join(["done"] + notes)
     except SinGANError as err:
         row["status"] = f"failed: {err}"
@@ -411,50 +406,6 @@ def _evaluate_task(image: str, config, root: str, num_samples: int, seed: int,
 
 
 # ---- the command-line options (main_train.py, random_samples.py, evaluate_folder.py) ------------
-
-RAY_OPTIONS = ("ray_address", "num_cpus", "cpus_per_model", "gpus_per_model", "max_retries")
-
-
-def add_ray_arguments(parser) -> None:
-    """The options of a run over a folder (--input_dir without --input_name), in a group."""
-    def number(kind, minimum):
-        def parse(text):
-            value = kind(text)
-            if value < minimum:
-                raise ValueError(text)
-            return value
-        parse.__name__ = kind.__name__
-        return parse
-    group = parser.add_argument_group("many images (--input_dir without --input_name), on Ray")
-    add = group.add_argument
-    add("--ray_address", default=None,
-        help="join this Ray cluster (e.g. HEAD:6379, see README) instead of starting Ray's "
-             "local runtime")
-    add("--num_cpus", type=number(int, 1), default=None,
-        help="CPUs of the local runtime (default: all of this machine's)")
-    add("--cpus_per_model", type=number(float, 0.01), default=None,
-        help=f"CPUs (and torch threads) per image's task (default: {DEFAULT_CPUS_PER_MODEL}, "
-             "measured best on a 2-core machine)")
-    add("--gpus_per_model", type=number(float, 0), default=None,
-        help=f"GPUs per task, fractional: 0.25 puts four on one GPU (default: "
-             f"{DEFAULT_GPUS_PER_MODEL} where the cluster has GPUs, else 0)")
-    add("--max_retries", type=number(int, 0), default=None,
-        help=f"retries of a task whose worker died (default: {MAX_RETRIES}); a retry resumes "
-             "after the last finished stage")
-
-
-def check_ray_arguments(parser, args, folder_mode: bool) -> None:
-    """The folder options only with a folder; --num_cpus only for the local runtime."""
-    given = [name for name in RAY_OPTIONS if getattr(args, name) is not None]
-    if given and not folder_mode:
-        parser.error(f"--{given[0]} is for a folder of images: --input_dir DIR without "
-                     "--input_name")
-    if args.ray_address and args.num_cpus:
-        parser.error("--num_cpus sizes the local runtime; a cluster's nodes have their own "
-                     "(ray start --num-cpus)")
-    if getattr(args, "device", None) == "cuda" and args.gpus_per_model == 0:
-        parser.error("--device cuda needs --gpus_per_model above 0")
-
 
 def cluster_from_args(args) -> Cluster:
     """The Cluster the options describe (defaults for those not given)."""
