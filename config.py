@@ -230,7 +230,7 @@ def check_consingan_arguments(parser: ArgumentParser, args, folder_mode: bool = 
             setattr(args, name, defaults[consingan])
     apply_gpu_argument(args)
     if not consingan:
-        if not args.input_name and not folder_mode:
+        if not getattr(args, "input_name", None) and not folder_mode:
             parser.error("the following arguments are required: --input_name")
         return
     if args.ker_size != 3:
@@ -241,7 +241,7 @@ def check_consingan_arguments(parser: ArgumentParser, args, folder_mode: bool = 
     if args.fine_tune:
         if not args.model_dir or not args.naive_img:
             parser.error("--fine_tune needs --model_dir <trained model> and --naive_img <image>")
-    elif not args.input_name and not folder_mode:
+    elif not getattr(args, "input_name", None) and not folder_mode:
         parser.error("the following arguments are required: --input_name")
 
 

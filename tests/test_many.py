@@ -26,6 +26,7 @@ pytest.importorskip("ray")
 from singan import load_model                                          # noqa: E402
 from singan.apps import many                                           # noqa: E402
 from singan.checkpoint import read_checkpoint                          # noqa: E402
+from singan.metrics import sifid_scores                                # noqa: E402
 
 TINY = ("--max_size", "32", "--min_size", "24", "--niter", "10", "--manualSeed", "1")
 LOCAL = ("--num_cpus", "2", "--cpus_per_model", "1", "--quiet")
@@ -101,9 +102,11 @@ def test_sifid_of_samples_against_the_training_image():
     except SIFIDError as err:
         pytest.skip(f"no offline SIFID weights: {err}")
     real = torch.rand(1, 3, 40, 40) * 2 - 1
-    assert many._sifid_mean(real.expand(2, -1, -1, -1), real, extractor) < 1e-3
-    other = many._sifid_mean(torch.rand(2, 3, 40, 40) * 2 - 1, real.flip(-1) * 0.2, extractor)
-    assert math.isfinite(other) and other > 1e-3
+    same = sifid_scores(real.expand(2, -1, -1, -1), real, extractor=extractor)[1]
+    assert len(same) == 2 and max(same) < 1e-3
+    other = sifid_scores(torch.rand(2, 3, 40, 40) * 2 - 1, real.flip(-1) * 0.2,
+                         extractor=extractor)[1]
+    assert all(math.isfinite(v) and v > 1e-3 for v in other)
 
 
 # ---- on Ray -------------------------------------------------------------------------------------

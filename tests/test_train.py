@@ -185,7 +185,7 @@ def test_main_train_bad_image(tmp_path, make, words):
     (["--niter", "-5"], ["--niter", "positive"]),
     (["--scale_factor", "1.2"], ["--scale_factor", "between 0 and 1"]),
     (["--min_size", "300", "--max_size", "250"], ["--min_size", "must not exceed"]),
-    (["--model", "consingan", "--amp", "bf16"], ["--amp bf16", "ConSinGAN", "float32"]),
+    (["--model", "consingan", "--ker_size", "5"], ["ConSinGAN", "--ker_size 3"]),
 ])
 def test_main_train_bad_options(tmp_path, args, words):
     proc = run_script("main_train.py", "--input_name", "x.png", *args, cwd=tmp_path)
