@@ -4,7 +4,6 @@
 shared stage driver (singan.driver: folder, resume, save, progress, stop), which trains scale
 after scale; ``train_pyramid`` is that, for an image tensor.
 """
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional

@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from ..api import TRAINED_ROOT, load_model
+from ..api import load_model
 from ..checkpoint import is_reference_folder
 from ..devices import autocast_context
 from ..errors import SinGANError

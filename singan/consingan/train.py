@@ -397,7 +397,6 @@ def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = No
     stage's critic continues. Writes a complete model to `folder`; the source is not touched.
     """
     folder = Path(folder)
-    device = naive.device
     cfg = ConSinGANConfig.from_dict(ckpt["config"])
     if niter is not None:
         cfg = replace(cfg, niter=niter)
