@@ -1,8 +1,13 @@
 """The web studio in a real browser: Debian's headless Chromium driven by Playwright (pointed
 at /usr/bin/chromium; nothing downloads a browser). Loads the page, trains a tiny model and
 watches its progress reach the end, draws a mask with the mouse on Harmonize and runs it,
-uploads a text file renamed .png, and saves a screenshot of each tab to docs/studio_*.png."""
+uploads a text file renamed .png, and takes a screenshot of each tab (written to
+$SINGAN_SCREENSHOTS/studio_*.png when that is set, e.g. SINGAN_SCREENSHOTS=docs for the
+README's pictures; otherwise kept in memory, so that running the tests never changes the
+checkout)."""
+import os
 import shutil
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -17,7 +22,7 @@ from singan import SinGANConfig, train_model  # noqa: E402
 from test_studio import Studio  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DOCS = ROOT / "docs"
+SCREENSHOTS = os.environ.get("SINGAN_SCREENSHOTS")
 HUBBLE = ROOT / "Input" / "Images" / "hubble_deep_field.png"
 WAIT_MS = 90_000
 
@@ -43,8 +48,12 @@ def page(tmp_path_factory):
 
 
 def screenshot(page, tab: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / f"studio_{tab}.png"), full_page=True)
+    png = page.screenshot(full_page=True)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000, tab   # a page, not a blank
+    if SCREENSHOTS:
+        folder = Path(SCREENSHOTS)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"studio_{tab}.png").write_bytes(png)
 
 
 def open_tab(page, name: str) -> None:
