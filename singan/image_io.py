@@ -11,6 +11,10 @@ import torch
 
 from .errors import SinGANError
 
+IMAGES_DIR = "Input/Images"   # where the scripts look for --input_name by default
+# The files taken as images wherever a folder is listed (the folder runner, the studio):
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
 
 def norm(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] -> [-1, 1]: 2x - 1, clamped."""

@@ -1,39 +1,88 @@
 """The one interface of a trained model, whichever method trained it (STYLE: two methods,
-one interface). SinGAN's TrainedPyramid and ConSinGAN's ConSinGAN both implement it; the
-applications, the scripts, the web studio and the cluster runner use only this.
+one interface), and the one contract a method plugs into the stage driver.
+
+SinGAN's TrainedPyramid and ConSinGAN's ConSinGAN both implement TrainedModel; the
+applications, the scripts, the web studio and the cluster runner use only this, and ask the
+model rather than compare its method: what it calls a level (``unit``), how many levels it plans
+and has trained, where samples may start and images may be injected, which applications it
+supports (``unsupported(application)`` gives the reason when not), the tag that keeps its
+outputs apart, and a one-line description.
 
 An argument that a method cannot honour raises SinGANError saying so (for example
 gen_start_scale > 0 for ConSinGAN, whose one generator starts at stage 0), never ignored.
 """
 from pathlib import Path
-from typing import List, Optional, Protocol, runtime_checkable
+from typing import Iterable, List, Optional, Protocol, runtime_checkable
 
 import torch
+
+from .errors import SinGANError
+
+# What an application may ask a model for (TrainedModel.unsupported):
+APPLICATIONS = (
+    "samples",            # random samples at the training size (random_samples.py)
+    "arbitrary_sizes",    # samples at scale_v x scale_h
+    "injection",          # an image injected at a coarse level: harmonization, editing, paint
+    "quantised_paint",    # paint2image --quantization_flag: one scale retrained on a palette
+    "sr",                 # super-resolution by the finest generator (SR.py)
+    "animation",          # a random walk around the reconstruction noise (animation.py)
+    "fine_tune",          # retraining the last stage on a naive image (--fine_tune)
+    "evaluate",           # the reference ConSinGAN's evaluation (evaluate_model.py)
+)
 
 
 @runtime_checkable
 class TrainedModel(Protocol):
     """A trained (or partly trained) single-image GAN."""
     method: str                      # "singan" | "consingan" (model.pth's "method")
-    reals: List[torch.Tensor]        # the training image per scale, [1, 3, h, w], coarsest first
+    display_name: str                # "SinGAN" | "ConSinGAN", for people
+    unit: str                        # "scale" | "stage": what the method calls one level
+    reals: List[torch.Tensor]        # the training image of every planned level, [1, 3, h, w],
+                                     # coarsest first (also those not trained yet)
     config: dict                     # the training hyper-parameters, as saved
     folder: Optional[Path]           # the model folder, when loaded from or trained into one
 
     @property
     def num_scales(self) -> int:
-        """How many scales (ConSinGAN: stages) are trained."""
+        """How many levels (scales or stages) are trained."""
+
+    @property
+    def planned_stages(self) -> int:
+        """How many levels the training plans (len(reals))."""
 
     @property
     def complete(self) -> bool:
-        """Whether every scale is trained (a stopped training leaves a partial model)."""
+        """Whether every planned level is trained (a stopped training leaves a partial model)."""
+
+    @property
+    def trained_real(self) -> torch.Tensor:
+        """The training image at the size the model draws at (its finest trained level),
+        [1, 3, H, W]."""
+
+    @property
+    def sample_start_scales(self) -> range:
+        """The gen_start_scale values sample() accepts."""
 
     @property
     def injection_scales(self) -> range:
-        """The scales at which generate() accepts an image (empty: none)."""
+        """The levels at which generate() accepts an image (empty: none)."""
+
+    @property
+    def output_tag(self) -> str:
+        """What keeps one image's outputs of different models apart: '' (the reference's
+        output folders) or a level of the output path."""
 
     @property
     def device(self) -> torch.device:
         """Where the model's tensors are."""
+
+    def unsupported(self, application: str) -> Optional[str]:
+        """None when the model can serve `application` (one of APPLICATIONS), else the reason
+        it cannot, as a sentence that says what to do instead."""
+
+    def describe(self) -> str:
+        """One line for people: the method, how many levels are trained of how many, the size,
+        and where samples start and images can be injected."""
 
     def sample(self, num_samples: int = 1, gen_start_scale: int = 0, scale_v: float = 1.0,
                scale_h: float = 1.0, noise: Optional[List[torch.Tensor]] = None,
@@ -56,3 +105,134 @@ class TrainedModel(Protocol):
 
     def to(self, device) -> "TrainedModel":
         """The model on another device."""
+
+
+def _span(levels: range) -> str:
+    if not len(levels):
+        return "none"
+    return str(levels[0]) if len(levels) == 1 else f"{levels[0]}-{levels[-1]}"
+
+
+class ModelAnswers:
+    """The TrainedModel answers that follow from the per-method ones (a mixin of both model
+    classes, so that each answer is written once)."""
+    display_name: str
+    unit: str
+
+    @property
+    def planned_stages(self) -> int:
+        return len(self.reals)
+
+    @property
+    def complete(self) -> bool:
+        return self.num_scales == self.planned_stages
+
+    @property
+    def trained_real(self) -> torch.Tensor:
+        return self.reals[self.num_scales - 1]
+
+    def require(self, application: str) -> None:
+        """Raise SinGANError with the reason when the model cannot serve `application`."""
+        reason = self.unsupported(application)
+        if reason is not None:
+            raise SinGANError(reason)
+
+    def progress_text(self) -> str:
+        """'3 of 5 scales trained' (or 'all 5 scales trained')."""
+        if self.complete:
+            return f"all {self.planned_stages} {self.unit}s trained"
+        return f"{self.num_scales} of {self.planned_stages} {self.unit}s trained"
+
+    def describe(self) -> str:
+        h, w = self.trained_real.shape[2:]
+        injection = self.injection_scales
+        inject = (f"images can be injected at {self.unit} {_span(injection)}" if len(injection)
+                  else "no image injection")
+        return (f"{self.display_name}{self.mode_text()}: {self.progress_text()}, {w} x {h} px; "
+                f"samples start at {self.unit} {_span(self.sample_start_scales)}; {inject}")
+
+    def mode_text(self) -> str:
+        """' (harmonization)' where the method has training modes, else ''."""
+        return ""
+
+
+class StageRun(Protocol):
+    """One level's training in progress, as the driver plays it."""
+    history: dict                    # loss name -> list of 0-d device tensors, one per iteration
+
+    def step(self, it: int) -> None:
+        """Play iteration `it`, appending its losses to `history` (no host synchronisation)."""
+
+    def result(self):
+        """The finished level: an object with .losses (name -> [niter] CPU tensor), .fake and
+        .reconstruction ([1, 3, h, w]), and what the method's add() needs."""
+
+
+class StageTrainer(Protocol):
+    """What a method plugs into the one stage driver (singan.driver): the driver owns the
+    folder, the lock, resuming, the iterations, the finite checks, progress, stopping and the
+    atomic save; the trainer knows how to set up one level and what a finished level adds.
+
+    The same contract serves a whole training (stages num_done .. n_stages - 1) and a retraining
+    of one level of an existing model into a new folder (ConSinGAN's fine-tuning, paint's
+    colour-quantised scale): there `stages_to_train` lists that one level and `retrains` is
+    true."""
+    method: str                      # model.pth's "method"
+    unit: str                        # "scale" | "stage"
+    stage_files: Iterable[str]       # the file names a finished level writes in its folder
+    cfg: object                      # the frozen hyper-parameters (a dataclass)
+    plan: object                     # the geometry (a dataclass with n_stages)
+    reals: List[torch.Tensor]        # the training image per level
+    device: torch.device
+    retrains: bool                   # True: retrain one level of a source model (no resume)
+
+    @property
+    def num_done(self) -> int:
+        """How many levels are finished (and listed in the checkpoint)."""
+
+    def stages_to_train(self) -> List[int]:
+        """The levels this run trains, in order."""
+
+    def estimated_bytes(self) -> int:
+        """About how much disk the model folder needs while training."""
+
+    def saved_config(self, ckpt: dict) -> dict:
+        """The saved config of `ckpt`, normalised as asdict(cfg) is (for resume checks)."""
+
+    def load(self, ckpt: dict) -> None:
+        """Take the finished levels of a saved checkpoint (resume)."""
+
+    def reusable(self, ckpt: dict) -> bool:
+        """Retraining only: whether `ckpt` (in the target folder) already is this retraining's
+        finished result, so that nothing needs to run."""
+
+    def begin_stage(self, k: int, seed: int) -> StageRun:
+        """Set up level k's game (networks, optimisers, noise) and return it."""
+
+    def stage_label(self, k: int) -> str:
+        """The progress bar's label for level k."""
+
+    def stage_parameters(self, result) -> Iterable[torch.Tensor]:
+        """The generator weights that must be finite before level k is saved."""
+
+    def stage_summary(self, k: int, result, seconds: float) -> str:
+        """The line logged when level k is finished."""
+
+    def add(self, k: int, result) -> None:
+        """Make the finished level k part of the model (num_done grows, or k is replaced)."""
+
+    def drop(self, k: int) -> None:
+        """Undo add(k) (its save failed)."""
+
+    def save_stage_files(self, folder: Path, k: int, result) -> None:
+        """Write level k's files (stage_files) into folder/k."""
+
+    def run_record(self) -> dict:
+        """What config.json records about this run besides the config, plan and image."""
+
+    def checkpoint(self, info: dict, extra: Optional[dict] = None) -> dict:
+        """model.pth's content, listing the finished levels."""
+
+    def model(self, info: dict) -> TrainedModel:
+        """The trained model."""
+

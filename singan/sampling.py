@@ -20,6 +20,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .errors import SinGANError
 from .hparams import SinGANConfig
 from .imresize import imresize
+from .interface import ModelAnswers
 from .models import Generator, pad
 
 
@@ -50,13 +51,13 @@ def spatial_noise(num: int, channels: int, h: int, w: int, device, generator=Non
     return z.expand(num, 3, h, w) if channels == 1 else z
 
 
-class TrainedPyramid(nn.Module):
+class TrainedPyramid(ModelAnswers, nn.Module):
     """Frozen generators G_0..G_{k-1} with their z_opt, noise_amp, and the reals of all scales.
 
     z_opt[i] is [1, 3, h_i + 2p, w_i + 2p] (padded); reals[i] is [1, 3, h_i, w_i]; while a
     pyramid is being trained, len(generators) < len(reals).
     """
-    method = "singan"
+    method, display_name, unit = "singan", "SinGAN", "scale"
     ANIMATION_START_MIX = 0.05   # the walk starts at z_{-1} = 0.95 z_opt + 0.05 w (reference)
 
     def __init__(self, generators: Sequence[nn.Module], z_opt: Sequence[torch.Tensor],
@@ -92,15 +93,36 @@ class TrainedPyramid(nn.Module):
         return SinGANConfig.from_dict(self.config)
 
     @property
-    def complete(self) -> bool:
-        """Whether every scale of the pyramid is trained."""
-        return self.num_scales == len(self.reals)
-
-    @property
     def injection_scales(self) -> range:
         """The scales an image can be injected at (generate): 1..N; none in an animation
         model (its noise is not padded: generate says so)."""
         return range(1, self.num_scales) if self.pad_noise else range(0)
+
+    @property
+    def sample_start_scales(self) -> range:
+        return range(self.num_scales)
+
+    @property
+    def output_tag(self) -> str:
+        """'': SinGAN's outputs go where the reference writes them."""
+        return ""
+
+    def unsupported(self, application: str) -> Optional[str]:
+        if application == "animation" and self.pad_noise:
+            return ("animation needs a model trained for it (noise not zero-padded): train it "
+                    "with animation.py")
+        if application in ("injection", "quantised_paint") and not self.pad_noise:
+            return ("this model was trained for animation (animation.py); injecting an image "
+                    "needs the model that main_train.py trains")
+        if application in ("injection", "quantised_paint") and self.num_scales < 2:
+            return "the model has a single scale: injection needs at least two"
+        if application == "fine_tune":
+            return ("--fine_tune retrains a ConSinGAN harmonization/editing model; this is a "
+                    "SinGAN model (harmonization.py and editing.py use it as it is)")
+        if application == "evaluate":
+            return ("the reference ConSinGAN's evaluation needs a ConSinGAN model; this is a "
+                    "SinGAN model (use random_samples.py or the application scripts)")
+        return None
 
     def to(self, device):  # keeps the plain-tensor lists in step with the modules
         super().to(device)
@@ -278,9 +300,7 @@ class TrainedPyramid(nn.Module):
         reference blends it unclamped with the mask, so the blend disagrees with the saved
         (clamped) output where the mask is partial. We clamp first.
         """
-        if not self.pad_noise:
-            raise SinGANError("this model was trained for animation (animation.py); injecting "
-                              "an image needs the model that main_train.py trains")
+        self.require("injection")
         self.check_injection_scale(start_scale)
         start = start_image.to(self.device)
         if not start_is_scaled:
@@ -302,9 +322,7 @@ class TrainedPyramid(nn.Module):
         if not 0 <= start_scale <= last:
             raise SinGANError(f"--start_scale must be between 0 and {last} (the model's "
                               f"scales), got {start_scale}")
-        if self.pad_noise:
-            raise SinGANError("animation needs a model trained for it (noise not zero-padded): "
-                              "train it with animation.py")
+        self.require("animation")
         noise = []                                                     # per scale [T, 3, h, w]
         for n, z_opt in enumerate(self.z_opt[:self.num_scales]):
             if n < start_scale:

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..checkpoint import envelope
 from ..errors import SinGANError
+from ..interface import ModelAnswers
 from ..imresize import imresize_to_shape
 from ..sampling import noise_walk
 from .hparams import ConSinGANConfig
@@ -21,14 +22,14 @@ from .models import GrowingGenerator, build_generator
 from .pyramid import StagePlan
 
 
-class ConSinGAN(nn.Module):
+class ConSinGAN(ModelAnswers, nn.Module):
     """A (partly) trained ConSinGAN: its generator has one body per trained stage.
 
     fixed_noise[k] is stage k's reconstruction input (stage 0: the coarsest real image in
     generation/retarget/harmonization/editing, noise in animation); noise_amp[k] the std of the
     noise added at stage k; reals[k] the training image of stage k, [1, 3, h_k, w_k].
     """
-    method = "consingan"
+    method, display_name, unit = "consingan", "ConSinGAN", "stage"
     ANIMATION_START_MIX = 0.01   # the walk starts at z_{-1} = 0.99 z_fixed + 0.01 w (reference)
 
     def __init__(self, generator: GrowingGenerator, fixed_noise: Sequence[torch.Tensor],
@@ -39,7 +40,7 @@ class ConSinGAN(nn.Module):
         self.generator = generator.requires_grad_(False).eval()
         self.fixed_noise = [z.detach() for z in fixed_noise]
         self.noise_amp = [float(a) for a in noise_amp]
-        self.reals = [r.detach() for r in reals][:len(self.noise_amp)]
+        self.reals = [r.detach() for r in reals]   # every planned stage's
         self.hparams = hparams
         self.config = asdict(hparams)       # a plain dict, as TrainedPyramid.config
         self.plan = plan
@@ -59,15 +60,41 @@ class ConSinGAN(nn.Module):
         return self.hparams.train_mode
 
     @property
-    def complete(self) -> bool:
-        """Whether every stage is trained."""
-        return self.num_scales == self.hparams.train_stages
-
-    @property
     def injection_scales(self) -> range:
         """The stages an image can be injected at (generate): stage 0, in harmonization and
         editing models; none in the others, whose stage 0 takes noise."""
         return range(0, 1) if self.hparams.image_input else range(0)
+
+    @property
+    def sample_start_scales(self) -> range:
+        """Stage 0 only: one generator runs all stages."""
+        return range(1)
+
+    @property
+    def output_tag(self) -> str:
+        """The model folder's name: ConSinGAN's outputs never mix with SinGAN's, nor one
+        train mode's with another's."""
+        return self.folder.resolve().name if self.folder is not None else self.method
+
+    def mode_text(self) -> str:
+        return f" ({self.train_mode})"
+
+    def unsupported(self, application: str) -> Optional[str]:
+        mode = self.train_mode
+        if application in ("injection", "fine_tune") and not self.hparams.image_input:
+            return (f"this is a ConSinGAN {mode} model, whose first stage takes noise: "
+                    "injecting an image needs one trained with --train_mode harmonization or "
+                    "editing")
+        if application == "animation" and mode != "animation":
+            return (f"this is a ConSinGAN {mode} model; animation needs one trained with "
+                    "--train_mode animation")
+        if application == "quantised_paint":
+            return ("--quantization_flag retrains a scale of a SinGAN model; this is a "
+                    "ConSinGAN model (paint without it, or use a SinGAN model)")
+        if application == "sr":
+            return ("super-resolution applies a SinGAN model's finest generator; this is a "
+                    "ConSinGAN model (train one with SR.py)")
+        return None
 
     @property
     def device(self) -> torch.device:
@@ -174,10 +201,7 @@ class ConSinGAN(nn.Module):
         usually the training image's) is resized to stage 0's shape (editing adds
         noise_scaling * N(0, 1)); the later stages use the fixed noise, as the reference's
         evaluation."""
-        if not self.hparams.image_input:
-            raise SinGANError(f"this is a ConSinGAN {self.train_mode} model, whose first stage "
-                              "takes noise: injecting an image needs one trained with "
-                              "--train_mode harmonization or editing")
+        self.require("injection")
         if start_scale != 0:
             raise SinGANError(f"start scale {start_scale}: a ConSinGAN model takes the image at "
                               "stage 0 only; use 0")
@@ -198,9 +222,7 @@ class ConSinGAN(nn.Module):
         if not 0 <= start_scale < self.num_scales:
             raise SinGANError(f"start_scale must be between 0 and {self.num_scales - 1}, "
                               f"got {start_scale}")
-        if self.train_mode != "animation":
-            raise SinGANError(f"this is a ConSinGAN {self.train_mode} model; animation needs "
-                              "one trained with --train_mode animation")
+        self.require("animation")
         shapes = self.stage_shapes()
         walks = []                                                   # per stage [T, C, h, w]
         for k, fixed in enumerate(self.fixed_noise):
