@@ -8,15 +8,14 @@
 """
 import sys
 
-import numpy as np
-
 from config import add_ray_arguments, check_ray_arguments, check_arguments, config_from_args, get_arguments, model_dir_from_args, \
     positive_float, positive_int
-from singan.apps.generation import model_tag, open_trained_model, random_samples, \
+from singan.apps.generation import open_trained_model, random_samples, \
     samples_folder
 from singan.apps.many import cluster_from_args
 from singan.cli import image_stem, resolve_seed, run
-from singan.metrics import diversity, sifid_scores
+from singan.image_io import IMAGES_DIR
+from singan.metrics import SIFIDOptions, sample_quality
 
 
 def main():
@@ -53,7 +52,7 @@ def main():
                      "folder of trained images)")
     if folder_mode and args.sifid:
         parser.error("--sifid scores one model; for a folder run evaluate_folder.py")
-    args.input_dir = args.input_dir or "Input/Images"
+    args.input_dir = args.input_dir or IMAGES_DIR
 
     seed = resolve_seed(args.manualSeed)
     arbitrary = args.mode == "random_samples_arbitrary_sizes"
@@ -75,29 +74,18 @@ def main():
     stem = image_stem(args.input_name) if args.input_name else folder.resolve().parent.name
 
     out = samples_folder(args.out, stem, args.gen_start_scale, scale_v, scale_h, arbitrary,
-                         model_tag(model))
+                         model.output_tag)
     samples = random_samples(model, out, args.num_samples, args.gen_start_scale, scale_v,
                              scale_h, seed, amp=args.amp)
     print(f"{args.num_samples} samples: {out}")
-    report_quality(samples, model.reals[-1], args)
+    report_quality(samples, model.trained_real, args)
 
 
 def report_quality(samples, real, args):
     """The paper's diversity (always) and SIFID against the training image (--sifid)."""
-    if len(samples) > 1:
-        print(f"diversity: {diversity(samples, real):.4f} "
-              "(per-pixel std across samples / std of the training image)")
-    if not args.sifid:
-        return
-    from SIFID import SIFIDError
-    try:
-        label, values = sifid_scores(samples, real, args.sifid_weights, samples.device,
-                                     args.sifid_backbone)
-    except SIFIDError as err:
-        print(f"warning: SIFID skipped: {err}", file=sys.stderr)
-        return
-    values = np.asarray(values)
-    print(f"{label}: mean {values.mean():.4f}, std {values.std():.4f} over {len(values)} samples")
+    options = SIFIDOptions(backbone=args.sifid_backbone, weights=args.sifid_weights)
+    for line in sample_quality(samples, real, options if args.sifid else None).lines():
+        print(line, file=sys.stderr if line.startswith("SIFID not measured") else sys.stdout)
 
 
 if __name__ == "__main__":
