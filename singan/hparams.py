@@ -2,13 +2,7 @@
 from dataclasses import dataclass, fields
 from typing import Optional
 
-
-def number_text(value) -> str:
-    """4.0 -> '4', 0.0005 -> '0.0005', and every float exactly (repr) where %g would round."""
-    if isinstance(value, float):
-        short = f"{value:g}"
-        return short if float(short) == value else repr(value)
-    return str(value)
+from .layers import number_text
 
 
 PAINT_COLOURS = 5   # the reference's k-means cluster count for paint-to-image's quantisation

@@ -11,10 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def pad(x: torch.Tensor, p: int) -> torch.Tensor:
-    """Zero-pad H and W by p pixels on each side."""
-    return F.pad(x, [p, p, p, p]) if p else x
+from .layers import init_weights, pad  # noqa: F401  (singan.models.pad is public)
 
 
 def channels_at_scale(scale: int, nfc: int = 32, min_nfc: int = 32, cap: int = 128):
@@ -100,17 +97,6 @@ def _body(nfc: int, min_nfc: int, num_layer: int, ker_size: int, nc_im: int = 3)
         out = int(nfc / 2 ** i)
         body.add_module(f"block{i}", ConvBlock(max(2 * out, min_nfc), max(out, min_nfc), ker_size))
     return head, body, max(out, min_nfc)
-
-
-def init_weights(module: nn.Module, generator: torch.Generator = None) -> None:
-    """Reference init: conv weights ~ N(0, 0.02) (bias left at torch's default), BN weight
-    ~ N(1, 0.02), BN bias 0."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            m.weight.data.normal_(0.0, 0.02, generator=generator)
-        elif isinstance(m, nn.BatchNorm2d):
-            m.weight.data.normal_(1.0, 0.02, generator=generator)
-            m.bias.data.fill_(0)
 
 
 class Generator(nn.Module):

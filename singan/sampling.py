@@ -21,27 +21,8 @@ from .errors import SinGANError
 from .hparams import SinGANConfig
 from .imresize import imresize
 from .interface import ModelAnswers
-from .models import Generator, pad
-
-
-def noise_walk(z_fixed: torch.Tensor, fresh: torch.Tensor, alpha: float, beta: float,
-               start_mix: float) -> torch.Tensor:
-    """Animation's random walk in noise space around z_fixed ([1, ...]) with momentum (SPEC 8):
-
-        z_t = alpha * z_fixed + (1 - alpha) * (z_{t-1} + beta * (z_{t-1} - z_{t-2})
-                                               + (1 - beta) * w_t)
-
-    from z_{-1} = (1 - start_mix) z_fixed + start_mix w_0 and z_{-2} = z_fixed, with the fresh
-    noise w_0 .. w_T in `fresh` ([T + 1, ...]). Returns z_0 .. z_{T-1}: [T, ...]."""
-    prev1 = (1 - start_mix) * z_fixed + start_mix * fresh[:1]
-    prev2 = z_fixed
-    frames = []
-    for t in range(1, len(fresh)):
-        z = alpha * z_fixed + (1 - alpha) * (prev1 + beta * (prev1 - prev2)
-                                             + (1 - beta) * fresh[t:t + 1])
-        prev2, prev1 = prev1, z
-        frames.append(z)
-    return torch.cat(frames)
+from .layers import noise_walk, pad
+from .models import Generator
 
 
 def spatial_noise(num: int, channels: int, h: int, w: int, device, generator=None):

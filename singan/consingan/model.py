@@ -16,7 +16,7 @@ from ..checkpoint import envelope
 from ..errors import SinGANError
 from ..interface import ModelAnswers
 from ..imresize import imresize_to_shape
-from ..sampling import noise_walk
+from ..layers import noise_walk
 from .hparams import ConSinGANConfig
 from .models import GrowingGenerator, build_generator
 from .pyramid import StagePlan

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import pad
+from ..layers import pad
 
 
 def make_activation(name: str, lrelu_alpha: float = 0.05) -> nn.Module:

@@ -23,7 +23,7 @@ from ..guards import exclusive, interrupts_deferred, remove_temporaries
 from ..image_io import save_image, write_error
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
-from ..models import init_weights
+from ..layers import init_weights
 from ..plots import plot_losses
 from ..progress import ProgressBar
 from .augment import augment, shuffle_tiles
