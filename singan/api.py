@@ -9,10 +9,10 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from .checkpoint import (CHECKPOINT_NAME, import_reference_folder, is_reference_folder,
-                         read_checkpoint)
+from .checkpoint import CHECKPOINT_NAME, read_checkpoint
 from .consingan.hparams import ConSinGANConfig
 from .consingan.model import consingan_from_checkpoint
+from .consingan.reference import import_reference_consingan
 from .consingan.train import ConSinGANTrainer
 from .devices import resolve_device
 from .driver import train_stages
@@ -21,6 +21,8 @@ from .hparams import SinGANConfig
 from .image_io import read_image
 from .interface import TrainedModel
 from .progress import ProgressCallback
+from .reference import (import_reference_singan, is_reference_consingan_folder,
+                        is_reference_folder, is_reference_singan_folder)
 from .sampling import TrainedPyramid
 from .train import SinGANTrainer
 
@@ -29,6 +31,9 @@ TRAINED_ROOT = "TrainedModels"
 # The trainer of each kind of config, and the class of each checkpoint's "method".
 TRAINERS = {SinGANConfig: SinGANTrainer, ConSinGANConfig: ConSinGANTrainer}
 LOADERS = {"singan": TrainedPyramid.from_checkpoint, "consingan": consingan_from_checkpoint}
+# How to recognise, and import, a folder written by each method's reference code.
+REFERENCE_IMPORTERS = {"singan": (is_reference_singan_folder, import_reference_singan),
+                       "consingan": (is_reference_consingan_folder, import_reference_consingan)}
 
 Config = Union[SinGANConfig, ConSinGANConfig]
 
@@ -79,9 +84,27 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     return model
 
 
+def import_reference_folder(folder, scale_factor: Optional[float] = None,
+                            device="cpu") -> TrainedModel:
+    """The one entry for a TrainedModels folder written by the reference SinGAN or ConSinGAN
+    code (picked by its files: SinGAN's Zs.pth/NoiseAmp.pth/reals.pth, ConSinGAN's
+    fixed_noise.pth/noise_amp.pth); their pickled Gs.pth / G.pth are never loaded.
+    scale_factor is SinGAN's (see load_model); a ConSinGAN folder refuses it."""
+    folder = Path(folder)
+    for method, (recognises, importer) in REFERENCE_IMPORTERS.items():
+        if not recognises(folder):
+            continue
+        if scale_factor is not None and method != "singan":
+            raise SinGANError(f"scale_factor is for SinGAN models; {folder} holds a reference "
+                              f"{method} model, whose stage sizes its reals.pth stores")
+        extra = {"scale_factor": scale_factor} if scale_factor is not None else {}
+        return importer(folder, device=device, **extra)
+    raise SinGANError(f"{folder} is not a folder of the reference SinGAN or ConSinGAN code")
+
+
 def load_model(folder, scale_factor: Optional[float] = None, device="cpu") -> TrainedModel:
     """A trained model from its folder: ours (model.pth, either method) or a reference
-    TrainedModels folder (SinGAN only).
+    TrainedModels folder (SinGAN's or ConSinGAN's, see import_reference_folder).
 
     A reference folder's name says 0.75, but its pyramid used the factor recomputed from the
     image and min/max size (SPEC 3): pass it as scale_factor, or it is recovered from reals.pth's
@@ -122,3 +145,12 @@ def load_model(folder, scale_factor: Optional[float] = None, device="cpu") -> Tr
                           "main_train.py, or resume")
     model.folder = folder
     return model
+
+
+def method_of(config: Config) -> str:
+    """"singan" or "consingan": the method train_model trains for `config`."""
+    trainer_class = TRAINERS.get(type(config))
+    if trainer_class is None:
+        raise SinGANError(f"config must be a SinGANConfig or a ConSinGANConfig, not "
+                          f"{type(config).__name__}")
+    return trainer_class.method

@@ -1,16 +1,16 @@
-"""Checkpoints as data (STYLE habit 4): save, read, and import a reference TrainedModels folder.
+"""Checkpoints as data (STYLE habit 4): save and read them, for both methods.
 
 Our model folder holds ``model.pth``, one format for both methods (`envelope`):
 {format_version, method, config, plan, image, scales: [per stage, the method's entries], reals,
 ...}, written atomically after every finished stage and loadable with
 ``torch.load(weights_only=True)``; plus a folder per stage with the reference's files (netG.pth,
 netD.pth, z_opt.pth or fixed_noise.pth, and PNGs). Which class a checkpoint becomes is decided
-by its "method" field, in singan.api.load_model.
+by its "method" field, in singan.api.load_model. Folders written by the reference codes are
+imported by singan.reference and singan.consingan.reference.
 """
 import hashlib
 import io
 import json
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -18,8 +18,6 @@ import torch
 
 from .errors import SinGANError
 from .image_io import atomic_write_bytes
-from .models import generator_from_state_dict
-from .sampling import TrainedPyramid
 
 # 2: SinGAN's training variant is explicit settings (pad_noise, sr_schedule, paint_colours)
 # instead of a mode string; version 1 files of both methods still load.
@@ -115,61 +113,6 @@ def read_checkpoint(path) -> dict:
                               "saved with it (damaged on disk or in a copy); retrain with "
                               "--force, or restore a backup")
     return ckpt
-
-
-def is_reference_folder(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in ("Zs.pth", "NoiseAmp.pth", "reals.pth"))
-
-
-def recover_scale_factor(shapes) -> float:
-    """The reference pyramid's scale factor, recovered from its reals' shapes.
-
-    The reference computes factor = (min_size / min(real)) ** (1 / stop_scale) for an integer
-    min_size, so the coarsest scale's shorter side is min_size (or one more, by float rounding).
-    Every candidate is checked by rebuilding all shapes from the finest; exactly one must fit.
-    """
-    stop = len(shapes) - 1
-    if stop < 1:
-        raise SinGANError("a one-scale model has no scale factor to recover; pass scale_factor")
-    fh, fw = shapes[-1]
-    fitting = []
-    for min_size in {min(shapes[0]), min(shapes[0]) - 1}:
-        factor = math.pow(min_size / min(fh, fw), 1 / stop)
-        rebuilt = [(math.ceil(fh * math.pow(factor, stop - i)),
-                    math.ceil(fw * math.pow(factor, stop - i))) for i in range(stop + 1)]
-        if rebuilt == [tuple(s) for s in shapes]:
-            fitting.append(factor)
-    if len(set(fitting)) != 1:
-        raise SinGANError("cannot recover the pyramid's scale factor from reals.pth; pass it "
-                          "(scale_factor=..., or --input_name/--min_size/--max_size in the scripts)")
-    return fitting[0]
-
-
-def import_reference_folder(folder, scale_factor: Optional[float] = None,
-                            device="cpu") -> TrainedPyramid:
-    """Load a TrainedModels folder written by the reference SinGAN code.
-
-    Reads n/netG.pth (state dicts), Zs.pth, NoiseAmp.pth and reals.pth, all with
-    weights_only=True; Gs.pth (pickled modules) is never loaded.
-    """
-    folder = Path(folder)
-    zs = load_torch(folder / "Zs.pth")
-    amps = load_torch(folder / "NoiseAmp.pth")
-    reals = load_torch(folder / "reals.pth")
-    if not (isinstance(zs, list) and isinstance(amps, list) and isinstance(reals, list)
-            and len(zs) == len(amps) and len(reals) >= len(zs) and zs):
-        raise SinGANError(f"{folder}: Zs.pth, NoiseAmp.pth and reals.pth do not describe one "
-                          "pyramid (different lengths); the folder is incomplete")
-    generators = [generator_from_state_dict(load_torch(folder / str(n) / "netG.pth"))
-                  for n in range(len(zs))]
-    if scale_factor is None:
-        scale_factor = recover_scale_factor([tuple(r.shape[2:]) for r in reals])
-    pad = (zs[0].shape[2] - reals[0].shape[2]) // 2
-    config = {"num_layer": generators[0].num_layer, "ker_size": generators[0].ker_size,
-              "imported_from": str(folder)}
-    pyramid = TrainedPyramid(generators, [z.float() for z in zs], [float(a) for a in amps],
-                             [r.float() for r in reals], scale_factor, pad, True, config)
-    return pyramid.to(device)
 
 
 def write_json(path, obj) -> None:
