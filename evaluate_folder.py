@@ -11,9 +11,11 @@ image, as main_train.py --input_dir. Without the Inception weights (SIFID/README
 columns say so and diversity is still measured.
 """
 from config import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
-    config_from_args, consingan_config_from_args, get_arguments, positive_int
+    cluster_from_args, get_arguments, positive_int, training_config_from_args
 from singan.apps import many
+from singan.apps.evaluate import protocol_table
 from singan.cli import resolve_seed, run
+from singan.metrics import SIFIDOptions
 
 
 def main():
@@ -42,11 +44,10 @@ def main():
     check_ray_arguments(parser, args, folder_mode=True)
 
     seed = resolve_seed(args.manualSeed)
-    cfg = consingan_config_from_args(args) if args.model == "consingan" else \
-        config_from_args(args)
-    sifid = None if args.no_sifid else many.SIFIDOptions(args.dims, args.backbone, args.weights)
+    cfg = training_config_from_args(args)
+    sifid = None if args.no_sifid else SIFIDOptions(args.dims, args.backbone, args.weights)
     result = many.evaluate_folder(many.list_images(args.input_dir), cfg,
-                                  cluster=many.cluster_from_args(args),
+                                  cluster=cluster_from_args(args),
                                   num_samples=args.num_samples, sifid=sifid, seed=seed,
                                   device=args.device, show_progress=not args.quiet,
                                   train_hint=f"python main_train.py --input_dir "
@@ -54,7 +55,7 @@ def main():
     try:
         many.report(result, many.summary_path(args.out, args.input_dir, "evaluation"))
     finally:
-        print(many.protocol_table(result.rows))
+        print(protocol_table(result.rows))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import ROOT, describe_machine, write_json  # noqa: E402
 from singan.apps import many  # noqa: E402
+from singan.apps.cluster import Cluster  # noqa: E402
+from singan.apps.ray_runner import ray_runtime  # noqa: E402
 from singan.hparams import SinGANConfig  # noqa: E402
+from singan.image_io import IMAGES_DIR  # noqa: E402
 
 
 def layouts(cpus: int, gpus_per_model):
@@ -45,7 +48,7 @@ def time_layout(images, cfg, cluster, root, device):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input_dir", default=str(ROOT / "Input" / "Images"))
+    parser.add_argument("--input_dir", default=str(ROOT / IMAGES_DIR))
     parser.add_argument("--images", type=int, default=4, help="how many of its images")
     parser.add_argument("--max_size", type=int, default=48)
     parser.add_argument("--min_size", type=int, default=25)
@@ -65,13 +68,13 @@ def main():
           f"scale; {args.num_cpus} CPUs; {describe_machine()}")
     results = []
     with tempfile.TemporaryDirectory() as tmp, \
-            many.ray_runtime(many.Cluster(num_cpus=args.num_cpus)):
+            ray_runtime(Cluster(num_cpus=args.num_cpus)):
         warm = SinGANConfig(max_size=args.max_size, min_size=args.min_size, niter=2)
-        time_layout(images[:2], warm, many.Cluster(cpus_per_model=1,
+        time_layout(images[:2], warm, Cluster(cpus_per_model=1,
                                                    gpus_per_model=gpus[-1] if gpus else 0.0),
                     Path(tmp) / "warm", device)
         for name, cpus_per_model, gpus_per_model in layouts(args.num_cpus, gpus):
-            cluster = many.Cluster(cpus_per_model=cpus_per_model, gpus_per_model=gpus_per_model)
+            cluster = Cluster(cpus_per_model=cpus_per_model, gpus_per_model=gpus_per_model)
             seconds = time_layout(images, cfg, cluster, Path(tmp) / name.replace(" ", "_"),
                                   device)
             per_hour = len(images) / seconds * 3600

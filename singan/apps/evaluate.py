@@ -1,8 +1,11 @@
-"""ConSinGAN's own tools over a trained model: fine-tuning a harmonization/editing model on a
-naive image (the reference's --fine_tune), and the evaluation that runs what the reference's
-evaluate_model.py runs for the model's train mode (SPEC section 10)."""
+"""Evaluating trained models: the SinGAN paper's Table 2 protocol (SIFID and diversity of
+samples from scales N and N-1, for either method), and ConSinGAN's own tools: fine-tuning a
+harmonization/editing model on a naive image (the reference's --fine_tune), and the evaluation
+that runs what the reference's evaluate_model.py runs for the model's train mode (SPEC
+section 10)."""
+import math
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -14,14 +17,95 @@ from ..devices import resolve_device
 from ..errors import SinGANError
 from ..image_io import read_image, save_image
 from ..imresize import imresize_to_shape
+from ..interface import TrainedModel
+from ..metrics import SIFIDOptions, sample_quality
 from .animation import write_gif
-from .generation import model_tag, write_images
+from .generation import write_images
 from .harmonize import fit_to_shape, inject_with_mask, mask_path
 
 OUTPUT_SUBFOLDER = "ConSinGAN"
 RETARGET_SIZES = ((1, 2), (2, 1), (2, 2))            # (scale_h, scale_w), as the reference
 GIF_BETAS = (0.80, 0.85, 0.90, 0.95)
 GIF_START_SCALES = (0, 1, 2)
+
+# The paper's Table 2 (arXiv 1905.01164, section 4): SinGAN on 50 Places images.
+PAPER_TABLE_2 = {"N": {"SIFID": 0.09, "diversity": 0.5},
+                 "N-1": {"SIFID": 0.05, "diversity": 0.35}}
+PROTOCOL_SCALES = {"N": 0, "N-1": 1}   # label -> gen_start_scale
+PROTOCOL_MEASURES = ("SIFID", "diversity")
+PROTOCOL_COLUMNS = tuple(f"{measure} {label}" for measure in PROTOCOL_MEASURES
+                         for label in PROTOCOL_SCALES)   # "SIFID N", "SIFID N-1", ...
+
+
+# ---- the paper's Table 2 protocol ---------------------------------------------------------------
+
+def load_sifid_extractor(sifid: Optional[SIFIDOptions], device):
+    """SIFID's feature extractor for these options (None: no SIFID); never downloads."""
+    if sifid is None:
+        return None
+    from SIFID import load_extractor   # stands apart from singan; imported on demand
+    return load_extractor(sifid.dims, sifid.backbone, sifid.weights, device, download=False)
+
+
+def evaluate_protocol(model: TrainedModel, num_samples: int = 50, seed: int = 0,
+                      extractor=None, no_sifid: str = "not measured",
+                      status: Callable[[str], None] = lambda text: None
+                      ) -> Tuple[Dict[str, object], List[str]]:
+    """The paper's Table 2 protocol for one model: num_samples samples from the coarsest scale
+    (N) and as many from scale 1 (N-1), each batch drawn from `seed`; their mean SIFID
+    against the training image (with `extractor`; without one the SIFID cells say
+    `no_sifid`) and their diversity. Returns ({column of PROTOCOL_COLUMNS: value}, notes):
+    a start scale the model does not sample from is "n/a", with a note saying why."""
+    real = model.trained_real                                            # [1, 3, H, W]
+    values: Dict[str, object] = {}
+    notes: List[str] = []
+    for label, start in PROTOCOL_SCALES.items():
+        if start not in model.sample_start_scales:   # e.g. ConSinGAN samples from stage 0 only
+            values[f"SIFID {label}"] = values[f"diversity {label}"] = "n/a"
+            notes.append(f"{label}: samples start at {model.unit} "
+                         f"{', '.join(map(str, model.sample_start_scales))} only")
+            continue
+        status(f"sampling {label}")
+        generator = torch.Generator(model.device).manual_seed(seed)
+        samples = model.sample(num_samples, start, generator=generator)   # [n, 3, H, W]
+        status(f"SIFID {label}" if extractor is not None else f"diversity {label}")
+        quality = sample_quality(samples, real, extractor=extractor)
+        values[f"diversity {label}"] = round(quality.diversity, 4) \
+            if quality.diversity is not None else "n/a"
+        values[f"SIFID {label}"] = round(quality.sifid_mean, 4) \
+            if quality.sifid_mean is not None else no_sifid
+        notes += [f"{label}: {note}" for note in quality.notes]
+    return values, notes
+
+
+def _mean_std(values: List[float]) -> str:
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return f"{mean:.3f} +- {std:.3f}"
+
+
+def protocol_table(rows: Sequence[dict]) -> str:
+    """Mean +- standard deviation over the images (rows holding PROTOCOL_COLUMNS) of each
+    measure, beside the paper's Table 2 (SinGAN on 50 Places images; its SIFID uses
+    torchvision's Inception, 64 dims)."""
+    lines = [f"{'':<8}{'SIFID':>18}{'paper':>8}{'diversity':>18}{'paper':>8}"]
+    for label in PROTOCOL_SCALES:
+        cells = []
+        for measure in PROTOCOL_MEASURES:
+            values = [row[f"{measure} {label}"] for row in rows]
+            numbers = [float(v) for v in values if isinstance(v, (int, float))]
+            text = _mean_std(numbers) if numbers else next((v for v in values if v), "-")
+            cells.append(f"{text:>18}{PAPER_TABLE_2[label][measure]:>8}")
+        lines.append(f"{label:<8}" + "".join(cells))
+    measured = sum(isinstance(row["diversity N"], float) for row in rows)
+    lines.append(f"over {measured} of {len(rows)} images; paper: 50 Places images, 50 samples "
+                 "each (arXiv 1905.01164, Table 2)")
+    return "\n".join(lines)
+
+
+# ---- ConSinGAN's tools --------------------------------------------------------------------------
 
 
 def finetuned_folder(model_dir, naive_img) -> Path:
@@ -73,14 +157,12 @@ def fine_tune_model(model_dir, naive_img, niter: Optional[int] = None, device="a
     return model, folder
 
 
-def output_folder(model: ConSinGAN, out_root="Output") -> Path:
-    """Output/ConSinGAN/<image stem>/<model folder name>."""
-    if not isinstance(model, ConSinGAN):
-        raise SinGANError(f"{model.folder} holds a {model.method} model; the reference "
-                          "ConSinGAN's evaluation needs a ConSinGAN model (use random_samples.py "
-                          "or the application scripts)")
+def output_folder(model: TrainedModel, out_root="Output") -> Path:
+    """Output/ConSinGAN/<image stem>/<model folder name>, for a model that the reference
+    ConSinGAN's evaluation serves (others raise SinGANError saying why)."""
+    model.require("evaluate")
     stem = Path(model.info.get("name") or model.folder.resolve().parent.name).stem
-    return Path(out_root) / OUTPUT_SUBFOLDER / stem / model_tag(model)
+    return Path(out_root) / OUTPUT_SUBFOLDER / stem / model.output_tag
 
 
 def evaluate(model: ConSinGAN, out_folder, num_samples: int = 50, naive_img=None,
@@ -103,7 +185,7 @@ def evaluate(model: ConSinGAN, out_folder, num_samples: int = 50, naive_img=None
     written = []
     if mode in ("generation", "retarget"):
         save_image(out_folder / "reconstruction.png", model.reconstruct())
-        save_image(out_folder / "real_image.png", model.reals[-1])
+        save_image(out_folder / "real_image.png", model.trained_real)
         written += [out_folder / "reconstruction.png", out_folder / "real_image.png"]
         sizes = [(1, 1)] + (list(RETARGET_SIZES) if mode == "retarget" else [])
         for scale_h, scale_w in sizes:
@@ -123,7 +205,7 @@ def evaluate(model: ConSinGAN, out_folder, num_samples: int = 50, naive_img=None
         if naive_img is None:
             raise SinGANError(f"this is a {mode} model: give --naive_img <image> (its mask, if "
                               "any, is <image>_mask<ext> beside it)")
-        real = model.reals[-1]
+        real = model.trained_real
         naive = fit_to_shape(read_image(naive_img, model.device), real.shape[2:], naive_img)
         mask_file = mask_path(naive_img)
         blend = None
