@@ -12,6 +12,7 @@ import argparse
 from config import check_arguments, config_from_args, get_arguments
 from singan.apps.sr import MIN_SR_FACTOR, SR_ALPHA, super_resolution
 from singan.cli import find_image, resolve_seed, run
+from singan.image_io import IMAGES_DIR
 
 
 def sr_factor(text: str) -> float:
@@ -29,7 +30,7 @@ def sr_factor(text: str) -> float:
 def main():
     parser = get_arguments(__doc__)
     parser.set_defaults(alpha=SR_ALPHA)
-    parser.add_argument("--input_dir", default="Input/Images", help="folder of the image")
+    parser.add_argument("--input_dir", default=IMAGES_DIR, help="folder of the image")
     parser.add_argument("--input_name", required=True, help="low-resolution image file name")
     parser.add_argument("--sr_factor", type=sr_factor, default=4.0, help="upsampling factor")
     parser.add_argument("--force", action="store_true",

@@ -13,15 +13,16 @@ from pathlib import Path
 
 from config import (check_arguments, config_from_args, fraction, get_arguments,
                     non_negative_int, positive_float, positive_int)
-from singan.apps.animation import (ANIMATION_MIN_SIZE, DEFAULT_ALPHA, DEFAULT_BETAS, FPS,
-                                   NUM_FRAMES, animation)
+from singan.apps.animation import DEFAULT_ALPHA, DEFAULT_BETAS, FPS, NUM_FRAMES, animation
 from singan.cli import find_image, resolve_seed, run
+from singan.image_io import IMAGES_DIR
+from singan.layers import ANIMATION_MIN_SIZE
 
 
 def main():
     parser = get_arguments(__doc__)
     parser.set_defaults(min_size=ANIMATION_MIN_SIZE)
-    parser.add_argument("--input_dir", default="Input/Images", help="folder of the image")
+    parser.add_argument("--input_dir", default=IMAGES_DIR, help="folder of the image")
     parser.add_argument("--input_name", help="training image file name (required unless "
                         "--model_dir is given)")
     parser.add_argument("--start_scale", type=non_negative_int,

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Optional
 
 from singan.cli import ArgumentParser
-from singan.consingan.hparams import ACTIVATIONS, ANIMATION_MIN_SIZE, TRAIN_MODES, ConSinGANConfig
-from singan.apps.many import DEFAULT_CPUS_PER_MODEL, DEFAULT_GPUS_PER_MODEL, MAX_RETRIES
+from singan.consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
+from singan.image_io import IMAGES_DIR
+from singan.layers import ANIMATION_MIN_SIZE
+from singan.apps.cluster import DEFAULT_CPUS_PER_MODEL, DEFAULT_GPUS_PER_MODEL, MAX_RETRIES, \
+    Cluster
 from singan.hparams import SinGANConfig
 
 
@@ -140,7 +143,7 @@ def add_injection_arguments(parser: ArgumentParser, task: str, ref_dir: str, ref
     """The options of the scripts that inject an image into a trained SinGAN (harmonization,
     editing, paint-to-image), under the reference's names, and --mode fixed to `task`."""
     add = parser.add_argument
-    add("--input_dir", default="Input/Images", help="folder of the training image")
+    add("--input_dir", default=IMAGES_DIR, help="folder of the training image")
     add("--input_name", required=True, help="training image file name")
     add("--ref_dir", default=ref_dir, help=f"folder of the {ref_what}")
     add("--ref_name", required=True, help=f"{ref_what} file name")
@@ -164,6 +167,30 @@ CONSINGAN_OPTIONS = ("train_mode", "train_stages", "train_depth", "lr_scale", "a
                      "lrelu_alpha", "batch_norm", "fine_tune", "naive_img")
 # Shared options whose default depends on the method: (SinGAN, ConSinGAN).
 MODEL_DEFAULTS = {"nfc": (32, 64), "num_layer": (5, 3)}
+# SinGAN's options that ConSinGAN has no use for: refused with --model consingan, not dropped.
+SINGAN_ONLY_OPTIONS = {
+    "scale_factor": "ConSinGAN's stage sizes follow --train_stages and --min_size/--max_size",
+    "min_nfc": "ConSinGAN's stages all have --nfc channels",
+    "lr_milestone": "ConSinGAN's learning rate decays at 0.8 * --niter, as the reference's",
+    "legacy_g_steps": "ConSinGAN's generator steps have no legacy variant",
+}
+
+
+def options_given(parser: ArgumentParser, argv=None) -> set:
+    """The destinations of the options the command line itself names (--name, --name=value,
+    or an abbreviation argparse accepts), as opposed to those filled by defaults."""
+    argv = sys.argv[1:] if argv is None else argv
+    actions = parser._option_string_actions
+    given = set()
+    for token in argv:
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0]
+        matches = [a for flag, a in actions.items() if flag == name] or \
+            [a for flag, a in actions.items() if flag.startswith(name)]
+        if len({a.dest for a in matches}) == 1:
+            given.add(matches[0].dest)
+    return given
 
 
 def add_consingan_arguments(parser: ArgumentParser) -> None:
@@ -233,6 +260,9 @@ def check_consingan_arguments(parser: ArgumentParser, args, folder_mode: bool = 
         if not getattr(args, "input_name", None) and not folder_mode:
             parser.error("the following arguments are required: --input_name")
         return
+    for name in sorted(options_given(parser) & set(SINGAN_ONLY_OPTIONS)):
+        parser.error(f"--{name} is a SinGAN option, which ConSinGAN cannot honour "
+                     f"({SINGAN_ONLY_OPTIONS[name]}); leave it out with --model consingan")
     if args.ker_size != 3:
         parser.error("ConSinGAN's stage geometry needs --ker_size 3")
     if args.start_scale != 0:
@@ -243,6 +273,12 @@ def check_consingan_arguments(parser: ArgumentParser, args, folder_mode: bool = 
             parser.error("--fine_tune needs --model_dir <trained model> and --naive_img <image>")
     elif not getattr(args, "input_name", None) and not folder_mode:
         parser.error("the following arguments are required: --input_name")
+
+
+def training_config_from_args(args):
+    """The frozen configuration of the method --model picked (check_consingan_arguments)."""
+    return consingan_config_from_args(args) if args.model == "consingan" else \
+        config_from_args(args)
 
 
 def consingan_config_from_args(args):
@@ -273,8 +309,8 @@ def add_ray_arguments(parser) -> None:
     group = parser.add_argument_group("many images (--input_dir without --input_name), on Ray")
     add = group.add_argument
     add("--ray_address", default=None,
-        help="join this Ray cluster (e.g. HEAD:6379, see README) instead of starting Ray's "
-             "local runtime")
+        help="join this Ray cluster (e.g. HEAD:6379; its token in RAY_AUTH_TOKEN, see README) "
+             "instead of starting Ray's local runtime (loopback only, a token of its own)")
     add("--num_cpus", type=number(int, 1), default=None,
         help="CPUs of the local runtime (default: all of this machine's)")
     add("--cpus_per_model", type=number(float, 0.01), default=None,
@@ -299,3 +335,12 @@ def check_ray_arguments(parser, args, folder_mode: bool) -> None:
                      "(ray start --num-cpus)")
     if getattr(args, "device", None) == "cuda" and args.gpus_per_model == 0:
         parser.error("--device cuda needs --gpus_per_model above 0")
+
+
+def cluster_from_args(args) -> Cluster:
+    """The Cluster the folder options describe (defaults for those not given)."""
+    return Cluster(args.ray_address, args.num_cpus,
+                   args.cpus_per_model if args.cpus_per_model is not None
+                   else DEFAULT_CPUS_PER_MODEL,
+                   args.gpus_per_model,
+                   args.max_retries if args.max_retries is not None else MAX_RETRIES)

@@ -6,15 +6,14 @@
     python main_train.py --input_dir <folder> [...]      # one model per image, on Ray
 """
 from config import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
-    config_from_args, consingan_config_from_args, get_arguments, non_negative_int
+    get_arguments, non_negative_int, training_config_from_args
 from singan import train_model
 from singan.apps.evaluate import fine_tune_model
-from singan.apps.generation import model_tag, random_samples, samples_folder
-from singan.apps.many import cluster_from_args
+from singan.apps.generation import random_samples, samples_folder
+from config import cluster_from_args
 from singan.cli import find_image, image_stem, resolve_seed, run
 from singan.guards import check_writable
-
-IMAGES_DIR = "Input/Images"
+from singan.image_io import IMAGES_DIR
 
 
 def main():
@@ -44,8 +43,7 @@ def main():
         print(f"evaluate it: python evaluate_model.py --model_dir {folder} "
               f"--naive_img {args.naive_img}")
         return
-    cfg = consingan_config_from_args(args) if args.model == "consingan" else \
-        config_from_args(args)
+    cfg = training_config_from_args(args)
     if folder_mode:
         from singan.apps import many
         images = many.list_images(args.input_dir)
@@ -63,7 +61,7 @@ def main():
                         show_progress=not args.quiet)
     print(f"model: {model.folder}")
     if args.num_samples > 0:
-        out = samples_folder(args.out, stem, tag=model_tag(model))
+        out = samples_folder(args.out, stem, tag=model.output_tag)
         random_samples(model, out, args.num_samples, seed=seed, amp=args.amp)
         print(f"{args.num_samples} random samples: {out}")
 

@@ -12,7 +12,7 @@ from config import add_ray_arguments, check_ray_arguments, check_arguments, conf
     positive_float, positive_int
 from singan.apps.generation import open_trained_model, random_samples, \
     samples_folder
-from singan.apps.many import cluster_from_args
+from config import cluster_from_args
 from singan.cli import image_stem, resolve_seed, run
 from singan.image_io import IMAGES_DIR
 from singan.metrics import SIFIDOptions, sample_quality
