@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import assert_one_line_error, run_here, run_script, smooth_image, write_image
-from singan import load_model
+from singan import load_model, train_model
 from singan.apps.animation import write_gif
 from singan.apps.harmonize import inject_with_mask
 from singan.consingan import ConSinGAN, ConSinGANConfig
@@ -20,7 +20,7 @@ from singan.consingan.augment import augment, shuffle_tiles
 from singan.consingan.models import (Discriminator, GrowingGenerator, build_generator,
                                      receptive_field)
 from singan.consingan.pyramid import build_stage_reals, plan_stages
-from singan.consingan.train import make_stage, train_consingan, train_iteration
+from singan.consingan.train import make_stage, train_iteration
 from singan.errors import SinGANError
 from singan.image_io import read_image
 
@@ -253,20 +253,20 @@ def test_augmentations_are_seeded_and_keep_the_shape():
 def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path):
     image = read_image(write_image(tmp_path / "im.png", smooth_image(32, 40, seed=2)))
     cfg = tiny_config(niter=3)
-    full = train_consingan(image, cfg, tmp_path / "full", seed=4, log=lambda s: None,
+    full = train_model(image, cfg, tmp_path / "full", seed=4, log=lambda s: None,
                            show_progress=False)
 
     def stop_at_stage_2(event):
         if event.stage == 2:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        train_consingan(image, cfg, tmp_path / "cut", seed=4, log=lambda s: None,
+        train_model(image, cfg, tmp_path / "cut", seed=4, log=lambda s: None,
                         show_progress=False, progress=stop_at_stage_2)
     ckpt = torch.load(tmp_path / "cut" / "model.pth", weights_only=True)
     assert len(ckpt["scales"]) == 2 and "body.2.block0.conv.weight" not in ckpt["generator"]
     assert load_model(tmp_path / "cut").num_scales == 2
     messages = []
-    resumed = train_consingan(image, cfg, tmp_path / "cut", seed=99, log=messages.append,
+    resumed = train_model(image, cfg, tmp_path / "cut", seed=99, log=messages.append,
                               show_progress=False)
     assert "resuming" in messages[0] and "after stage 1" in messages[0]
     assert resumed.noise_amp == full.noise_amp
@@ -275,7 +275,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path):
         assert torch.equal(a, b), name
     other = read_image(write_image(tmp_path / "other.png", smooth_image(32, 40, seed=3)))
     with pytest.raises(SinGANError, match="different image.*--force"):
-        train_consingan(other, cfg, tmp_path / "cut", show_progress=False)
+        train_model(other, cfg, tmp_path / "cut", show_progress=False)
 
 
 def test_harmonize_blends_inside_the_dilated_mask_only():
@@ -457,7 +457,7 @@ def test_harmonization_fine_tuning_and_evaluation(work, monkeypatch):
      ["--train_stages", "--model consingan"]),
     (["--fine_tune", "--model_dir", "TrainedModels/none"], ["--naive_img"]),
     (["--fine_tune", "--model_dir", "TrainedModels/none", "--naive_img", "Input/naive.png"],
-     ["not found", "TrainedModels/none"]),
+     ["no trained model", "TrainedModels/none"]),
     (["--model", "consingan", "--input_name", "tiny.png", "--min_size", "39", "--max_size",
       "40", "--train_stages", "3"], ["--min_size"]),
 ])

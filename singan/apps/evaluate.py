@@ -9,18 +9,16 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..api import load_model
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
 from ..consingan.model import ConSinGAN
 from ..consingan.train import fine_tune
-from ..devices import resolve_device
 from ..errors import SinGANError
 from ..image_io import read_image, save_image
 from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
 from ..metrics import SIFIDOptions, sample_quality
 from .animation import write_gif
-from .generation import write_images
+from .generation import open_model, write_images
 from .harmonize import fit_to_shape, inject_with_mask, mask_path
 
 OUTPUT_SUBFOLDER = "ConSinGAN"
@@ -114,45 +112,29 @@ def finetuned_folder(model_dir, naive_img) -> Path:
     return model_dir.parent / f"{model_dir.name}_finetuned_{Path(naive_img).stem}"
 
 
-def read_finished_checkpoint(folder) -> dict:
-    """model.pth of a complete ConSinGAN folder, or one clear error."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SinGANError(f"model folder not found: {folder} (train one with main_train.py "
-                          "--model consingan)")
-    ckpt = read_checkpoint(folder / CHECKPOINT_NAME)
-    if ckpt.get("method") != "consingan":
-        raise SinGANError(f"{folder} holds a {ckpt.get('method', 'singan')} model, not ConSinGAN")
-    stages = ckpt["config"].get("train_stages")
-    if len(ckpt["scales"]) != stages:
-        raise SinGANError(f"{folder} is not fully trained ({len(ckpt['scales'])} of {stages} "
-                          "stages); run its training command again to resume")
-    return ckpt
-
-
 def fine_tune_model(model_dir, naive_img, niter: Optional[int] = None, device="auto",
-                    seed: int = 0, force: bool = False, quiet: bool = False,
-                    folder=None) -> Tuple[ConSinGAN, Path]:
-    """Fine-tune a harmonization/editing model on a naive image (the reference's --fine_tune):
-    writes a new model to <model_dir>_finetuned_<naive stem> (or `folder`); model_dir is only
-    read. A finished fine-tuned folder is reused unless force."""
-    device = resolve_device(device)
-    ckpt = read_finished_checkpoint(model_dir)
-    mode = ckpt["config"]["train_mode"]
-    if mode not in ("harmonization", "editing"):
-        raise SinGANError(f"{model_dir} is a {mode} model; --fine_tune works on models trained "
-                          "with --train_mode harmonization or editing")
-    naive = read_image(naive_img, device)
+                    seed: int = 0, force: bool = False, quiet: bool = False, folder=None,
+                    log: Callable[[str], None] = print, progress=None,
+                    should_stop: Optional[Callable[[], bool]] = None) -> Tuple[ConSinGAN, Path]:
+    """Fine-tune a harmonization/editing model on a naive image (the reference's --fine_tune)
+    through the stage driver (progress events, should_stop): writes a new model to
+    <model_dir>_finetuned_<naive stem> (or `folder`); model_dir is only read. A folder that
+    already holds this very fine-tuning is returned as it is unless force."""
+    source = open_model(model_dir, device, train_hint="python main_train.py --model consingan "
+                        "--train_mode harmonization --input_name <image>")   # or one line
+    source.require("fine_tune")
+    if not (Path(model_dir) / CHECKPOINT_NAME).is_file():
+        raise SinGANError(f"{model_dir}: --fine_tune retrains a model trained by this singan "
+                          f"(its {CHECKPOINT_NAME}); train it with main_train.py first")
+    ckpt = read_checkpoint(Path(model_dir) / CHECKPOINT_NAME)
     folder = Path(folder) if folder else finetuned_folder(model_dir, naive_img)
     if folder.resolve() == Path(model_dir).resolve():
         raise SinGANError("the fine-tuned model must go to another folder than the trained one")
-    if (folder / CHECKPOINT_NAME).exists() and not force:
-        print(f"{folder} is already fine-tuned; nothing to do (--force fine-tunes it again)")
-        return load_model(folder, device=device), folder
-    h0, w0 = ckpt["reals"][0].shape[2:]
-    naive = imresize_to_shape(naive, (h0, w0))                     # [1, 3, h_0, w_0]
+    naive = read_image(naive_img, source.device)
+    naive = imresize_to_shape(naive, tuple(source.reals[0].shape[2:]))   # [1, 3, h_0, w_0]
     model = fine_tune(ckpt, naive, folder, niter, seed, source_folder=model_dir,
-                      naive_name=str(naive_img), show_progress=not quiet)
+                      naive_name=str(naive_img), log=log, show_progress=not quiet,
+                      progress=progress, should_stop=should_stop, force=force)
     model.folder = folder
     return model, folder
 
