@@ -9,6 +9,8 @@ Served on this machine only (127.0.0.1) unless --host says otherwise; never shar
 import argparse
 import sys
 
+from singan.image_io import IMAGES_DIR
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -18,7 +20,7 @@ def parse_args(argv=None):
     parser.add_argument("--port", type=int, default=7860, help="port to serve on")
     parser.add_argument("--root", default="TrainedModels", help="folder of the trained models")
     parser.add_argument("--out", default="Output", help="folder the results are written to")
-    parser.add_argument("--images", default="Input/Images", help="folder of the example images")
+    parser.add_argument("--images", default=IMAGES_DIR, help="folder of the example images")
     parser.add_argument("--device", default="auto",
                         help="device of the applications (auto | cpu | cuda); training's is "
                              "chosen in the page")

@@ -77,7 +77,7 @@ def main():
         finally:
             server.terminate()
             server.wait(10)
-    h, w = model.reals[-1].shape[2:]
+    h, w = model.trained_real.shape[2:]
     print(f"page ready after start:            {ready:.1f} s")
     print(f"16 samples of {w} x {h} px, first:    {times[0]:.2f} s (opens the model)")
     print(f"16 samples, median of {args.repeats}:        {statistics.median(times[1:]):.2f} s")

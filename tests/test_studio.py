@@ -1,5 +1,8 @@
 """The web studio (studio.py) through Gradio's own client: every endpoint on tiny models, bad
-input answered with the one-line message, and the training queue on its own."""
+and hostile input answered with the one-line message (and the server still serving), two
+clients at once kept apart, and the training queue on its own."""
+import hashlib
+import math
 import os
 import shutil
 import socket
@@ -8,6 +11,7 @@ import sys
 import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +25,9 @@ import imageio.v3 as iio  # noqa: E402
 import torch  # noqa: E402
 
 from singan import SinGANConfig, SinGANError, load_model, train_model  # noqa: E402
-from singan.apps import studio_jobs  # noqa: E402
+from singan.apps import studio_checks, studio_jobs  # noqa: E402
 from singan.apps.studio_jobs import TrainingQueue, find_models, training_config  # noqa: E402
+from singan.catalog import find_model_folders  # noqa: E402
 from singan.image_io import save_image  # noqa: E402
 
 ROCKET = ROOT / "Input" / "Images" / "rocket.png"
@@ -100,6 +105,11 @@ def call(studio, api_name, *args):
     return studio.client.predict(*args, api_name=api_name)
 
 
+def client_folder(studio, client) -> Path:
+    """Where the studio writes one client's results: <out>/studio/<digest of its session>/."""
+    return studio.out / "studio" / hashlib.sha256(client.session_hash.encode()).hexdigest()[:16]
+
+
 def app_error(studio, api_name, *args) -> str:
     """The one-line message of a call that must fail."""
     with pytest.raises(gradio_client.exceptions.AppError) as caught:
@@ -111,6 +121,12 @@ def app_error(studio, api_name, *args) -> str:
 
 def read(path) -> np.ndarray:
     return iio.imread(path)[:, :, :3].astype(int)
+
+
+def loss_names(plot) -> set:
+    """The loss names in a LinePlot's value as the client returns it."""
+    rows = plot["value"]["data"] if isinstance(plot.get("value"), dict) else plot["data"]
+    return {row[1] for row in rows}
 
 
 def editor_value(background, layers=(), composite=None):
@@ -134,8 +150,9 @@ def test_samples_gallery_zip_and_diversity(studio):
     assert "diversity" in figures
     with zipfile.ZipFile(zip_path) as archive:
         assert sorted(archive.namelist()) == sorted(f"{i}.png" for i in range(16))
-    written = studio.out / "RandomSamples" / "rocket" / "gen_start_scale=0"
-    assert len(list(written.glob("*.png"))) == 16
+    written = client_folder(studio, studio.client) / "RandomSamples" / "rocket"
+    assert len(list((written / "gen_start_scale=0").glob("*.png"))) == 16
+    assert np.array_equal(read(gallery[3]["image"]), read(written / "gen_start_scale=0" / "3.png"))
     wide, _, _ = call(studio, "/samples", MODEL, 2, 0, 1.0, 1.5, 0, False)
     assert read(wide[0]["image"]).shape[1] > 40
 
@@ -149,15 +166,18 @@ def test_harmonize_changes_the_painted_region_only(studio, tmp_path):
     stroke = np.zeros((27, 40, 4), np.uint8)
     stroke[2:8, 2:8] = (255, 0, 0, 150)                                      # the brush layer
     iio.imwrite(tmp_path / "stroke.png", stroke)
-    shown, result, blended, files = call(
+    result, shown, grid, files = call(
         studio, "/harmonize", MODEL, "harmonization",
         editor_value(tmp_path / "naive.png", [tmp_path / "stroke.png"]), None, 2, 0)
-    before, after = read(tmp_path / "real.png"), read(blended)
-    assert after.shape == before.shape == read(result).shape == read(shown).shape
+    before, after = read(tmp_path / "real.png"), read(result)
+    assert after.shape == before.shape == read(shown).shape
     assert np.abs(after[2:8, 2:8] - before[2:8, 2:8]).max() > 20             # inside: changed
     assert np.abs(after[20:, 32:] - before[20:, 32:]).max() <= 1             # far outside: kept
-    assert len(files) == 4
-    assert (studio.out / "Harmonization" / "rocket" / "studio_out").is_dir()
+    assert read(grid).shape[1] > 3 * 40                  # training image | naive | result
+    folder = client_folder(studio, studio.client) / "Harmonization" / "rocket" / "studio_out"
+    assert sorted(Path(f).name for f in files) == sorted(p.name for p in folder.iterdir())
+    assert {"start_scale=2.png", "studio_mask_dilated.png", "start_scale=2_grid.png"} == {
+        Path(f).name for f in files}
 
 
 def test_harmonize_bad_masks_get_one_line(studio, tmp_path):
@@ -169,7 +189,7 @@ def test_harmonize_bad_masks_get_one_line(studio, tmp_path):
                         gradio_client.handle_file(str(tmp_path / "square_mask.png")), 2, 0)
     assert "aspect ratio" in message
     iio.imwrite(tmp_path / "mask.png", np.full((27, 40, 3), 255, np.uint8))
-    assert "between 1 and 3" in app_error(studio, "/harmonize", MODEL, "editing", editor,
+    assert "injection scale must be between 1 and 3" in app_error(studio, "/harmonize", MODEL, "editing", editor,
                                           gradio_client.handle_file(str(tmp_path / "mask.png")),
                                           5, 0)
 
@@ -191,7 +211,7 @@ def test_paint_sr_and_animation(studio, tmp_path):
 def test_bad_uploads_and_names_get_one_line_and_the_server_keeps_serving(studio, tmp_path):
     text = tmp_path / "photo.png"
     text.write_text("this is not an image")
-    args = (None, "SinGAN", "generation", 32, None, 3, 0.75, 3, 0, "cpu")
+    args = (None, "SinGAN", "generation", 32, "", 3, 0.75, 3, 0, "cpu")
     message = app_error(studio, "/train", "rocket.png", gradio_client.handle_file(str(text)),
                         *args[1:])
     assert "photo.png" in message and "not an image" in message
@@ -200,8 +220,6 @@ def test_bad_uploads_and_names_get_one_line_and_the_server_keeps_serving(studio,
     with pytest.raises(Exception) as caught:
         call(studio, "/train", "rocket.png", gradio_client.handle_file(str(big)), *args[1:])
     assert "size" in str(caught.value).lower() or "large" in str(caught.value).lower()
-    assert "no model '../../etc'" in app_error(studio, "/samples", "../../etc", 2, 0, 1.0, 1.0,
-                                               0, False)
     gone = studio.root / "rocket" / "copy"
     shutil.copytree(studio.root / MODEL, gone)
     assert "rocket/copy" in [e.name for e in find_models(studio.root)]
@@ -217,13 +235,13 @@ def test_train_queue_stop_and_resume(studio):
     """A training streams its progress; a second Start of it is refused, another training
     waits in the queue and says so; Stop keeps the finished scales and Start resumes."""
     client = studio.client
-    settings = ("SinGAN", "generation", 40, None, 40, 0.75, 3, 1, "cpu")
+    settings = ("SinGAN", "generation", 40, "", 40, 0.75, 3, 1, "cpu")
     first = client.submit("astronaut.png", None, *settings, api_name="/train")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any("iteration" in o[0] for o in first.outputs()):
         time.sleep(0.2)
     assert "already running" in app_error(studio, "/train", "astronaut.png", None, *settings)
-    second = client.submit("chelsea.png", None, "SinGAN", "generation", 40, None, 3, 0.75, 3, 0,
+    second = client.submit("chelsea.png", None, "SinGAN", "generation", 40, "", 3, 0.75, 3, 0,
                            "cpu", api_name="/train")
     while time.monotonic() < deadline and not second.outputs():
         time.sleep(0.2)
@@ -231,14 +249,127 @@ def test_train_queue_stop_and_resume(studio):
     while time.monotonic() < deadline and not first.outputs()[-1][2]:    # a finished scale
         time.sleep(0.2)
     assert "Stop asked" in call(studio, "/stop")
-    status, _, stopped_gallery = first.result()
+    status, _, stopped_gallery, losses = first.result()
+    assert loss_names(losses) == {"errD", "errG", "rec", "D_real", "D_fake"}
     assert "stopped" in status and "saved" in status and len(stopped_gallery) >= 2
-    assert "finished" in second.result()[0]
-    status, bar, gallery = call(studio, "/train", "astronaut.png", None, *settings)
+    done = second.result()[0]
+    assert "finished: all 2 scales trained" in done and "\nscale 2 of 2, iteration 3 of 3" in done
+    status, bar, gallery, _ = call(studio, "/train", "astronaut.png", None, *settings)
     assert "finished" in status and "100%" in bar
     model = load_model(studio.root / "astronaut" / "scale_factor=0.750000,alpha=10")
     assert model.complete
     assert len(gallery) + len(stopped_gallery) == 2 * model.num_scales   # resumed, not redone
+
+
+# ---- hostile clients: every argument checked on the server -------------------------------------
+
+def hostile_requests(tmp_path):
+    """(what, endpoint, arguments, words of the one-line message) for requests no page sends."""
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    handle = gradio_client.handle_file
+    train = ("SinGAN", "generation", 32, "", 3, 0.75, 3, 0, "cpu")
+    ok = dict(num=2, start=0, v=1.0, h=1.0, seed=0)
+
+    def samples(**changes):
+        a = dict(ok, **changes)
+        return (MODEL, a["num"], a["start"], a["v"], a["h"], a["seed"], False)
+    return [
+        ("huge horizontal scale", "/samples", samples(h=1000.0),
+         ["horizontal scale", "between 0.25 and 4", "1000"]),
+        ("a hundred million samples", "/samples", samples(num=100_000_000),
+         ["Samples", "greater than maximum value 64"]),
+        ("negative vertical scale", "/samples", samples(v=-1.0), ["vertical scale", "-1"]),
+        ("negative seed", "/samples", samples(seed=-5), ["seed", "between 0 and"]),
+        ("a start scale the model lacks", "/samples", samples(start=9),
+         ["start scale", "between 0 and 3", "9"]),
+        ("a fractional number of samples", "/samples", samples(num=2.5), ["whole number"]),
+        ("text for a number", "/samples", samples(v="wide"), ["must be a number", "wide"]),
+        ("unknown model", "/samples", ("rocket/nothing",) + samples()[1:],
+         ["no model 'rocket/nothing'"]),
+        ("a path for a model", "/samples", ("../../etc",) + samples()[1:],
+         ["no model '../../etc'", "never by a path"]),
+        ("an absolute path for a model", "/sr", ("/etc/passwd", 2, 0), ["never by a path"]),
+        ("a text file renamed .png", "/train", ("rocket.png", handle(str(text))) + train,
+         ["notes.png", "not an image"]),
+        ("a 0-byte upload", "/train", ("rocket.png", handle(str(empty))) + train,
+         ["empty.png", "empty"]),
+        ("a huge max size", "/train", ("rocket.png", None, "SinGAN", "generation", 10 ** 9, "",
+                                       3, 0.75, 3, 0, "cpu"), ["max size", "between 16 and"]),
+        ("min size as text", "/train", ("rocket.png", None, "SinGAN", "generation", 32, "tiny",
+                                        3, 0.75, 3, 0, "cpu"), ["min size", "tiny"]),
+        ("an unknown method", "/train", ("rocket.png", None, "GAN", "generation", 32, "", 3,
+                                         0.75, 3, 0, "cpu"), ["Method", "not in the list"]),
+        ("an SR factor of 1000", "/sr", (MODEL, 1000, 0), ["factor", "between 1.2 and 8"]),
+        ("a million frames", "/animation", (ANIMATION_MODEL, 0, 0.1, 0.9, 10 ** 6, 10, 0),
+         ["number of frames", "between 2 and 300"]),
+        ("an unknown task", "/harmonize", (MODEL, "erase", None, None, 2, 0),
+         ["Task", "not in the list"]),
+        ("a naive image that is no image", "/harmonize",
+         (MODEL, "harmonization", {"background": handle(str(text)), "layers": [],
+                                   "composite": None}, None, 2, 0), ["Naive image"]),
+    ]
+
+
+def test_hostile_requests_get_one_line_each_and_the_server_keeps_serving(studio, tmp_path):
+    requests = hostile_requests(tmp_path)
+    assert len(requests) >= 8
+    for what, api_name, args, words in requests:
+        message = app_error(studio, api_name, *args)
+        assert len(message.strip().splitlines()) == 1, (what, message)
+        for word in words:
+            assert word in message, (what, word, message)
+    gallery, figures, _ = call(studio, "/samples", MODEL, 3, 1, 1.0, 1.0, 0, False)
+    assert len(gallery) == 3 and read(gallery[0]["image"]).shape == (27, 40, 3)
+    assert "diversity" in figures
+    log = "".join(studio.lines)
+    assert "Traceback" not in log
+    assert log.count("studio: refused") >= len(requests)     # one line per refused request
+
+
+def test_two_clients_at_once_get_their_own_samples(studio):
+    clients = [gradio_client.Client(studio.url, verbose=False) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(c.predict, MODEL, 6, 0, 1.0, 1.0, seed, False, api_name="/samples")
+                for c, seed in zip(clients, (1, 2))]
+        results = [job.result(timeout=120) for job in jobs]
+    pictures = []
+    for client, (gallery, _, zip_path) in zip(clients, results):
+        folder = client_folder(studio, client) / "RandomSamples" / "rocket" / "gen_start_scale=0"
+        shown = [read(item["image"]) for item in gallery]
+        assert all(np.array_equal(shown[i], read(folder / f"{i}.png")) for i in range(6))
+        with zipfile.ZipFile(zip_path) as archive:
+            assert np.array_equal(iio.imread(archive.read("0.png"))[:, :, :3], shown[0])
+        pictures.append(shown)
+    assert client_folder(studio, clients[0]) != client_folder(studio, clients[1])
+    assert not np.array_equal(pictures[0][0], pictures[1][0])   # seeds 1 and 2: not crossed
+
+
+def test_checks_refuse_what_json_cannot_carry():
+    """NaN and infinity (a raw HTTP client can send them; gradio_client cannot), booleans for
+    numbers, and Gradio's own preprocessing of a NaN through a guarded component."""
+    import gradio as gr
+    from singan.apps.studio import guard
+    for bad, words in ((math.nan, "finite"), (math.inf, "finite"), (True, "a number"),
+                       ("3", "a number"), (None, "a number")):
+        with pytest.raises(SinGANError, match=words):
+            studio_checks.whole(bad, "the seed", studio_checks.SEED)
+    assert studio_checks.optional_whole(" ", "min size", studio_checks.MIN_SIZE) is None
+    assert studio_checks.optional_whole("20", "min size", studio_checks.MIN_SIZE) == 20
+    with pytest.raises(Exception, match="Seed: not a valid value") as caught:
+        guard(gr.Number(0, precision=0, label="Seed")).preprocess(math.nan)
+    assert caught.value.print_exception is False
+
+
+def test_catalog_lists_model_folders_only(tmp_path):
+    (tmp_path / "rocket" / "half").mkdir(parents=True)           # no model.pth: not a model
+    (tmp_path / "rocket" / "done").mkdir()
+    (tmp_path / "rocket" / "done" / "model.pth").write_bytes(b"x")
+    (tmp_path / "stray.pth").write_bytes(b"x")
+    assert find_model_folders(tmp_path) == [tmp_path / "rocket" / "done"]
+    assert find_model_folders(tmp_path / "absent") == []
 
 
 # ---- the training queue on its own ----------------------------------------------------------

@@ -4,7 +4,8 @@ watches its progress reach the end, draws a mask with the mouse on Harmonize and
 uploads a text file renamed .png, and takes a screenshot of each tab (written to
 $SINGAN_SCREENSHOTS/studio_*.png when that is set, e.g. SINGAN_SCREENSHOTS=docs for the
 README's pictures; otherwise kept in memory, so that running the tests never changes the
-checkout)."""
+checkout). The page is checked as a new user meets it: the chosen model described at once, its
+real scale ranges on the sliders, the result the largest picture of its tab."""
 import os
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ from conftest import ROOT, optional
 optional("gradio")
 playwright = optional("playwright.sync_api")
 
-from singan import SinGANConfig, train_model  # noqa: E402
+from singan import SinGANConfig, load_model, train_model  # noqa: E402
 from test_studio import Studio  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -28,10 +29,16 @@ WAIT_MS = 90_000
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio_browser")
-    train_model(HUBBLE, SinGANConfig(max_size=40, min_size=15, niter=3), device="cpu",
-                root=folder / "TrainedModels", show_progress=False, log=lambda line: None)
+    model = train_model(HUBBLE, SinGANConfig(max_size=40, min_size=15, niter=3), device="cpu",
+                        root=folder / "TrainedModels", show_progress=False, log=lambda line: None)
+    return folder, load_model(model.folder)
+
+
+@pytest.fixture(scope="module")
+def page(trained):
+    folder, _ = trained
     server = Studio(folder)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM,
@@ -76,6 +83,32 @@ def wait_until_idle(page, selector: str) -> None:
     page.wait_for_timeout(500)
 
 
+def slider_range(page, elem_id: str):
+    handle = page.locator(f"#{elem_id} input[type=range]")
+    return int(float(handle.get_attribute("min"))), int(float(handle.get_attribute("max")))
+
+
+def area(page, selector: str) -> float:
+    box = page.locator(selector).bounding_box()
+    return box["width"] * box["height"]
+
+
+def test_a_new_page_describes_the_chosen_model(page, trained):
+    _, model = trained
+    info = page.locator("#model-info")
+    page.wait_for_function("() => document.querySelector('#model-info').innerText.includes("
+                           "'SinGAN')")
+    assert model.describe() in info.inner_text()
+    last = model.num_scales - 1
+    for tab, slider, first in (("Samples", "samples-start", 0),
+                               ("Harmonize / Edit", "harmonize-scale", 1),
+                               ("Animation", "animation-start", 0)):
+        open_tab(page, tab)
+        assert slider_range(page, slider) == (first, last), tab
+    open_tab(page, "Train")
+    assert page.locator("#min-size input, #min-size textarea").first.input_value() == ""
+
+
 def test_train_shows_progress_to_the_end(page):
     page.locator("#max-size input").fill("32")
     page.locator("#min-size input").fill("15")
@@ -86,6 +119,7 @@ def test_train_shows_progress_to_the_end(page):
     status = page.locator("#train-status textarea").input_value()
     assert "SinGAN rocket/" in status and "iteration 10 of 10" in status
     assert page.locator("#train-percent").inner_text() == "100%"
+    assert page.locator("#train-losses canvas, #train-losses svg").count() > 0   # the plot
     screenshot(page, "train")
 
 
@@ -108,12 +142,14 @@ def test_harmonize_a_mask_drawn_with_the_mouse(page):
     page.mouse.move(x + 30, y, steps=12)                # a stroke through the image's centre
     page.mouse.up()
     page.locator("#harmonize-run").click()
-    page.wait_for_function("() => document.querySelector('#harmonize-blended img') || "
+    page.wait_for_function("() => document.querySelector('#harmonize-result img') || "
                            "document.querySelector('.toast-body')")
     assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
     naive = fetch_image(page, "#harmonize-naive img")
-    blended = fetch_image(page, "#harmonize-blended img")
+    blended = fetch_image(page, "#harmonize-result img")
     assert naive.shape == blended.shape
+    shown = area(page, "#harmonize-result img")
+    assert shown > 4 * area(page, "#harmonize-naive img")      # the result is the big picture
     h, w = naive.shape[:2]
     centre = np.abs(blended - naive)[h // 2 - 2:h // 2 + 3, w // 2 - 3:w // 2 + 4]
     assert centre.max() > 3, "the result does not differ inside the stroke"
@@ -131,9 +167,29 @@ def test_upload_that_is_not_an_image_gets_the_message(page, tmp_path):
     assert page.get_by_text("Traceback").count() == 0
 
 
-def test_screenshots_of_the_other_tabs(page):
-    for name, tab in (("Paint", "paint"), ("Super-resolution", "sr"),
-                      ("Animation", "animation")):
+def close_messages(page) -> None:
+    """Dismiss the messages an earlier test left on the page."""
+    for button in page.locator(".toast-close").all():
+        button.click()
+    page.wait_for_function("() => !document.querySelector('.toast-body')")
+
+
+def test_paint_and_sr_show_large_results(page):
+    close_messages(page)
+    for name, tab, run in (("Paint", "paint", "#paint-run"), ("Super-resolution", "sr",
+                                                              "#sr-run")):
         open_tab(page, name)
-        page.wait_for_timeout(300)
+        page.locator(run).click()
+        page.wait_for_function(f"() => document.querySelector('#{tab}-result img') || "
+                               "document.querySelector('.toast-body')")
+        assert page.locator(".toast-body").count() == 0, page.locator(
+            ".toast-body").all_inner_texts()
+        page.wait_for_function(f"() => document.querySelector('#{tab}-result img')"
+                               ".getBoundingClientRect().width > 300", timeout=10_000)
         screenshot(page, tab)
+
+
+def test_screenshot_of_the_animation_tab(page):
+    open_tab(page, "Animation")
+    page.wait_for_timeout(300)
+    screenshot(page, "animation")

@@ -1,6 +1,6 @@
 """What the web studio needs beyond the applications, with no web framework in it: the list of
 trained models, uploads kept in a temporary folder, one training at a time in a queue, and each
-tab's action as one call over the applications' functions.
+tab's action as one call of an application's function.
 
 Training runs in a worker thread through singan.train_model: its `progress` callback fills the
 job's state and its `should_stop` is the job's Stop flag, the same ones the command line uses;
@@ -10,8 +10,8 @@ import hashlib
 import shutil
 import tempfile
 import threading
-import time
 import traceback
+import uuid
 import zipfile
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -21,26 +21,25 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..api import TRAINED_ROOT, model_folder, train_model
-from ..checkpoint import CHECKPOINT_NAME, is_reference_folder
-from ..consingan.hparams import ConSinGANConfig, default_config
+from ..api import TRAINED_ROOT, load_model, model_folder, train_model
+from ..catalog import find_model_folders, model_name, model_stamp
+from ..consingan.hparams import default_config
 from ..driver import TrainingStopped
 from ..errors import SinGANError
 from ..hparams import SinGANConfig
-from ..image_io import norm, read_image, save_grid, save_image, to_uint8
+from ..image_io import IMAGE_SUFFIXES, norm, read_image, save_image, to_uint8
 from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
-from ..metrics import diversity, sifid_scores
-from .animation import ANIMATION_MIN_SIZE, gif_path, write_gif
-from .generation import model_tag, open_model, random_samples, samples_folder
-from .harmonize import (fit_to_shape, inject_with_mask, output_folder, output_name,
-                        resolve_start_scale)
+from ..metrics import SIFIDOptions, sample_quality
+from .animation import ANIMATION_MIN_SIZE, write_animations
+from .generation import open_model, random_samples, samples_folder
+from .harmonize import masked_injection
 from .paint import kmeans_colours, paint2image
 from .sr import super_resolve, sr_output_folder
 
 MAX_UPLOAD_BYTES = 25 * 2 ** 20          # uploads larger than this are refused
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PURPOSES = ("generation", "animation", "harmonization", "editing")   # what a model is trained for
+METHODS = ("SinGAN", "ConSinGAN")        # the Train tab's choice
 
 
 # ---- trained models --------------------------------------------------------------------------
@@ -54,31 +53,28 @@ class ModelEntry:
 
 
 def find_models(root=TRAINED_ROOT) -> List[ModelEntry]:
-    """Every model folder <root>/<image>/<model>/ of either method (ours: model.pth; the
-    reference's: Zs.pth, NoiseAmp.pth, reals.pth), sorted by name."""
-    root = Path(root)
-    entries = []
-    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        if (folder / CHECKPOINT_NAME).is_file() or is_reference_folder(folder):
-            entries.append(ModelEntry(f"{folder.parent.name}/{folder.name}", folder,
-                                      folder.parent.name))
-    return entries
+    """Every model of either method in `root` (singan.catalog), sorted by name."""
+    return [ModelEntry(model_name(folder), folder, folder.parent.name)
+            for folder in find_model_folders(root)]
 
 
-def find_model(root, name: str) -> ModelEntry:
+def find_model(root, name) -> ModelEntry:
     """The model called `name` in find_models(root); a name not in that list is an error
     (a client never gives a path)."""
+    if not name:
+        raise SinGANError("choose a trained model first (train one on the Train tab)")
+    if not isinstance(name, str):
+        raise SinGANError(f"a model is chosen by its name, got {str(name)[:40]!r}")
     for entry in find_models(root):
         if entry.name == name:
             return entry
-    if not name:
-        raise SinGANError("choose a trained model first (train one on the Train tab)")
-    raise SinGANError(f"no model {name!r} in {root} (it was moved or deleted?); refresh the "
-                      "model list")
+    hint = ("a model is chosen from the list, never by a path" if ".." in name or
+            name.startswith("/") else "it was moved or deleted? refresh the model list")
+    raise SinGANError(f"no model {name[:80]!r} in {Path(root).name}/ ({hint})")
 
 
 class ModelCache:
-    """The last few opened models, reopened when model.pth changes (a resumed training)."""
+    """The last few opened models, reopened when the model is saved again (a resumed training)."""
 
     def __init__(self, size: int = 2):
         self.size = size
@@ -86,9 +82,7 @@ class ModelCache:
         self.lock = threading.Lock()
 
     def open(self, entry: ModelEntry, device="auto") -> TrainedModel:
-        ckpt = entry.folder / CHECKPOINT_NAME
-        stamp = ckpt.stat().st_mtime_ns if ckpt.is_file() else 0
-        key = (str(entry.folder), stamp, str(device))
+        key = (str(entry.folder), model_stamp(entry.folder), str(device))
         with self.lock:
             if key in self.models:
                 return self.models[key]
@@ -103,8 +97,9 @@ class ModelCache:
 # ---- uploads and images from the page --------------------------------------------------------
 
 class UploadFolder:
-    """Where the studio keeps what a page uploads: a temporary folder of its own, one
-    sub-folder per file content, so that a queued training still finds its image."""
+    """Where the studio keeps what a page uploads or makes: a temporary folder of its own, one
+    sub-folder per uploaded file's content (a queued training still finds its image) and one
+    per request for what a request writes (two clients never share one)."""
 
     def __init__(self, folder=None):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="singan-studio-"))
@@ -112,14 +107,18 @@ class UploadFolder:
     def keep_image(self, upload, what: str = "the upload") -> Path:
         """Copy an uploaded file in, after checking its size and that it reads as an image;
         returns the kept path (the file's own name, so that its model is named after it)."""
+        if not isinstance(upload, (str, Path)) or not Path(upload).is_file():
+            raise SinGANError(f"{what} did not arrive as a file; upload it again")
         upload = Path(upload)
-        name = upload.name
-        if upload.stat().st_size > MAX_UPLOAD_BYTES:
-            raise SinGANError(f"{name} is {upload.stat().st_size / 2 ** 20:.0f} MB, over the "
+        name, size = upload.name, upload.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise SinGANError(f"{name} is {size / 2 ** 20:.0f} MB, over the "
                               f"{MAX_UPLOAD_BYTES // 2 ** 20} MB limit; downscale it first")
         if upload.suffix.lower() not in IMAGE_SUFFIXES:
             raise SinGANError(f"{name} is not an image file ({what}); use a PNG, JPEG, BMP, "
                               "TIFF or WebP file")
+        if size == 0:
+            raise SinGANError(f"{name} is empty (0 bytes), not an image ({what})")
         try:
             read_image(upload)
         except SinGANError as err:
@@ -131,18 +130,28 @@ class UploadFolder:
             shutil.copyfile(upload, kept)
         return kept
 
+    def new_folder(self) -> Path:
+        """A fresh folder for one request's files."""
+        folder = self.folder / "requests" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        return folder
+
     def save(self, name: str, image: torch.Tensor) -> Path:
-        """A picture made in the page ([1, 3, H, W]) saved as a PNG, for a function that reads
-        files."""
-        path = self.folder / f"{time.time_ns()}" / name
+        """A picture made in the page ([1, 3, H, W]) saved as a PNG in a fresh folder, for a
+        function that reads files."""
+        path = self.new_folder() / name
         save_image(path, image)
         return path
 
 
-def from_uint8(pixels: np.ndarray) -> torch.Tensor:
+def from_uint8(pixels) -> torch.Tensor:
     """An H x W x 3 (or x 4: alpha dropped) uint8 picture -> [1, 3, H, W] in [-1, 1]."""
+    if not isinstance(pixels, np.ndarray) or pixels.ndim not in (2, 3) or pixels.size == 0:
+        raise SinGANError("the picture did not arrive as an image; upload it again")
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
     x = torch.from_numpy(np.ascontiguousarray(pixels[:, :, :3])).permute(2, 0, 1)
     return norm(x[None].float() / 255)
 
@@ -164,18 +173,18 @@ def mask_from_layers(layers: List[np.ndarray]) -> torch.Tensor:
 
 def palette(model: TrainedModel, k: int = 5) -> List[str]:
     """The training image's k-means colours as '#rrggbb' brush colours."""
-    centres = to_uint8(kmeans_colours(model.reals[-1], k).t()[:, :, None])   # [k, 1, 3]
+    centres = to_uint8(kmeans_colours(model.trained_real, k).t()[:, :, None])   # [k, 1, 3]
     return ["#%02x%02x%02x" % tuple(int(v) for v in c[0]) for c in centres]
 
 
 def training_image(model: TrainedModel) -> np.ndarray:
-    """The model's training image as H x W x 3 uint8."""
-    return to_uint8(model.reals[-1])
+    """The model's training image (at the size it draws at) as H x W x 3 uint8."""
+    return to_uint8(model.trained_real)
 
 
 def blank_canvas(model: TrainedModel) -> np.ndarray:
     """A canvas of the training image's size filled with its most common k-means colour."""
-    h, w = model.reals[-1].shape[2:]
+    h, w = model.trained_real.shape[2:]
     colour = palette(model, 1)[0]
     rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
     return np.tile(np.array(rgb, np.uint8), (h, w, 1))
@@ -186,8 +195,8 @@ def blank_canvas(model: TrainedModel) -> np.ndarray:
 def training_config(method: str, purpose: str = "generation", max_size: int = 250,
                     niter: int = 2000, scale_factor: float = 0.75, stages: int = 6,
                     min_size: Optional[int] = None):
-    """The config of a training from the Train tab's choices (the scripts' defaults
-    otherwise): SinGAN's animation variant as animation.py trains it, ConSinGAN's train_mode."""
+    """The config of a training from the Train tab's choices, as the training scripts build
+    it from their options (main_train.py, animation.py, ConSinGAN's --train_mode)."""
     if purpose not in PURPOSES:
         raise SinGANError(f"the purpose must be one of {', '.join(PURPOSES)}, got {purpose!r}")
     if method == "SinGAN":
@@ -204,7 +213,7 @@ def training_config(method: str, purpose: str = "generation", max_size: int = 25
         cfg = replace(default_config(purpose), max_size=int(max_size), niter=int(niter),
                       train_stages=int(stages))
         return replace(cfg, min_size=int(min_size)) if min_size else cfg
-    raise SinGANError(f"the method must be SinGAN or ConSinGAN, got {method!r}")
+    raise SinGANError(f"the method must be {' or '.join(METHODS)}, got {method!r}")
 
 
 @dataclass
@@ -216,17 +225,16 @@ class Job:
     device: str
     seed: int
     folder: Path
+    label: str = ""                    # the method, as the Train tab names it
     state: str = "queued"              # queued | running | finished | stopped | failed
     message: str = ""                  # the last log line, or the error / stop message
     event: Optional[object] = None     # the latest singan.ProgressEvent (images dropped)
+    unit: Optional[str] = None         # "scale" | "stage", once the model exists (its answer)
     start_fraction: Optional[float] = None
     stages: List[Tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
+    losses: List[dict] = field(default_factory=list)   # {iteration, loss, value} rows to plot
     version: int = 0                   # bumped at every change, for watchers
     stop: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def method(self) -> str:
-        return "ConSinGAN" if isinstance(self.config, ConSinGANConfig) else "SinGAN"
 
     @property
     def name(self) -> str:
@@ -245,7 +253,7 @@ class Job:
 
     def describe(self, waiting_ahead: int = 0) -> str:
         """The job's state in a few lines of text."""
-        head = f"{self.method} {self.name}"
+        head = f"{self.label} {self.name}".strip()
         if self.state == "queued" and not waiting_ahead:
             return f"{head}: starting"
         if self.state == "queued":
@@ -254,9 +262,8 @@ class Job:
         lines = [f"{head}: {self.state}"]
         e = self.event
         if e is not None:
-            unit = "scale" if e.method == "singan" else "stage"
-            lines.append(f"{unit} {e.stage + 1} of {e.num_stages}, iteration {e.iteration} of "
-                         f"{e.total} ({100 * e.fraction:.0f}% done)")
+            lines.append(f"{self.unit or 'level'} {e.stage + 1} of {e.num_stages}, iteration "
+                         f"{e.iteration} of {e.total} ({100 * e.fraction:.0f}% done)")
             left = self.seconds_left()
             if self.state == "running" and left is not None:
                 lines.append(f"time left: about {format_seconds(left)} "
@@ -293,14 +300,16 @@ class TrainingQueue:
         self.worker = threading.Thread(target=self._work, name="singan-training", daemon=True)
         self.worker.start()
 
-    def submit(self, image: Path, config, device: str = "auto", seed: int = 0) -> Job:
+    def submit(self, image: Path, config, device: str = "auto", seed: int = 0,
+               label: str = "") -> Job:
         folder = model_folder(Path(image).name, config, self.root)
         with self.changed:
             for job in self.jobs:
                 if job.folder == folder and not job.done:
                     raise SinGANError(f"{job.name} is already {job.state} (job {job.id}); wait "
                                       "for it, or Stop it first")
-            job = Job(len(self.jobs) + 1, Path(image), config, device, int(seed), folder)
+            job = Job(len(self.jobs) + 1, Path(image), config, device, int(seed), folder,
+                      label)
             self.jobs.append(job)
             self.waiting.append(job)
             self.changed.notify_all()
@@ -353,9 +362,15 @@ class TrainingQueue:
         changes = {"event": replace(event, images=None)}
         if job.start_fraction is None:
             changes["start_fraction"] = event.stage / max(event.num_stages, 1)
+        step = event.stage * event.total + event.iteration      # iterations of the whole run
+        with self.changed:
+            job.losses.extend({"iteration": step, "loss": name, "value": value}
+                              for name, value in event.losses.items())
         if event.kind == "stage" and event.images:
             changes["stages"] = job.stages + [(event.stage, to_uint8(event.images["fake"]),
                                                to_uint8(event.images["reconstruction"]))]
+        if event.kind == "stage" and job.unit is None:   # the saved model names its levels
+            changes["unit"] = load_model(job.folder).unit
         self._update(job, **changes)
 
     def _work(self) -> None:
@@ -372,9 +387,8 @@ class TrainingQueue:
                                 seed=job.seed, progress=lambda e: self._progress(job, e),
                                 should_stop=job.stop.is_set, show_progress=False,
                                 log=lambda line: self._update(job, message=line))
-            unit = "scales" if job.method == "SinGAN" else "stages"
-            self._update(job, state="finished",
-                         message=f"finished: {model.num_scales} {unit} in {job.folder}; its "
+            self._update(job, state="finished", unit=model.unit,
+                         message=f"finished: {model.progress_text()} in {job.folder}; its "
                                  "model is in the lists of the other tabs")
         except TrainingStopped as err:
             self._update(job, state="stopped", message=str(err))
@@ -394,90 +408,73 @@ def seeded(model: TrainedModel, seed: int) -> torch.Generator:
 
 def draw_samples(model: TrainedModel, entry: ModelEntry, out_root, num_samples: int = 16,
                  gen_start_scale: int = 0, scale_v: float = 1.0, scale_h: float = 1.0,
-                 seed: int = 0, sifid: bool = False, sifid_weights: Optional[str] = None):
-    """Random samples written where random_samples.py writes them, a zip of them, and the
-    figures: (sample paths, zip path, text of diversity and, when asked, SIFID: it loads
-    torchvision and Inception, seconds on a CPU, and says so when the weights are absent)."""
+                 seed: int = 0, sifid: bool = False):
+    """Random samples written where random_samples.py writes them (under out_root), a zip of
+    them, and metrics.sample_quality's report as text: (sample paths, zip path, text)."""
     arbitrary = (scale_v, scale_h) != (1.0, 1.0)
-    folder = samples_folder(out_root, entry.image, int(gen_start_scale), scale_v, scale_h,
-                            arbitrary, model_tag(model))
-    samples = random_samples(model, folder, int(num_samples), int(gen_start_scale), scale_v,
-                             scale_h, seed=int(seed))                # [N, 3, H', W']
+    model.require("arbitrary_sizes" if arbitrary else "samples")
+    folder = samples_folder(out_root, entry.image, gen_start_scale, scale_v, scale_h,
+                            arbitrary, model.output_tag)
+    samples = random_samples(model, folder, num_samples, gen_start_scale, scale_v, scale_h,
+                             seed=seed)                                    # [N, 3, H', W']
     paths = [folder / f"{i}.png" for i in range(len(samples))]
     zip_path = folder.parent / f"{folder.name}.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
         for path in paths:
             archive.write(path, path.name)
-    figures = []
-    if len(samples) >= 2 and not arbitrary:
-        figures.append(f"diversity {diversity(samples, model.reals[-1]):.3f}")
-    elif len(samples) >= 2:
-        figures.append("diversity: only for samples of the training image's size")
-    if sifid and not arbitrary:
-        try:
-            label, values = sifid_scores(samples, model.reals[-1], sifid_weights, model.device)
-            figures.append(f"{label} {float(np.mean(values)):.4f} (mean of {len(values)})")
-        except Exception as err:   # SIFIDError: no Inception weights here (never downloaded)
-            figures.append(f"SIFID not measured: {str(err).split(';')[0]}")
-    return paths, zip_path, "\n".join(figures)
+    report = sample_quality(samples, model.trained_real, SIFIDOptions() if sifid else None)
+    return paths, zip_path, "\n".join(report.lines())
 
 
-def harmonize(model: TrainedModel, entry: ModelEntry, out_root, task: str,
-              naive: torch.Tensor, mask: torch.Tensor, start_scale: Optional[int],
-              seed: int = 0) -> Dict[str, Path]:
-    """Harmonization or editing of a naive image ([1, 3, h, w], any size of the training
-    image's aspect ratio) with a mask image (white inside): the naive image, the raw result,
-    the blend and the dilated mask, written under Output/<Task>/<image>/studio_out/."""
-    n = resolve_start_scale(model, None if start_scale is None else int(start_scale),
-                            "the start scale")
-    real = model.reals[-1]                                           # [1, 3, H, W]
-    naive = fit_to_shape(naive.to(model.device), real.shape[2:], "the naive image")
-    mask = fit_to_shape(mask.to(model.device), real.shape[2:], "the mask")
-    out, blended, weight = inject_with_mask(model, naive, mask, n, task, 1, seeded(model, seed))
-    folder = output_folder(out_root, task, entry.image, "studio", tag=model_tag(model))
-    paths = {"naive": folder / "naive.png", "result": folder / output_name(n, 0),
-             "blended": folder / output_name(n, 0, "_masked"),
-             "mask": folder / "mask_dilated.png"}
-    for key, image in (("naive", naive), ("result", out[:1]), ("blended", blended[:1]),
-                       ("mask", norm(weight))):
-        save_image(paths[key], image)
-    return paths
+def harmonize(model: TrainedModel, entry: ModelEntry, out_root, scratch: Path, task: str,
+              naive: torch.Tensor, mask: torch.Tensor, start_scale: int,
+              seed: int = 0) -> Dict[str, object]:
+    """Harmonization or editing (apps.harmonize.masked_injection) of a naive image and a mask
+    image ([1, 3, h, w] each, white inside), written into `scratch` as studio.png and
+    studio_mask.png, so that the results land in <out_root>/<Task>/<image>/studio_out/.
+    Returns {"result": the blend, "naive", "grid", "files": every file written}."""
+    model.require("injection")
+    naive_path, mask_path = scratch / "studio.png", scratch / "studio_mask.png"
+    save_image(naive_path, naive)
+    save_image(mask_path, mask)
+    written = masked_injection(task, model, entry.image, naive_path, start_scale, seed,
+                               out_root, mask=str(mask_path))
+    folder = written[0].parent
+    grid = folder / f"start_scale={start_scale}_grid.png"
+    files = written + [folder / "studio_mask_dilated.png", grid]
+    return {"result": written[-1], "naive": naive_path, "grid": grid, "files": files}
 
 
-def paint(model: TrainedModel, entry: ModelEntry, out_root, painting: Path,
-          start_scale: Optional[int], quantize: bool = False, seed: int = 0) -> Path:
+def paint(model: TrainedModel, entry: ModelEntry, out_root, painting: Path, start_scale: int,
+          quantize: bool = False, seed: int = 0) -> Path:
     """paint2image.py on a painting file; returns the result's path."""
-    cfg = SinGANConfig.from_dict(model.config) if model.method == "singan" else SinGANConfig()
-    written = paint2image(model, entry.image, painting, None if start_scale is None
-                          else int(start_scale), cfg, int(seed), out_root,
-                          quantization=bool(quantize), quiet=True, log=lambda line: None,
+    model.require("quantised_paint" if quantize else "injection")
+    written = paint2image(model, entry.image, painting, start_scale, seed=seed,
+                          out_root=out_root, quantization=quantize, quiet=True,
+                          log=lambda line: None,
                           model_dir=entry.folder)   # a quantised model goes beside it
     return written[-1]
 
 
 def super_resolution(model: TrainedModel, entry: ModelEntry, out_root, sr_factor: float,
                      seed: int = 0) -> Tuple[Path, Path]:
-    """The training image enlarged by sr_factor, bicubic and by the model's finest generator
-    (SR.py's method; best with a model SR.py trained): (bicubic path, SinGAN path)."""
-    if model.method != "singan":
-        raise SinGANError(f"super-resolution applies a SinGAN model's finest generator; "
-                          f"{entry.name} is a {model.method} model")
-    hr = super_resolve(model, float(sr_factor), seeded(model, seed))     # [1, 3, fH, fW]
-    bicubic = imresize_to_shape(model.reals[-1], hr.shape[2:])
-    folder = sr_output_folder(out_root, float(sr_factor))
+    """The training image enlarged by sr_factor, bicubic and by apps.sr.super_resolve (SR.py's
+    method; best with a model SR.py trained): (bicubic path, SinGAN path)."""
+    model.require("sr")
+    hr = super_resolve(model, sr_factor, seeded(model, seed))          # [1, 3, fH, fW]
+    bicubic = imresize_to_shape(model.trained_real, hr.shape[2:])
+    folder = sr_output_folder(out_root, sr_factor)
     paths = (folder / f"{entry.image}_bicubic.png", folder / f"{entry.image}_HR.png")
     save_image(paths[0], bicubic)
     save_image(paths[1], hr)
-    save_grid(folder / f"{entry.image}_compare.png", [bicubic, hr])
     return paths
 
 
 def animate(model: TrainedModel, entry: ModelEntry, out_root, start_scale: int = 0,
             alpha: float = 0.1, beta: float = 0.9, num_frames: int = 100, fps: float = 10,
             seed: int = 0) -> Path:
-    """One GIF of an animation model, where animation.py writes it."""
-    frames = model.animate(float(alpha), float(beta), int(start_scale), int(num_frames),
-                           seeded(model, seed))                          # [T, 3, H, W]
-    path = gif_path(out_root, entry.image, int(start_scale), float(alpha), float(beta))
-    write_gif(path, frames, float(fps))
-    return path
+    """One GIF of an animation model (apps.animation.write_animations), where animation.py
+    writes it."""
+    model.require("animation")
+    return write_animations(model, entry.image, seed, out_root, [start_scale], [alpha], [beta],
+                            num_frames, fps)[0]
