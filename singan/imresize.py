@@ -3,10 +3,12 @@
 The pyramid, every up-sampling between scales and every injection use this resize. It runs on
 the tensor's own device, batched over N and C: each dimension is one matrix product with a
 [out_length, in_length] weight matrix computed once per (in_length, out_length, scale,
-antialiasing) and cached, on the host in float64, then per device and dtype.
+antialiasing) and cached, on the host in float64, then per device and dtype, within
+CACHE_BYTES (a matrix of a huge request, e.g. 4.8 GB for a 20000 px side, is used once and
+never kept: a server that answered one such request must not hold it forever).
 """
-import functools
 import math
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -20,8 +22,45 @@ def cubic(x: np.ndarray) -> np.ndarray:
             + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((1 < ax) & (ax <= 2)))
 
 
-@functools.lru_cache(maxsize=512)
+CACHE_BYTES = 256_000_000        # all cached matrices, host and devices together
+LARGEST_CACHED = CACHE_BYTES // 8
+
+
+class _BoundedCache:
+    """Least recently used entries go first once the tensors or arrays exceed max_bytes;
+    one larger than LARGEST_CACHED is never kept."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes, self.entries = max_bytes, 0, OrderedDict()
+
+    def get(self, key, make):
+        value = self.entries.get(key)
+        if value is not None:
+            self.entries.move_to_end(key)
+            return value
+        value = make()
+        size = value.nbytes if isinstance(value, np.ndarray) else \
+            value.element_size() * value.nelement()
+        if size <= LARGEST_CACHED:
+            self.entries[key], self.bytes = value, self.bytes + size
+            while self.bytes > self.max_bytes:
+                _, old = self.entries.popitem(last=False)
+                self.bytes -= old.nbytes if isinstance(old, np.ndarray) else \
+                    old.element_size() * old.nelement()
+        return value
+
+
+_host_cache = _BoundedCache(CACHE_BYTES // 2)
+_device_cache = _BoundedCache(CACHE_BYTES // 2)
+
+
 def _weight_matrix(in_length: int, out_length: int, scale: float, antialias: bool) -> np.ndarray:
+    """_make_weight_matrix, cached."""
+    return _host_cache.get((in_length, out_length, scale, antialias),
+                           lambda: _make_weight_matrix(in_length, out_length, scale, antialias))
+
+
+def _make_weight_matrix(in_length: int, out_length: int, scale: float, antialias: bool) -> np.ndarray:
     """The [out_length, in_length] float64 matrix that resizes one dimension.
 
     Output pixel i (1-based) maps to input coordinate u = i / scale + (1 - 1 / scale) / 2; its
@@ -52,18 +91,10 @@ def _weight_matrix(in_length: int, out_length: int, scale: float, antialias: boo
     return matrix
 
 
-_device_cache = {}
-
-
 def _weights_on(in_length, out_length, scale, antialias, device, dtype) -> torch.Tensor:
     key = (in_length, out_length, scale, antialias, str(device), dtype)
-    w = _device_cache.get(key)
-    if w is None:
-        if len(_device_cache) > 1024:
-            _device_cache.clear()
-        w = torch.from_numpy(_weight_matrix(in_length, out_length, scale, antialias))
-        w = _device_cache[key] = w.to(device=device, dtype=dtype)
-    return w
+    return _device_cache.get(key, lambda: torch.from_numpy(
+        _weight_matrix(in_length, out_length, scale, antialias)).to(device=device, dtype=dtype))
 
 
 def resize_float(x: torch.Tensor, scale_hw, out_hw) -> torch.Tensor:

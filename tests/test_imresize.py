@@ -82,3 +82,19 @@ def test_property_shape_range_and_constants(h, w, scale, value, seed):
     level = torch.floor(255 * ((torch.tensor(value, dtype=torch.float32) + 1) / 2).clamp(0, 1))
     expected = float(level) / 255 * 2 - 1
     assert torch.allclose(const, torch.full_like(const, expected), atol=1e-5)
+
+
+def test_weight_matrices_of_a_huge_request_are_not_kept():
+    """A request of a huge size (the studio's scale_h 1000) computes its [out, in] matrices
+    once and drops them: the caches stay within imresize.CACHE_BYTES, so a server that answered
+    it holds no gigabytes afterwards."""
+    from singan import imresize as module
+    x = torch.rand(1, 3, 4, 2000)
+    out = module.imresize_to_shape(x, (4, 6000))                 # a 6000 x 2000 matrix
+    assert out.shape == (1, 3, 4, 6000)
+    for cache in (module._host_cache, module._device_cache):
+        assert all(tuple(v.shape) != (6000, 2000) for v in cache.entries.values())
+        assert cache.bytes <= cache.max_bytes
+    small = module.imresize_to_shape(x[:, :, :, :20], (4, 30))
+    assert small.shape == (1, 3, 4, 30)
+    assert any(tuple(v.shape) == (30, 20) for v in module._host_cache.entries.values())
