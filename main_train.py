@@ -27,6 +27,10 @@ def main():
                         help="retrain from scratch even if a (partial) model exists")
     parser.add_argument("--num_samples", type=non_negative_int, default=50,
                         help="random samples written after training (0: none)")
+    parser.add_argument("--low_memory", action="store_true",
+                        help="SinGAN's lean training step: the same numbers with about half the "
+                             "memory (default: taken by itself when the plain step would not "
+                             "fit)")
     add_consingan_arguments(parser)
     add_ray_arguments(parser)
     args = parser.parse_args()
@@ -58,6 +62,7 @@ def main():
     if args.num_samples > 0:
         check_writable(samples_folder(args.out, stem), "samples folder")   # now, not after
     model = train_model(image, cfg, device=args.device, seed=seed, force=args.force,
+                        low_memory=True if args.low_memory else None,
                         show_progress=not args.quiet)
     print(f"model: {model.folder}")
     if args.num_samples > 0:

@@ -44,7 +44,7 @@ def bench_stages(image, cfg: ConSinGANConfig = ConSinGANConfig(), stages=None,
     device = resolve_device(device) if isinstance(device, str) else device
     torch.manual_seed(seed)
     image = image.to(device) if isinstance(image, torch.Tensor) else read_image(image, device)
-    plan = plan_for(image, cfg)
+    plan = plan_for(image.shape[2], image.shape[3], cfg)
     reals = build_stage_reals(image, plan)
     stages = range(plan.n_stages) if stages is None else stages
     gen = torch.Generator(device=device).manual_seed(seed)

@@ -3,6 +3,8 @@
     python benchmarks/bench_train.py                       # every scale of Input/Images/rocket.png
     python benchmarks/bench_train.py --size 188x250 --scales 8,9 --iters 5 --amp bf16
     python benchmarks/bench_train.py --model consingan --json out.json
+    python benchmarks/bench_train.py --size 768x1024 --max_size 1024 --scales last --iters 1 \
+        --warmup 0 --no_flops --low_memory            # peak memory of the lean step
 
 For SinGAN each scale runs the real training step (singan.train.ScaleTrainer.step) with the
 coarser scales' generators frozen at random weights (the cost of a step does not depend on
@@ -10,8 +12,14 @@ the weights): a warm-up, then --iters timed iterations. The FLOPs of one iterati
 counted by torch's FlopCounterMode (convolutions: forward, backward and the gradient
 penalty's double backward) and compared with the machine's own rate for one large 128-channel
 3x3 convolution forward pass, measured here (best of several).
+
+Each scale is measured in a fresh process, so that its peak memory (the CUDA allocator's
+peak, or on the CPU the process's peak resident size, VmHWM; in MiB) is that scale's alone;
+the estimate beside it (MiB) is singan.resources' figure for the same step, plain or
+--low_memory, with the process's own PROCESS_BYTES.
 """
 import argparse
+import multiprocessing
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -23,6 +31,7 @@ from common import (DEFAULT_IMAGE, REFERENCE_S_PER_ITER, describe_machine, load_
 from singan.hparams import SinGANConfig
 from singan.models import Discriminator, Generator, channels_at_scale, init_weights
 from singan.devices import autocast_context
+from singan.resources import PROCESS_BYTES, training_step_bytes
 from singan.train import ScaleTrainer
 
 
@@ -72,30 +81,47 @@ def conv_flops(fn) -> float:
     return float(counter.flops)
 
 
-def bench_singan(image, scales, iters, warmup, device, amp, niter=2000, legacy=False,
-                 on_row=lambda row: None, max_size=250):
+def measure_scale(image, n, iters, warmup, device, amp, niter, legacy, max_size,
+                  low_memory, flops, threads):
+    """One scale's row, measured in this (fresh) process."""
+    if threads:
+        torch.set_num_threads(threads)
     plan, reals = plan_and_reals(image, max_size=max_size)
-    scales = [plan.stop_scale if s == "last" else int(s) for s in scales] if scales else None
     reals = [r.to(device) for r in reals]
     cfg = SinGANConfig(amp=amp, legacy_g_steps=legacy)
+    pyramid = random_pyramid(reals, plan.scale_factor, n, device)
+    nfc, min_nfc = channels_at_scale(n)
+    G, D = Generator(nfc, min_nfc).to(device), Discriminator(nfc, min_nfc).to(device)
+    init_weights(G), init_weights(D)
+    trainer = ScaleTrainer(n, pyramid, G, D, cfg, torch.Generator(device).manual_seed(0),
+                           low_memory=low_memory)
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for it in range(warmup):
+        trainer.step(it)
+    counted = conv_flops(lambda: trainer.step(warmup)) if flops else 0.0
+    seconds = median_time(lambda: trainer.step(warmup + 1), iters, device)
+    h, w = plan.shapes[n]
+    estimate = PROCESS_BYTES + training_step_bytes(h, w, nfc, min_nfc, batched=trainer.batched,
+                                                   low_memory=low_memory)
+    return {"scale": n, "height": h, "width": w, "nfc": nfc, "low_memory": low_memory,
+            "median_s_per_iter": seconds, "projected_s": seconds * niter,
+            "conv_gflop_per_iter": counted / 1e9, "gflops": counted / seconds / 1e9,
+            "peak_memory_mb": peak_memory_mb(device), "estimate_mb": estimate / 2 ** 20}
+
+
+def bench_singan(image, scales, iters, warmup, device, amp, niter=2000, legacy=False,
+                 on_row=lambda row: None, max_size=250, low_memory=False, flops=True,
+                 threads=None):
+    plan = plan_and_reals(image, max_size=max_size)[0]
+    scales = [plan.stop_scale if s == "last" else int(s) for s in scales] if scales else None
     rows = []
+    context = multiprocessing.get_context("spawn")
     for n in scales if scales else range(plan.n_scales):
-        pyramid = random_pyramid(reals, plan.scale_factor, n, device)
-        nfc, min_nfc = channels_at_scale(n)
-        G, D = Generator(nfc, min_nfc).to(device), Discriminator(nfc, min_nfc).to(device)
-        init_weights(G), init_weights(D)
-        trainer = ScaleTrainer(n, pyramid, G, D, cfg, torch.Generator(device).manual_seed(0))
-        if torch.device(device).type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        for it in range(warmup):
-            trainer.step(it)
-        flops = conv_flops(lambda: trainer.step(warmup))
-        seconds = median_time(lambda: trainer.step(warmup + 1), iters, device)
-        h, w = plan.shapes[n]
-        rows.append({"scale": n, "height": h, "width": w, "nfc": nfc,
-                     "median_s_per_iter": seconds, "projected_s": seconds * niter,
-                     "conv_gflop_per_iter": flops / 1e9, "gflops": flops / seconds / 1e9,
-                     "peak_memory_mb": peak_memory_mb(device)})
+        with context.Pool(1) as pool:   # a fresh process per scale: its own peak memory
+            rows.append(pool.apply(measure_scale, (image.cpu(), n, iters, warmup, device, amp,
+                                                   niter, legacy, max_size, low_memory, flops,
+                                                   threads or torch.get_num_threads())))
         on_row(rows[-1])
     return rows
 
@@ -104,7 +130,8 @@ def print_header():
     print("ref: the reference's s/iter on the issue's AVX-512 machine (at 188x250 only); "
           "% train: of this machine's forward+backward conv rate")
     print(f"{'scale':>5} {'size':>9} {'nfc':>4} {'s/iter':>8} {'ref':>7} {'speedup':>7} "
-          f"{'2000 it':>8} {'GFLOP/it':>9} {'GFLOP/s':>8} {'% train':>7} {'peak MB':>8}")
+          f"{'2000 it':>8} {'GFLOP/it':>9} {'GFLOP/s':>8} {'% train':>7} {'peak MB':>8} "
+          f"{'est. MB':>8}")
 
 
 def print_row(r, reference_size: bool, train_rate: float):
@@ -114,7 +141,8 @@ def print_row(r, reference_size: bool, train_rate: float):
     print(f"{r['scale']:>5} {r['height']:>4}x{r['width']:<4} {r['nfc']:>4} "
           f"{r['median_s_per_iter']:8.3f} {ref_text} {speed} {r['projected_s'] / 60:7.1f}m "
           f"{r.get('conv_gflop_per_iter', 0):9.1f} {r.get('gflops', 0):8.1f} "
-          f"{100 * r.get('gflops', 0) / train_rate:6.0f}% {r['peak_memory_mb']:8.0f}", flush=True)
+          f"{100 * r.get('gflops', 0) / train_rate:6.0f}% {r['peak_memory_mb']:8.0f} "
+          f"{r.get('estimate_mb', 0):8.0f}", flush=True)
 
 
 def main():
@@ -138,6 +166,12 @@ def main():
                         help="time the reference's step structure instead (one image per pass, "
                              "the G steps reusing the last D step's graph): the reference's cost "
                              "on this machine")
+    parser.add_argument("--low_memory", action="store_true",
+                        help="measure the lean training step (singan.train.ScaleTrainer's "
+                             "low_memory: the same numbers, fewer activations alive)")
+    parser.add_argument("--no_flops", action="store_true",
+                        help="skip counting FLOPs and measuring the machine's conv rate (one "
+                             "step less: for memory measurements of large images)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if args.threads:
@@ -146,8 +180,11 @@ def main():
     image = load_image(args.image, args.size, args.device)
     reference_size = tuple(image.shape[2:]) == (188, 250)
     print(describe_machine())
-    peak = conv_peak_gflops(args.device, args.amp)
-    peak_train = conv_peak_gflops(args.device, args.amp, backward=True)
+    if args.no_flops:
+        peak = peak_train = float("nan")
+    else:
+        peak = conv_peak_gflops(args.device, args.amp)
+        peak_train = conv_peak_gflops(args.device, args.amp, backward=True)
     print(f"image {image.shape[2]}x{image.shape[3]}, model {args.model}, amp {args.amp}; "
           f"machine conv rate (128 ch 3x3, best of NCHW/channels-last): forward {peak:.0f} "
           f"GFLOP/s, forward+backward {peak_train:.0f} GFLOP/s")
@@ -167,7 +204,9 @@ def main():
         print_header()
         rows = bench_singan(image, scales, args.iters, args.warmup, args.device, args.amp,
                             legacy=args.legacy_g_steps, max_size=args.max_size,
-                            on_row=lambda r: print_row(r, reference_size, peak_train))
+                            on_row=lambda r: print_row(r, reference_size, peak_train),
+                            low_memory=args.low_memory, flops=not args.no_flops,
+                            threads=args.threads)
     for r in rows:
         if "gflops" in r:
             r["percent_of_machine_conv_rate"] = 100 * r["gflops"] / peak

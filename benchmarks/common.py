@@ -75,9 +75,16 @@ def sync(device):
 
 
 def peak_memory_mb(device) -> float:
-    """Peak memory so far: the CUDA allocator's peak, or the process's peak RSS."""
+    """Peak memory so far: the CUDA allocator's peak, or the process's peak resident size
+    (VmHWM in /proc/self/status, else getrusage's ru_maxrss)."""
     if torch.device(device).type == "cuda":
         return torch.cuda.max_memory_allocated() / 2 ** 20
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

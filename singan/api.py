@@ -1,8 +1,9 @@
 """The public entry points that programs call, for both methods: ``train_model`` and
 ``load_model`` (and ``model_folder``, where a model of an image lives).
 
-The method is chosen from data, through two small tables: training by the type of the
-config (SinGANConfig or ConSinGANConfig), loading by model.pth's "method" field.
+The method is chosen from data, through the small tables below (the only place in singan that
+names a method): training by the type of the config (SinGANConfig or ConSinGANConfig),
+loading by model.pth's "method" field, a reference code's folder by its files.
 """
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -49,7 +50,7 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
                 progress: Optional[ProgressCallback] = None,
                 should_stop: Optional[Callable[[], bool]] = None, force: bool = False,
                 show_progress: bool = True, log: Callable[[str], None] = print,
-                root=TRAINED_ROOT) -> TrainedModel:
+                root=TRAINED_ROOT, low_memory: Optional[bool] = None) -> TrainedModel:
     """Train SinGAN or ConSinGAN (by the type of `config`) on one image, or resume it.
 
     image: a path, or a [1, 3, H, W] tensor in [-1, 1] (then model_dir is required);
@@ -58,7 +59,10 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     the last finished one, or returns the finished model at once (force=True retrains).
     progress(event) receives singan.progress.ProgressEvent's; should_stop() is asked before
     every iteration: when it returns True, training stops with TrainingStopped (a
-    SinGANError saying which stages are saved). Returns the model, its folder in .folder.
+    SinGANError saying which stages are saved). low_memory: SinGAN's lean step (the same
+    numbers, fewer activations alive); None takes it when the plain step would not fit. A
+    training that cannot fit either way is refused before anything is written (SinGANError
+    with the figures). Returns the model, its folder in .folder.
     """
     trainer_class = TRAINERS.get(type(config))
     if trainer_class is None:
@@ -78,8 +82,9 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     info.update(height=tensor.shape[2], width=tensor.shape[3])
     folder = Path(model_dir) if model_dir is not None else model_folder(info["name"], config,
                                                                          root)
-    model = train_stages(trainer_class(tensor, config), folder, seed, info, force, log,
-                         show_progress, progress, should_stop)
+    trainer = trainer_class(tensor, config, low_memory=low_memory)
+    model = train_stages(trainer, folder, seed, info, force, log, show_progress, progress,
+                         should_stop)
     model.folder = folder
     return model
 
@@ -140,9 +145,10 @@ def load_model(folder, scale_factor: Optional[float] = None, device="cpu") -> Tr
     elif is_reference_folder(folder):
         model = import_reference_folder(folder, scale_factor, device)
     else:
-        raise SinGANError(f"{folder} holds no trained model ({CHECKPOINT_NAME}, or the "
-                          "reference's Zs.pth/NoiseAmp.pth/reals.pth): train it with "
-                          "main_train.py, or resume")
+        raise SinGANError(f"{folder} holds no trained model ({CHECKPOINT_NAME}, or a "
+                          "reference SinGAN's Zs.pth/NoiseAmp.pth/reals.pth or ConSinGAN's "
+                          "fixed_noise.pth/noise_amp.pth): train it with main_train.py, or "
+                          "resume")
     model.folder = folder
     return model
 

@@ -23,13 +23,14 @@ from typing import Callable, List, Optional
 
 import torch
 
-from .checkpoint import (CHECKPOINT_NAME, is_reference_folder, read_checkpoint,
-                         save_checkpoint, write_json)
+from .checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint, write_json
 from .errors import SinGANError
 from .guards import (check_free_space, check_writable, exclusive, interrupts_deferred,
                      remove_temporaries)
 from .image_io import write_error
 from .progress import ProgressBar, ProgressCallback, ProgressEvent
+from .reference import is_reference_folder
+from .resources import check_training
 
 LOG_EVERY = 25   # iterations between host synchronisations (progress report, NaN check)
 DIVERGENCE_CAUSE = "likely cause: too high a learning rate --lr_g/--lr_d, or too low --lambda_grad"
@@ -162,29 +163,29 @@ def check_finite(unit: str, k: int, losses: dict, parameters, kept: str) -> None
                           f"nan/inf ({DIVERGENCE_CAUSE}); {kept}")
 
 
-def _kept(unit: str, done: int, last: int, folder) -> str:
-    if not done:
-        return f"no {unit} had finished yet ({folder})"
-    return f"{unit}s 0-{done - 1} of 0-{last} are saved in {folder}"
-
-
 # ---- the driver --------------------------------------------------------------------------------
 
 def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = None,
                  force: bool = False, log: Callable[[str], None] = print,
                  show_progress: bool = True, progress: Optional[ProgressCallback] = None,
                  should_stop: Optional[Callable[[], bool]] = None):
-    """Train (or resume) the stages of `trainer` (a method's trainer, holding the reals, the
-    config and the plan) into `folder`; return the trained model.
+    """Train (or resume) the stages of `trainer` (a method's StageTrainer, singan.interface,
+    holding the reals, the config and the plan) into `folder`; return the trained model.
 
     A second call with the same image and settings resumes after the last finished stage and
-    returns at once when all are done; force=True retrains from scratch. Ctrl-C raises
-    KeyboardInterrupt and should_stop() raises TrainingStopped, both saying what is saved.
+    returns at once when all are done; force=True retrains from scratch. A trainer that
+    retrains one level of a source model (trainer.retrains) writes a complete new model into
+    `folder`, which must not be the source's: a folder that already holds that very result
+    is returned as it is, any other content is replaced (the source is never touched).
+    Ctrl-C raises KeyboardInterrupt and should_stop() raises TrainingStopped, both saying
+    what is saved.
     """
     folder = Path(folder)
     if is_reference_folder(folder):
-        raise SinGANError(f"{folder} holds a model trained by the reference SinGAN code; "
-                          "training here would overwrite its files: move it away first")
+        raise SinGANError(f"{folder} holds a model trained by the reference SinGAN or "
+                          "ConSinGAN code; training here would overwrite its files: move it "
+                          "away first")
+    check_training(trainer, trainer.low_memory)   # memory first: nothing written yet
     needed = trainer.estimated_bytes()
     prepare_model_folder(folder, needed)
     with exclusive(folder):
@@ -192,35 +193,60 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
                              show_progress, progress, should_stop, needed)
 
 
+def _resume(trainer, folder: Path, ckpt: dict, seed: int, log) -> int:
+    """Take the finished stages of the model saved in `folder` (same method, settings and
+    image, or a clear error); returns the seed it was trained with."""
+    method = ckpt.get("method", "singan")
+    if method != trainer.method or ckpt.get("fine_tuned"):
+        raise SinGANError(f"{folder} holds another kind of model ({method}"
+                          f"{', fine-tuned' if ckpt.get('fine_tuned') else ''}); add --force "
+                          "to replace it")
+    check_resumable(trainer.saved_config(ckpt), trainer.cfg, ckpt["reals"], trainer.reals,
+                    folder)
+    trainer.load(ckpt)
+    if 0 < trainer.num_done < trainer.plan.n_stages:
+        log(f"resuming {folder} after {trainer.unit} {trainer.num_done - 1} "
+            f"({trainer.num_done}/{trainer.plan.n_stages} {trainer.unit}s done)")
+    return ckpt.get("seed", seed)
+
+
+def _kept(trainer, folder) -> str:
+    """What a stopped or failed run leaves, in words."""
+    unit, done, last = trainer.unit, trainer.num_done, trainer.plan.n_stages - 1
+    if trainer.retrains:
+        return f"nothing was saved in {folder} (the source model is untouched)"
+    if not done:
+        return f"no {unit} had finished yet ({folder})"
+    return f"{unit}s 0-{done - 1} of 0-{last} are saved in {folder}"
+
+
 def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, progress,
                   should_stop, needed):
     """train_stages' work, while this process holds `folder`."""
     unit, n_stages = trainer.unit, trainer.plan.n_stages
-    last = n_stages - 1
     ckpt_path = folder / CHECKPOINT_NAME
     if ckpt_path.exists() and not force:
         ckpt = read_checkpoint(ckpt_path)
-        method = ckpt.get("method", "singan")
-        if method != trainer.method or ckpt.get("fine_tuned"):
-            raise SinGANError(f"{folder} holds another kind of model ({method}"
-                              f"{', fine-tuned' if ckpt.get('fine_tuned') else ''}); add --force "
-                              "to replace it")
-        check_resumable(trainer.saved_config(ckpt), trainer.cfg, ckpt["reals"], trainer.reals,
-                        folder)
-        seed = ckpt.get("seed", seed)
-        trainer.load(ckpt)
-        if trainer.num_done == n_stages:
-            log(f"{folder} is already trained ({n_stages} {unit}s); nothing to do "
-                "(--force retrains it)")
+        if not trainer.retrains:
+            seed = _resume(trainer, folder, ckpt, seed, log)
+        elif trainer.reusable(ckpt):
+            trainer.load(ckpt)
+            log(f"reusing {folder}: it already holds this {trainer.retrain_name} (--force "
+                "makes it again)")
             return trainer.model(info)
-        if trainer.num_done:
-            log(f"resuming {folder} after {unit} {trainer.num_done - 1} "
-                f"({trainer.num_done}/{n_stages} {unit}s done)")
-    clear_for_training(folder, needed, force, trainer.num_done, trainer.stage_files)
+        else:
+            log(f"{folder} holds another {trainer.retrain_name}: making it again")
+    stages = trainer.stages_to_train()
+    if not stages:
+        log(f"{folder} is already trained ({n_stages} {unit}s); nothing to do "
+            "(--force retrains it)")
+        return trainer.model(info)
+    clear_for_training(folder, needed, force or trainer.retrains,
+                       0 if trainer.retrains else stages[0], trainer.stage_files)
     write_json(folder / "config.json", {"method": trainer.method, "config": asdict(trainer.cfg),
                                         "seed": seed, "image": info,
                                         "plan": asdict(trainer.plan),
-                                        "device": str(trainer.device)})
+                                        "device": str(trainer.device), **trainer.run_record()})
 
     started = time.perf_counter()
 
@@ -231,44 +257,52 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
                                    images))
 
     try:
-        for k in range(trainer.num_done, n_stages):
-            start = time.perf_counter()
-            run = trainer.begin_stage(k, seed)
-            bar = ProgressBar(trainer.stage_label(k), trainer.cfg.niter, show_progress)
-
-            def report(it, losses, k=k, bar=bar):
-                bar.update_to(it, losses)
-                emit("iteration", k, it, losses)
-            try:
-                result = run_iterations(run, trainer.cfg.niter, unit, k, report, should_stop)
-            finally:
-                bar.close()
-            check_finite(unit, k, result.losses, trainer.stage_parameters(result),
-                         f"{unit}s 0-{k - 1} are kept in {folder}" if k else
-                         f"no {unit} was saved")
-            # Stage k is finished: write all its files, then list it in model.pth; Ctrl-C waits.
-            with interrupts_deferred():
-                _save_finished_stage(trainer, folder, k, result, info, seed)
-            log(trainer.stage_summary(k, result, time.perf_counter() - start))
-            emit("stage", k, trainer.cfg.niter, {key: float(v[-1]) for key, v in
-                                                 result.losses.items()},
-                 {"fake": result.fake.detach().cpu(),
-                  "reconstruction": result.reconstruction.detach().cpu()})
+        for k in stages:
+            _train_one_stage(trainer, folder, k, seed, info, log, show_progress, emit,
+                             should_stop)
     except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"{_kept(unit, trainer.num_done, last, folder)}; run the same "
-                                "command again to resume") from None
+        raise KeyboardInterrupt(f"{_kept(trainer, folder)}; run the same command again to "
+                                "resume") from None
     except _Stopped as stop:
-        done = trainer.num_done
-        raise TrainingStopped(f"training stopped at {unit} {done}, iteration {stop.iteration}: "
-                              f"{_kept(unit, done, last, folder)}; train again with the same "
+        done = 0 if trainer.retrains else trainer.num_done
+        at = stages[0] if trainer.retrains else done
+        raise TrainingStopped(f"training stopped at {unit} {at}, iteration {stop.iteration}: "
+                              f"{_kept(trainer, folder)}; train again with the same "
                               "settings to resume", done, str(folder)) from None
     return trainer.model(info)
 
 
+def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
+                     show_progress: bool, emit, should_stop) -> None:
+    """Play stage k's iterations, check them, save the stage atomically and report it."""
+    unit = trainer.unit
+    start = time.perf_counter()
+    run = trainer.begin_stage(k, seed)
+    bar = ProgressBar(trainer.stage_label(k), trainer.cfg.niter, show_progress)
+
+    def report(it, losses):
+        bar.update_to(it, losses)
+        emit("iteration", k, it, losses)
+    try:
+        result = run_iterations(run, trainer.cfg.niter, unit, k, report, should_stop)
+    finally:
+        bar.close()
+    kept = (_kept(trainer, folder) if trainer.retrains else
+            f"{unit}s 0-{k - 1} are kept in {folder}" if k else f"no {unit} was saved")
+    check_finite(unit, k, result.losses, trainer.stage_parameters(result), kept)
+    # Stage k is finished: write all its files, then list it in model.pth; Ctrl-C waits.
+    with interrupts_deferred():
+        _save_finished_stage(trainer, folder, k, result, info, seed)
+    log(trainer.stage_summary(k, result, time.perf_counter() - start))
+    emit("stage", k, trainer.cfg.niter, {key: float(v[-1]) for key, v in result.losses.items()},
+         {"fake": result.fake.detach().cpu(),
+          "reconstruction": result.reconstruction.detach().cpu()})
+
+
 def _save_finished_stage(trainer, folder: Path, k: int, result, info: dict, seed: int) -> None:
-    """Add stage k to the model and save it: its files, then model.pth listing stages 0..k.
-    If a write fails (disk full...), model.pth still lists 0..k-1, stage k's files are removed
-    and stage k leaves the model again."""
+    """Add stage k to the model and save it: its files, then model.pth listing it. If a write
+    fails (disk full...), model.pth is as before, stage k's files are removed and stage k
+    leaves the model again."""
     trainer.add(k, result)
     try:
         trainer.save_stage_files(folder, k, result)

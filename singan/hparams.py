@@ -2,7 +2,6 @@
 from dataclasses import dataclass, fields
 from typing import Optional
 
-from .layers import number_text
 
 
 PAINT_COLOURS = 5   # the reference's k-means cluster count for paint-to-image's quantisation
@@ -44,11 +43,6 @@ class SinGANConfig:
     def pad(self) -> int:
         """Zero padding of every generator input: num_layer * (ker_size - 1) / 2 (5 px)."""
         return self.num_layer * (self.ker_size - 1) // 2
-
-    @property
-    def is_plain(self) -> bool:
-        """Trained by main_train.py (not an application's variant)."""
-        return self.pad_noise and not self.paint_colours
 
     @classmethod
     def from_dict(cls, d: dict, plan: Optional[dict] = None) -> "SinGANConfig":

@@ -1,8 +1,11 @@
 """Pieces both methods build on and neither owns: zero padding, the reference's weight init,
-animation's noise walk, and the number spelling of model folder names."""
+animation's noise walk and minimum size, and the number spelling of model folder names."""
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# Reference behaviour: both methods train animation models with min_size 20.
+ANIMATION_MIN_SIZE = 20
 
 
 def pad(x: torch.Tensor, p: int) -> torch.Tensor:

@@ -23,6 +23,8 @@ from .imresize import imresize
 from .interface import ModelAnswers
 from .layers import noise_walk, pad
 from .models import Generator
+from .resources import (check_frames, check_injection, check_samples, draw_tile,
+                        pyramid_draw_bytes, scaled_shapes, with_outputs)
 
 
 def spatial_noise(num: int, channels: int, h: int, w: int, device, generator=None):
@@ -144,12 +146,21 @@ class TrainedPyramid(ModelAnswers, nn.Module):
         exact: by G_n itself. The folded copy differs from it by float rounding (~1e-6), and
         the reference's uint8 truncation inside every resize can turn a rare one of those
         differences into a whole 1/255 step that spreads through the finer scales; the
-        unfolded network reproduces the reference's arithmetic."""
-        if exact:
-            return self.generators[n](z, prev)
-        cl = torch.channels_last
-        return self.drawing_generator(n)(z.contiguous(memory_format=cl),
-                                         prev.contiguous(memory_format=cl))
+        unfolded network reproduces the reference's arithmetic.
+
+        A pass whose activations would exceed singan.resources.DRAW_TILE_BYTES (a large
+        sample, super-resolution) is made in overlapping tiles (run_tiled): the same pixels to
+        float rounding (1e-6), with a tile's activations alive instead of the whole image's."""
+        g = self.generators[n] if exact else self.drawing_generator(n)
+        layout = torch.contiguous_format if exact else torch.channels_last
+        margin = g.num_layer * (g.ker_size - 1) // 2
+        h, w = z.shape[2] - 2 * margin, z.shape[3] - 2 * margin
+        tile = draw_tile(z.shape[0], g.nfc, h, w, margin)
+        if tile is None and exact:
+            return g(z, prev)
+        if tile is None:
+            return g(z.contiguous(memory_format=layout), prev.contiguous(memory_format=layout))
+        return run_tiled(g, z, prev, tile, margin, layout)
 
     def drawing_generator(self, n: int) -> nn.Module:
         """G_n for drawing: a channels-last copy with each BatchNorm (eval mode: a per-channel
@@ -283,6 +294,7 @@ class TrainedPyramid(ModelAnswers, nn.Module):
         """
         self.require("injection")
         self.check_injection_scale(start_scale)
+        check_injection(self, num_samples)
         start = start_image.to(self.device)
         if not start_is_scaled:
             start = self.injection_input(start, start_scale)
@@ -304,6 +316,7 @@ class TrainedPyramid(ModelAnswers, nn.Module):
             raise SinGANError(f"--start_scale must be between 0 and {last} (the model's "
                               f"scales), got {start_scale}")
         self.require("animation")
+        check_frames(self, num_frames, batch_size)
         noise = []                                                     # per scale [T, 3, h, w]
         for n, z_opt in enumerate(self.z_opt[:self.num_scales]):
             if n < start_scale:
@@ -337,18 +350,35 @@ class TrainedPyramid(ModelAnswers, nn.Module):
         with BatchNorm folded in, reproducing the reference's arithmetic (see _run).
         """
         self.check_sample_args(num_samples, gen_start_scale, scale_v, scale_h)
+        if noise is None:
+            batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
+        check_samples(self, num_samples, scale_v, scale_h, batch_size)
         exact = noise is not None if exact is None else exact
         if noise is not None:
             out = self.synthesize(num_samples, gen_start_scale=gen_start_scale, scale_v=scale_v,
                                   scale_h=scale_h, noise=noise, generator=generator,
                                   exact=exact)
         else:
-            batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
             out = torch.cat([self.synthesize(min(batch_size, num_samples - i),
                                              gen_start_scale=gen_start_scale, scale_v=scale_v,
                                              scale_h=scale_h, generator=generator, exact=exact)
                              for i in range(0, num_samples, batch_size)])
         return out.clamp(-1, 1) if (clamp if clamp is not None else noise is None) else out
+
+    def drawing_bytes(self, num: int, scale_v: float = 1.0, scale_h: float = 1.0,
+                      batch: Optional[int] = None) -> int:
+        """Peak bytes of drawing `num` outputs at scale_v x scale_h in batches of `batch`
+        (default: all at once): a batch's pass up the pyramid (tiled where large), plus the
+        outputs kept (singan.resources' arithmetic)."""
+        shapes = scaled_shapes(self, scale_v, scale_h)
+        work = pyramid_draw_bytes(min(num, batch or num), shapes,
+                                  [g.nfc for g in self.generators], self.pad)
+        return with_outputs(work, num, shapes[-1])
+
+    def noise_values(self) -> int:
+        """Noise values of one animation frame, over every trained scale."""
+        return sum(3 * (h + 2 * self.pad + 2) * (w + 2 * self.pad + 2)
+                   for h, w in scaled_shapes(self))
 
     def default_batch_size(self, area_factor: float = 1.0,
                            budget_bytes: Optional[float] = None) -> int:
@@ -404,6 +434,31 @@ class TrainedPyramid(ModelAnswers, nn.Module):
                       ckpt["scale_factor"], ckpt.get("pad", cfg.pad),
                       ckpt.get("pad_noise", cfg.pad_noise), asdict(cfg))
         return pyramid.to(device)
+
+
+def run_tiled(g: nn.Module, z: torch.Tensor, prev: torch.Tensor, tile: int, margin: int,
+              layout=torch.contiguous_format) -> torch.Tensor:
+    """g(z, prev) in overlapping tiles of tile x tile output pixels: the same pixels (to
+    float rounding) with a tile's activations alive instead of the whole image's.
+
+    A frozen generator is a stack of valid convolutions and pointwise maps (BatchNorm in eval
+    mode, LeakyReLU, tanh), so output pixel (i, j) depends only on the inputs
+    [i, i + 2 margin] x [j, j + 2 margin]: a tile of output rows r0..r1 needs input rows
+    r0..r1 + 2 margin, and G's central crop of prev picks prev's matching rows."""
+    h, w = z.shape[2] - 2 * margin, z.shape[3] - 2 * margin
+    out = None                                                       # [N, 3, h, w]
+    for r0 in range(0, h, tile):
+        r1 = min(h, r0 + tile)
+        for c0 in range(0, w, tile):
+            c1 = min(w, c0 + tile)
+            window = (slice(None), slice(None), slice(r0, r1 + 2 * margin),
+                      slice(c0, c1 + 2 * margin))
+            part = g(z[window].contiguous(memory_format=layout),
+                     prev[window].contiguous(memory_format=layout))
+            if out is None:
+                out = part.new_empty(z.shape[0], part.shape[1], h, w)
+            out[:, :, r0:r1, c0:c1] = part
+    return out
 
 
 def fold_batchnorm(generator: nn.Module) -> nn.Module:

@@ -2,9 +2,10 @@
 
 ``ScaleTrainer`` is one scale's adversarial game; ``SinGANTrainer`` plugs SinGAN into the
 shared stage driver (singan.driver: folder, resume, save, progress, stop), which trains scale
-after scale; ``train_pyramid`` is that, for an image tensor.
+after scale; ``ScaleRetrainer`` retrains one scale of a finished model into a new folder
+through the same driver (paint-to-image's colour-quantised scale).
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -14,7 +15,7 @@ from torch import nn
 
 from .checkpoint import envelope, save_torch
 from .devices import adam, autocast_context, grad_scaler
-from .driver import run_iterations, scale_seed, train_stages
+from .driver import run_iterations, scale_seed
 from .errors import SinGANError
 from .hparams import SinGANConfig
 from .image_io import save_image
@@ -24,7 +25,8 @@ from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at
                      init_weights, pad)
 from .plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
-from .sampling import TrainedPyramid
+from .resources import choose_low_memory, pyramid_draw_bytes, training_step_bytes
+from .sampling import TrainedPyramid, freeze
 
 
 @dataclass
@@ -61,14 +63,26 @@ class ScaleTrainer:
     prev_transform, when given, maps the padded inputs from the coarser scales (the random
     prevs of the D steps and the reconstruction prev of the G steps) before G sees them
     (paint-to-image's colour quantisation).
+
+    low_memory: the same step, bit for bit, with far fewer activations alive at once (the
+    peak of a one-image step falls by about half; singan.resources.choose_low_memory picks
+    it when the plain step would not fit). Each loss term is backpropagated as soon as it is
+    computed (D(real), D(fake), the gradient penalty; G's adversarial term, then the
+    reconstruction), so only one term's graph is alive at a time, and the last D step's fake
+    keeps no graph (the first G step recomputes it, leaving BatchNorm's running statistics
+    alone). The terms' gradients are summed in the order one joint backward sums them (the
+    penalty's, then D(fake)'s, then D(real)'s; G's two in either order, a sum of two being
+    exact), which makes the weights identical to the plain step's. --legacy_g_steps needs the
+    last D step's graph: it keeps the plain G steps.
     """
 
     def __init__(self, n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
                  cfg: SinGANConfig, generator: torch.Generator,
                  prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 batched: Optional[bool] = None):
+                 batched: Optional[bool] = None, low_memory: bool = False):
         self.n, self.pyramid, self.G, self.D, self.cfg = n, pyramid, G, D, cfg
         self.generator, self.prev_transform = generator, prev_transform
+        self.low_memory = bool(low_memory)
         device = pyramid.device
         if batched is None:
             batched = device.type != "cpu"
@@ -141,7 +155,8 @@ class ScaleTrainer:
         step's fake (G is unchanged until that step), and --legacy_g_steps uses it in every
         G step."""
         cfg, G, D, real = self.cfg, self.G, self.D, self.real
-        keep = cfg.Dsteps if self.batched else cfg.Dsteps - 1
+        lean = self.low_memory and not cfg.legacy_g_steps
+        keep = cfg.Dsteps if self.batched or lean else cfg.Dsteps - 1
         with torch.no_grad(), self.autocast():
             if not keep:
                 fakes = None
@@ -153,9 +168,14 @@ class ScaleTrainer:
             with self.autocast():
                 self.fake = G(g_inputs[keep:], prevs[keep:])
             fakes = self.fake.detach() if fakes is None else torch.cat([fakes, self.fake.detach()])
+        elif lean and not self.batched:
+            self.fake = None      # the first G step recomputes it
         for j in range(cfg.Dsteps):
             fake = fakes[j:j + 1]
             D.zero_grad(set_to_none=True)
+            if self.low_memory:
+                err_d, d_real, d_fake = self._critic_step_lean(real, fake)
+                continue
             with self.autocast():
                 if self.batched:
                     d_real, d_fake = D(torch.cat([real, fake])).split(1)
@@ -168,14 +188,46 @@ class ScaleTrainer:
             self.scaler_d.update()
         return err_d, d_real, d_fake
 
+    def _critic_step_lean(self, real, fake):
+        """One D step of low_memory: each term backpropagated as soon as it is computed."""
+        cfg, D, scaler = self.cfg, self.D, self.scaler_d
+        with self.autocast():
+            if self.batched:
+                d_real, d_fake = D(torch.cat([real, fake])).split(1)
+                terms = [critic_loss(d_real, d_fake)]
+            else:
+                d_real = D(real)
+                terms = [-d_real.mean()]
+        grads = [self._backward_into(scaler.scale(terms[0]), D)]
+        d_real = d_real.detach()
+        if not self.batched:
+            with self.autocast():
+                d_fake = D(fake)
+                terms.append(d_fake.mean())
+            grads.append(self._backward_into(scaler.scale(terms[1]), D))
+            d_fake = d_fake.detach()
+        with self.autocast():
+            gp = gradient_penalty(D, real, fake, cfg.lambda_grad, self.generator)
+        grads.append(self._backward_into(scaler.scale(gp), D))
+        # One joint backward adds the penalty's gradient first, then D(fake)'s, then D(real)'s.
+        self._set_grads(D, grads[::-1])
+        scaler.step(self.opt_d)
+        scaler.update()
+        err_d = critic_loss(d_real, d_fake) + gp.detach()
+        return err_d, d_real, d_fake
+
     def _generator_steps(self, g_input, prev):
         """(2) Update G: minimise -D(G(z)) + alpha * ||G(z_opt, prev_rec) - x||^2, Gsteps times,
         with the last D step's input and prev."""
         cfg, G, D = self.cfg, self.G, self.D
         D.requires_grad_(False)
         rec_input = self.noise_amp * self.z_opt + self.prev_rec
+        lean = self.low_memory and not cfg.legacy_g_steps and not self.batched
         for j in range(cfg.Gsteps):
             G.zero_grad(set_to_none=True)
+            if lean:
+                err_g, rec_loss, fake_g = self._generator_step_lean(g_input, prev, rec_input)
+                continue
             with self.autocast():
                 if cfg.legacy_g_steps:
                     fake_g = self.fake
@@ -209,6 +261,47 @@ class ScaleTrainer:
         D.requires_grad_(True)
         self.fake = fake_g.detach()
         return err_g, rec_loss
+
+    def _generator_step_lean(self, g_input, prev, rec_input):
+        """One G step of low_memory: the adversarial term's graph (G's fake pass, recomputed
+        in every step without touching BatchNorm's running statistics, and D's) is freed by
+        its backward before the reconstruction pass is made."""
+        G, D, scaler = self.G, self.D, self.scaler_g
+        with self.autocast():
+            with batchnorm_stats_from(G, []):
+                fake_g = G(g_input, prev)
+            err_g = generator_adversarial_loss(D(fake_g))
+        grads = [self._backward_into(scaler.scale(err_g), G)]
+        with self.autocast():
+            rec = G(rec_input, self.prev_rec)
+            rec_loss = reconstruction_loss(rec.float(), self.real, self.cfg.alpha)
+        grads.append(self._backward_into(scaler.scale(rec_loss), G))
+        self._set_grads(G, grads[::-1])   # a sum of two: the same in either order
+        scaler.step(self.opt_g)
+        scaler.update()
+        return err_g.detach(), rec_loss.detach(), fake_g.detach()
+
+    @staticmethod
+    def _backward_into(loss: torch.Tensor, module: nn.Module) -> list:
+        """loss.backward(), then take the gradients it left in module's parameters (None where
+        it reached none), leaving .grad empty for the next term."""
+        loss.backward()
+        grads = []
+        for q in module.parameters():
+            grads.append(q.grad)
+            q.grad = None
+        return grads
+
+    @staticmethod
+    def _set_grads(module: nn.Module, terms: list) -> None:
+        """Each parameter's .grad = the sum of its gradients in `terms`, added left to right."""
+        for i, q in enumerate(module.parameters()):
+            total = None
+            for grads in terms:
+                g = grads[i]
+                if g is not None:
+                    total = g if total is None else total + g
+            q.grad = total
 
     def result(self) -> ScaleResult:
         with torch.no_grad():
@@ -283,6 +376,18 @@ def plan_for(height: int, width: int, cfg: SinGANConfig) -> Pyramid:
         raise SinGANError(str(err)) from None
 
 
+def plan_from_checkpoint(ckpt: dict, cfg: SinGANConfig) -> Pyramid:
+    """The schedule a model.pth was trained with: its saved plan, or (a model saved without
+    one) the plan its reals' shapes and scale factor describe."""
+    saved = ckpt.get("plan") or {}
+    if set(saved) == {f.name for f in fields(Pyramid)}:
+        return Pyramid(**{**saved, "real_shape": tuple(saved["real_shape"]),
+                          "shapes": [tuple(s) for s in saved["shapes"]]})
+    shapes = [tuple(r.shape[2:]) for r in ckpt["reals"]]
+    return Pyramid(len(shapes), len(shapes) - 1, 1.0, float(ckpt["scale_factor"]), shapes[-1],
+                   shapes, cfg.min_size)
+
+
 LARGE_IMAGE = 3 * 8_000_000   # values (3 x 8 megapixels)
 
 
@@ -302,8 +407,10 @@ class SinGANTrainer:
     """SinGAN's part of the stage driver (singan.driver.train_stages): the pyramid trained so
     far, one ScaleTrainer per scale, and what a finished scale adds and saves."""
     method, unit, stage_files = "singan", "scale", SCALE_FILES
+    retrains, retrain_name = False, ""
 
-    def __init__(self, image: torch.Tensor, cfg: SinGANConfig, plan: Optional[Pyramid] = None):
+    def __init__(self, image: torch.Tensor, cfg: SinGANConfig, plan: Optional[Pyramid] = None,
+                 low_memory: Optional[bool] = None):
         self.cfg = cfg
         self.plan = plan or plan_for(image.shape[2], image.shape[3], cfg)
         self.reals = _build_reals(image, self.plan)
@@ -311,10 +418,37 @@ class SinGANTrainer:
         self.pyramid = TrainedPyramid([], [], [], self.reals, self.plan.scale_factor, cfg.pad,
                                       cfg.pad_noise, asdict(cfg))
         self.discriminators: List[Discriminator] = []
+        self.low_memory = self.lean_step(low_memory)
+
+    def lean_step(self, low_memory: Optional[bool]) -> bool:
+        """Whether to take ScaleTrainer's lean step: as asked, or (None) when the plain step's
+        estimate would not fit in the memory the device has free."""
+        return choose_low_memory(self) if low_memory is None else bool(low_memory)
+
+    def step_bytes(self, n: int, low_memory: bool) -> int:
+        """Scale n's training step at its peak (singan.resources' arithmetic): its passes'
+        activations, or drawing the D steps' three inputs up the coarser scales if more."""
+        cfg, shapes = self.cfg, self.plan.shapes
+        nfc, min_nfc = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
+        batched = self.device.type != "cpu" and not cfg.legacy_g_steps
+        need = training_step_bytes(*shapes[n], nfc, min_nfc, batched, low_memory, cfg.pad)
+        if n > 0:
+            widths = [channels_at_scale(k, cfg.nfc, cfg.min_nfc)[0] for k in range(n)]
+            need = max(need, pyramid_draw_bytes(3, shapes[:n], widths, cfg.pad))
+        return need
 
     @property
     def num_done(self) -> int:
         return self.pyramid.num_scales
+
+    def stages_to_train(self) -> List[int]:
+        return list(range(self.num_done, self.plan.n_stages))
+
+    def reusable(self, ckpt: dict) -> bool:
+        return False
+
+    def run_record(self) -> dict:
+        return {}
 
     def estimated_bytes(self) -> int:
         """About how much disk the model folder needs while it is trained: the per-scale files
@@ -347,7 +481,7 @@ class SinGANTrainer:
         G, D = new_scale_networks(n, self.cfg, seed, warm)
         noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, n, 1))
         return ScaleTrainer(n, self.pyramid, G.to(self.device), D.to(self.device), self.cfg,
-                            noise_gen)
+                            noise_gen, low_memory=self.low_memory)
 
     def stage_label(self, n: int) -> str:
         return f"scale {n}/{self.plan.stop_scale}"
@@ -389,14 +523,61 @@ def checkpoint_dict(pyramid: TrainedPyramid, discriminators, config: dict, plan:
                                     "pad_noise": pyramid.pad_noise, **(extra or {})})
 
 
-def train_pyramid(image: torch.Tensor, cfg: SinGANConfig, folder, seed: int = 0,
-                  image_info: Optional[dict] = None, force: bool = False,
-                  plan: Optional[Pyramid] = None, log: Callable[[str], None] = print,
-                  show_progress: bool = True, progress=None,
-                  should_stop: Optional[Callable[[], bool]] = None) -> TrainedPyramid:
-    """Train (or resume) SinGAN on `image` ([1, 3, H, W] in [-1, 1], on the training device)
-    into `folder`, with the guarantees of singan.driver.train_stages: model.pth and the
-    per-scale folders written atomically after every finished scale; a second call with the
-    same image and settings resumes after the last finished one; force=True retrains."""
-    return train_stages(SinGANTrainer(image, cfg, plan), folder, seed, image_info, force, log,
-                        show_progress, progress, should_stop)
+class ScaleRetrainer(SinGANTrainer):
+    """Scale n of a finished SinGAN model retrained into a new model folder, with the inputs
+    from the coarser scales mapped by `prev_transform` before G_n sees them (paint-to-image's
+    colour quantisation, SPEC 8): G_n and D_n start afresh (not warm-started, as the
+    reference's train_paint), every other scale stays the source model's.
+
+    source: the source's model.pth dict; record: what the new model.pth and config.json say
+    about the retraining; matches(ckpt): whether a model.pth found in the target folder
+    already is this retraining's result (the driver then returns it)."""
+    retrains, retrain_name = True, "retrained model"
+
+    def __init__(self, source: dict, n: int, cfg: SinGANConfig,
+                 prev_transform: Callable[[torch.Tensor], torch.Tensor], record: dict,
+                 matches: Callable[[dict], bool], device, low_memory: Optional[bool] = None):
+        self.cfg, self.n, self.prev_transform = cfg, n, prev_transform
+        self.record, self.matches, self.device = dict(record), matches, torch.device(device)
+        self.source_plan, self.source_image = source.get("plan", {}), source.get("image", {})
+        self.reals = [r.to(self.device) for r in source["reals"]]
+        self.plan = plan_from_checkpoint(source, cfg)
+        self.load(source)
+        self.pyramid.config = asdict(cfg)
+        self._replaced = None
+        self.low_memory = self.lean_step(low_memory)
+
+    def stages_to_train(self) -> List[int]:
+        return [self.n]
+
+    def reusable(self, ckpt: dict) -> bool:
+        return self.matches(ckpt)
+
+    def run_record(self) -> dict:
+        return {key: value for key, value in self.record.items()
+                if not isinstance(value, dict)}
+
+    def begin_stage(self, n: int, seed: int) -> ScaleTrainer:
+        G, D = new_scale_networks(n, self.cfg, seed)   # fresh, not warm-started
+        noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, n, 1))
+        return ScaleTrainer(n, self.pyramid, G.to(self.device), D.to(self.device), self.cfg,
+                            noise_gen, self.prev_transform, low_memory=self.low_memory)
+
+    def stage_label(self, n: int) -> str:
+        return f"scale {n} (retrained)"
+
+    def add(self, n: int, result: ScaleResult) -> None:
+        p = self.pyramid
+        self._replaced = (p.generators[n], p.z_opt[n], p.noise_amp[n], self.discriminators[n])
+        p.generators[n] = freeze(result.generator)
+        p.z_opt[n], p.noise_amp[n] = result.z_opt.detach(), float(result.noise_amp)
+        self.discriminators[n] = result.discriminator
+
+    def drop(self, n: int) -> None:
+        p = self.pyramid
+        p.generators[n], p.z_opt[n], p.noise_amp[n], self.discriminators[n] = self._replaced
+
+    def checkpoint(self, info: dict, extra: Optional[dict] = None) -> dict:
+        return checkpoint_dict(self.pyramid, self.discriminators, asdict(self.cfg),
+                               self.source_plan, self.source_image,
+                               {**(extra or {}), **self.record})

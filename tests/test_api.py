@@ -1,6 +1,7 @@
 """The one interface for both methods (singan.train_model, singan.load_model, TrainedModel):
 progress events, stopping with should_stop and resuming to the same model as an uninterrupted
 run, and the exact (unfolded) drawing path against the reference model at other sizes."""
+import ast
 import re
 from pathlib import Path
 
@@ -78,16 +79,58 @@ def test_load_model_picks_the_class_from_the_checkpoint(tmp_path):
         train_model(image(), CONFIGS["singan"])
 
 
+MODEL_CLASSES = r"(TrainedPyramid|ConSinGAN|SinGANConfig|ConSinGANConfig|SinGANTrainer|" \
+                r"ConSinGANTrainer)"
+METHOD_BRANCHES = [
+    r"\.method\s*(==|!=|\bin\b|\bnot in\b)",                 # model.method == ...
+    # ... == "singan"; except args.model: --model is the user's choice of method (config.py)
+    r"(?<!args\.model )(==|!=)\s*[\"'](singan|consingan)[\"']",
+    r"[\"'](singan|consingan)[\"']\s*(==|!=)",
+    r"isinstance\([^)]*\b" + MODEL_CLASSES + r"\b",            # isinstance(model, ConSinGAN)
+    r"type\([^)]*\)\s*(is|==)",                                 # type(config) is ...
+    r"\b(TRAINERS|LOADERS|REFERENCE_IMPORTERS)\b",              # api.py's tables
+    r"getattr\([^)]*method",
+]
+
+
 def test_no_caller_branches_on_the_method():
-    """The scripts and the library never ask a model which method it is by getattr (the
-    interface's methods answer for themselves), and no library module imports inside a
-    function to dodge an import cycle."""
+    """Outside singan/api.py's tables, no code asks which method a model or config is: no
+    comparison of .method or of a method's name, no isinstance / type() on a model, config or
+    trainer class, no reading api's tables (the interface's members answer instead). And no
+    library module imports inside a function to dodge an import cycle."""
     sources = list((ROOT / "singan").rglob("*.py")) + list(ROOT.glob("*.py"))
+    found = []
     for path in sources:
         text = path.read_text()
-        assert not re.search(r"getattr\([^)]*method", text), path
+        if path != ROOT / "singan" / "api.py":
+            for pattern in METHOD_BRANCHES:
+                for match in re.finditer(pattern, text):
+                    line = text.count("\n", 0, match.start()) + 1
+                    found.append(f"{path.relative_to(ROOT)}:{line}: {match.group(0)}")
         if path.is_relative_to(ROOT / "singan"):
             assert not re.search(r"^[ \t]+from \.", text, re.M), path
+    assert not found, "\n".join(found)
+
+
+def test_no_function_in_the_library_runs_over_80_lines():
+    """Thin adapters and readable modules: every function of singan/ fits on a screen."""
+    long = []
+    for path in sorted((ROOT / "singan").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 80:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {length}")
+    assert not long, long
+
+
+def test_the_branch_check_can_fail():
+    """The patterns above catch the branches they name (so the test above can fail)."""
+    samples = ['if model.method == "singan":', "isinstance(model, TrainedPyramid)",
+               "api.TRAINERS.get(type(config))", "x = 'consingan' != name",
+               "if type(config) is SinGANConfig:"]
+    for sample in samples:
+        assert any(re.search(p, sample) for p in METHOD_BRANCHES), sample
 
 
 def test_exact_drawing_reproduces_the_unfolded_network_at_other_sizes(reference):

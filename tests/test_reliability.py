@@ -26,13 +26,13 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, assert_one_line_error, smooth_image, write_image
-from singan import load_model
+from singan import load_model, train_model
 from singan.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from singan.errors import SinGANError
 from singan.guards import exclusive
 from singan.hparams import SinGANConfig
 from singan.image_io import read_image
-from singan.train import SCALE_FILES, train_pyramid
+from singan.train import SCALE_FILES
 
 # The tiny training every kill/resume run uses: 28 x 32, 4 scales, 6 iterations each.
 TRAIN = ["--input_dir", "Input", "--input_name", "tiny.png", "--max_size", "32",
@@ -470,7 +470,7 @@ def test_disk_full_during_a_save_keeps_the_finished_scales(tmp_path, monkeypatch
     monkeypatch.setattr(os, "fsync", fsync)
     folder = tmp_path / "model"
     with pytest.raises(SinGANError) as err:
-        train_pyramid(_tiny_image(), CFG, folder, seed=1, log=lambda s: None,
+        train_model(_tiny_image(), CFG, folder, seed=1, log=lambda s: None,
                       show_progress=False)
     message = str(err.value)
     assert "\n" not in message and "model.pth" in message and "disk is full" in message
@@ -478,7 +478,7 @@ def test_disk_full_during_a_save_keeps_the_finished_scales(tmp_path, monkeypatch
     assert temporaries(folder) == [] and not (folder / "1").exists()
     monkeypatch.setattr(os, "fsync", real_fsync)
     logs = []
-    pyramid = train_pyramid(_tiny_image(), CFG, folder, seed=1, log=logs.append,
+    pyramid = train_model(_tiny_image(), CFG, folder, seed=1, log=logs.append,
                             show_progress=False)
     assert pyramid.num_scales == 3 and logs[0].startswith("resuming")
 
@@ -489,7 +489,7 @@ def test_too_little_free_space_is_known_before_anything_is_written(tmp_path, mon
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9, 50_000))
     with pytest.raises(SinGANError, match="not enough free disk space .* MB"):
-        train_pyramid(_tiny_image(), CFG, tmp_path / "model", log=lambda s: None,
+        train_model(_tiny_image(), CFG, tmp_path / "model", log=lambda s: None,
                       show_progress=False)
     assert not (tmp_path / "model").exists()
 
@@ -499,7 +499,7 @@ def test_a_second_writer_of_the_same_model_folder_is_refused(tmp_path):
     folder.mkdir()
     with exclusive(folder):
         with pytest.raises(SinGANError, match="being written by another run"):
-            train_pyramid(_tiny_image(), CFG, folder, log=lambda s: None, show_progress=False)
+            train_model(_tiny_image(), CFG, folder, log=lambda s: None, show_progress=False)
     assert list(folder.iterdir()) == []
 
 
@@ -509,8 +509,8 @@ def test_a_model_of_the_reference_code_is_never_overwritten(tmp_path):
     for name in ("Zs.pth", "NoiseAmp.pth", "reals.pth"):
         (folder / name).write_bytes(b"reference")
     for force in (False, True):
-        with pytest.raises(SinGANError, match="reference SinGAN code"):
-            train_pyramid(_tiny_image(), CFG, folder, force=force, log=lambda s: None,
+        with pytest.raises(SinGANError, match="reference SinGAN or ConSinGAN code"):
+            train_model(_tiny_image(), CFG, folder, force=force, log=lambda s: None,
                           show_progress=False)
     assert sorted(p.name for p in folder.iterdir()) == ["NoiseAmp.pth", "Zs.pth", "reals.pth"]
 
@@ -536,14 +536,14 @@ def test_nan_loss_stops_the_scale_names_it_and_keeps_earlier_scales(tmp_path, mo
     cfg = SinGANConfig(max_size=28, min_size=20, niter=5)
     folder = tmp_path / "model"
     with pytest.raises(SinGANError) as err:
-        train_pyramid(_tiny_image(), cfg, folder, log=lambda s: None, show_progress=False)
+        train_model(_tiny_image(), cfg, folder, log=lambda s: None, show_progress=False)
     message = str(err.value)
     assert "\n" not in message
     for words in ("diverged at scale 1", "iteration", "learning rate", "nan"):
         assert words in message, message
     assert len(state(folder)) == 1 and not (folder / "1").exists()
     monkeypatch.setattr(singan.train, "reconstruction_loss", real_loss)
-    assert train_pyramid(_tiny_image(), cfg, folder, log=lambda s: None,
+    assert train_model(_tiny_image(), cfg, folder, log=lambda s: None,
                          show_progress=False).num_scales == 3
 
 
@@ -562,7 +562,7 @@ def test_a_blow_up_between_loss_checks_is_never_saved(tmp_path, monkeypatch):
     monkeypatch.setattr(singan.train.ScaleTrainer, "result", blown_up)
     folder = tmp_path / "model"
     with pytest.raises(SinGANError) as err:
-        train_pyramid(_tiny_image(), CFG, folder, log=lambda s: None, show_progress=False)
+        train_model(_tiny_image(), CFG, folder, log=lambda s: None, show_progress=False)
     assert str(err.value).startswith("training diverged at scale 1, iteration 2: the loss errD "
                                      "became inf (likely cause: too high a learning rate")
     assert f"scales 0-0 are kept in {folder}" in str(err.value)

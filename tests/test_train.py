@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_script, smooth_image, write_image
-from singan import load_model
+from singan import load_model, train_model
 from singan.checkpoint import save_checkpoint
 from singan.hparams import SinGANConfig
 from singan.image_io import read_image
 from singan.models import Generator, init_weights
 from singan.pyramid import plan_pyramid
 from singan.sampling import TrainedPyramid
-from singan.train import train_pyramid
 
 # Training tests (they train tiny models, or run scripts that do): -m "not slow" skips them.
 pytestmark = pytest.mark.slow
@@ -213,7 +212,7 @@ def test_training_improves_the_reconstruction(tmp_path):
     torch.manual_seed(0)
     image = torch.from_numpy(smooth_image(24, 30)).permute(2, 0, 1)[None].float() / 127.5 - 1
     cfg = SinGANConfig(max_size=30, min_size=20, niter=40)
-    trained = train_pyramid(image, cfg, tmp_path / "m", seed=0, show_progress=False,
+    trained = train_model(image, cfg, tmp_path / "m", seed=0, show_progress=False,
                             log=lambda s: None)
     real = trained.reals[-1]
     fresh = []
@@ -231,7 +230,7 @@ def test_training_improves_the_reconstruction(tmp_path):
 def test_training_is_reproducible_with_the_same_seed(tmp_path):
     image = torch.from_numpy(smooth_image(26, 30)).permute(2, 0, 1)[None].float() / 127.5 - 1
     cfg = SinGANConfig(max_size=30, min_size=22, niter=3)
-    runs = [train_pyramid(image, cfg, tmp_path / name, seed=11, show_progress=False,
+    runs = [train_model(image, cfg, tmp_path / name, seed=11, show_progress=False,
                           log=lambda s: None) for name in ("a", "b")]
     for ga, gb in zip(runs[0].generators, runs[1].generators):
         for va, vb in zip(ga.state_dict().values(), gb.state_dict().values()):

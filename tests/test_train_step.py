@@ -117,3 +117,44 @@ def test_mixed_precision_step_stays_close_to_fp32(amp, monkeypatch):
     for fp32, mixed in zip(*updates):
         assert 0.8 < mixed.norm() / fp32.norm() < 1.25          # the loss scale was removed
         assert F.cosine_similarity(mixed, fp32, dim=0) > 0.9   # and the direction agrees
+
+
+def _tiny_scale(n_channels=8):
+    torch.manual_seed(0)
+    reals = [torch.rand(1, 3, 14, 18) * 2 - 1, torch.rand(1, 3, 18, 23) * 2 - 1]
+    g0 = Generator(n_channels, n_channels)
+    init_weights(g0)
+    pyramid = TrainedPyramid([g0], [torch.randn(1, 3, 24, 28)], [1.0], reals, 0.78)
+    G, D = Generator(n_channels, n_channels), Discriminator(n_channels, n_channels)
+    init_weights(G), init_weights(D)
+    return pyramid, G, D
+
+
+@pytest.mark.parametrize("n, batched", [(0, False), (1, False), (1, True)])
+def test_low_memory_step_is_bit_identical(n, batched):
+    """The lean step (each term backpropagated at once, the last fake recomputed) leaves the
+    same weights, BatchNorm statistics, Adam state and losses as the plain step, exactly."""
+    pyramid, G, D = _tiny_scale()
+    cfg = SinGANConfig(nfc=8, min_nfc=8, niter=3)
+    states = []
+    for low_memory in (False, True):
+        g, d = copy.deepcopy(G), copy.deepcopy(D)
+        trainer = ScaleTrainer(n, pyramid, g, d, cfg, torch.Generator().manual_seed(5),
+                               batched=batched, low_memory=low_memory)
+        for it in range(3):
+            trainer.step(it)
+        result = trainer.result()
+        states.append((g.state_dict(), d.state_dict(), trainer.opt_g.state_dict()["state"],
+                       {k: torch.stack(v) for k, v in trainer.history.items()},
+                       result.fake, result.reconstruction, result.z_opt))
+    plain, lean = states
+    for name, x in plain[0].items():
+        assert torch.equal(x, lean[0][name]), ("G", name)
+    for name, x in plain[1].items():
+        assert torch.equal(x, lean[1][name]), ("D", name)
+    for i, s in plain[2].items():
+        assert all(torch.equal(s[k], lean[2][i][k]) for k in s), ("Adam", i)
+    for key, x in plain[3].items():
+        assert torch.equal(x, lean[3][key]), key
+    for a, b in zip(plain[4:], lean[4:]):
+        assert torch.equal(a, b)

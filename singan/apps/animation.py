@@ -13,13 +13,15 @@ import imageio.v3 as iio
 import torch
 
 from ..api import TRAINED_ROOT, model_folder, train_model
+from ..devices import resolve_device
 from ..errors import SinGANError
 from ..hparams import SinGANConfig
 from ..image_io import atomic_write_bytes, to_uint8
 from ..interface import TrainedModel
+from ..resources import check_frame_count, check_frames, check_output_files, image_shape
+from ..train import plan_for
 from .generation import open_model
 
-ANIMATION_MIN_SIZE = 20                  # the reference trains animation models with min_size 20
 DEFAULT_ALPHA = 0.1
 DEFAULT_BETAS = (0.80, 0.85, 0.90, 0.95)
 DEFAULT_START_SCALES = (0, 1, 2)
@@ -56,6 +58,10 @@ def write_animations(model: TrainedModel, stem: str, seed: int = 0, out_root="Ou
         if not 0 <= s <= last:
             raise SinGANError(f"--start_scale must be between 0 and {last} (the model's "
                               f"scales), got {s}")
+    check_frames(model, num_frames)
+    h, w = model.trained_real.shape[2:]
+    check_output_files(gif_path(out_root, stem, 0, DEFAULT_ALPHA, DEFAULT_BETAS[0]).parent,
+                       len(start_scales) * len(alphas) * len(betas), num_frames * h * w + 1000)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     written = []
     for s in start_scales:
@@ -79,6 +85,10 @@ def animation(image_path, cfg: SinGANConfig, device="auto", seed: int = 0, out_r
         model = open_model(model_dir, device)
     else:
         cfg = replace(cfg, pad_noise=False)
+        shape = image_shape(image_path)
+        if shape is not None:   # refuse an impossible frame count before training the model
+            check_frame_count(*plan_for(*shape, cfg).shapes[-1], num_frames,
+                              resolve_device(device))
         model = train_model(image_path, cfg, model_folder(Path(image_path).name, cfg, root),
                             device=device, seed=seed, force=force, show_progress=not quiet)
     return write_animations(model, Path(image_path).stem, seed, out_root, start_scales, alphas,

@@ -7,16 +7,15 @@ from typing import Optional
 import torch
 
 from ..api import load_model
-from ..checkpoint import is_reference_folder
 from ..devices import autocast_context
 from ..errors import SinGANError
-from ..hparams import VARIANT_SETTINGS, SinGANConfig, number_text
-from ..image_io import read_image, save_grid, save_image
+from ..hparams import VARIANT_SETTINGS, SinGANConfig
+from ..image_io import IMAGES_DIR, read_image, save_grid, save_image
 from ..interface import TrainedModel
+from ..layers import number_text
+from ..resources import check_output_files, image_file_bytes, sample_shape
+from ..reference import is_reference_singan_folder
 from ..train import plan_for
-
-IMAGES_DIR = "Input/Images"
-
 
 def train_command(input_name: str, cfg: SinGANConfig, input_dir: str = IMAGES_DIR) -> str:
     """The command line that trains the SinGAN model `cfg` selects for `input_name`: every
@@ -48,9 +47,8 @@ def open_model(folder, device="auto", scale_factor: Optional[float] = None,
         raise SinGANError(f"no trained model at {folder}{hint}")
     model = load_model(folder, scale_factor=scale_factor, device=device)
     if complete and not model.complete:
-        raise SinGANError(f"{folder} is not fully trained ({model.num_scales} of "
-                          f"{len(model.reals)} scales); run its training command again to "
-                          "resume")
+        raise SinGANError(f"{folder} is not fully trained ({model.progress_text()}); run its "
+                          "training command again to resume")
     return model
 
 
@@ -63,25 +61,18 @@ def open_trained_model(folder, input_name: Optional[str] = None,
     folder = Path(folder)
     scale_factor = None
     image = Path(input_dir) / input_name if input_name else None
-    if cfg is not None and image is not None and is_reference_folder(folder) and image.is_file():
+    if cfg is not None and image is not None and is_reference_singan_folder(folder) \
+            and image.is_file():
         shape = read_image(image).shape
         scale_factor = plan_for(shape[2], shape[3], cfg).scale_factor
     hint = train_command(input_name, cfg, input_dir) if cfg is not None and input_name else ""
     return open_model(folder, device, scale_factor, hint)
 
 
-def model_tag(model: TrainedModel) -> str:
-    """What keeps one image's outputs of different models apart: '' for a SinGAN model (the
-    reference's output folders), the model folder's name for any other."""
-    if model.method == "singan":
-        return ""
-    return model.folder.resolve().name if model.folder is not None else model.method
-
-
 def samples_folder(out_root, stem: str, gen_start_scale: int = 0, scale_v: float = 1.0,
                    scale_h: float = 1.0, arbitrary: bool = False, tag: str = "") -> Path:
-    """The reference's output folders (its spelling of 'Arbitrery' included); a tag (see
-    model_tag) adds a level, so that a ConSinGAN model's samples never mix with SinGAN's."""
+    """The reference's output folders (its spelling of 'Arbitrery' included); a tag (the
+    model's output_tag) adds a level, so that a ConSinGAN model's samples never mix with SinGAN's."""
     root = Path(out_root) / ("RandomSamples_ArbitrerySizes" if arbitrary else "RandomSamples")
     base = root / stem / tag if tag else root / stem
     if arbitrary:
@@ -103,8 +94,11 @@ def random_samples(model: TrainedModel, folder, num_samples: int = 50,
                    seed: Optional[int] = None, grid: bool = True,
                    amp: str = "none") -> torch.Tensor:
     """Draw samples in batches, write them as 0.png .. and a grid (training image beside the
-    first samples) next to the folder; return them as [num_samples, 3, H, W].
+    first samples) next to the folder; return them as [num_samples, 3, H, W]. A request whose
+    samples the memory or the disk cannot hold is refused first (singan.resources).
     amp "bf16" / "fp16" draws them under bfloat16 / float16 autocast."""
+    h, w = sample_shape(model, scale_v, scale_h)      # the disk first (the grid is small)
+    check_output_files(folder, num_samples, image_file_bytes(h, w))
     generator = None
     if seed is not None:
         generator = torch.Generator(device=model.device).manual_seed(seed)
@@ -114,7 +108,7 @@ def random_samples(model: TrainedModel, folder, num_samples: int = 50,
     folder = Path(folder)
     write_images(folder, samples)
     if grid:
-        save_grid(grid_path(folder), [model.reals[-1]] + [s[None] for s in samples[:5]])
+        save_grid(grid_path(folder), [model.trained_real] + [s[None] for s in samples[:5]])
     return samples
 
 

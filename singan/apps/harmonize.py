@@ -20,7 +20,6 @@ from ..errors import SinGANError
 from ..image_io import denorm, norm, read_image, save_grid, save_image
 from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
-from .generation import model_tag
 
 DILATION_RADIUS = {"harmonization": 7, "editing": 20}   # disk radius of the mask's dilation
 MASK_SIGMA = 5                                           # Gaussian blur of the dilated mask
@@ -38,10 +37,8 @@ def warn(message: str) -> None:
 def resolve_start_scale(model: TrainedModel, n: Optional[int], option: str) -> int:
     """The injection scale: `n`, which must be one of the model's injection scales; or, when
     not given, the model's only one (ConSinGAN: stage 0)."""
+    model.require("injection")
     scales = model.injection_scales
-    if not len(scales):
-        model.generate(model.reals[-1], 0 if n is None else n)   # raises the model's reason
-        raise SinGANError(f"this {model.method} model takes no injected image")
     if n is None:
         if len(scales) == 1:
             return scales[0]
@@ -50,8 +47,9 @@ def resolve_start_scale(model: TrainedModel, n: Optional[int], option: str) -> i
     if n not in scales:
         last = model.num_scales - 1
         if len(scales) == 1:
-            raise SinGANError(f"{option} must be {scales[0]} for this {model.method} model "
-                              f"(it takes the image at scale {scales[0]} only), got {n}")
+            raise SinGANError(f"{option} must be {scales[0]} for this {model.display_name} "
+                              f"model (it takes the image at {model.unit} {scales[0]} only), "
+                              f"got {n}")
         raise SinGANError(f"{option} must be between {scales[0]} and {scales[-1]} (the model's "
                           f"scales are 0..{last}; injection needs a coarser scale below it), "
                           f"got {n}")
@@ -68,12 +66,19 @@ def fit_to_shape(image: torch.Tensor, shape, path) -> torch.Tensor:
     ih, iw = image.shape[2:]
     if (ih, iw) == (h, w):
         return image
-    if abs(ih * w / iw - h) > max(1.0, ASPECT_TOLERANCE * h):
-        raise SinGANError(f"{path} is {ih} x {iw} px but the training image is {h} x {w} px: "
-                          f"the aspect ratios differ ({iw / ih:.3f} vs {w / h:.3f}); crop it "
-                          "to the training image's aspect ratio")
+    check_aspect(image, shape, path, "the training image")
     warn(f"{path} is {ih} x {iw} px; resized to the training image's {h} x {w} px")
     return imresize_to_shape(image, (h, w))[:, :, :h, :w]
+
+
+def check_aspect(image: torch.Tensor, shape, path, other: str) -> None:
+    """Refuse an input whose aspect ratio differs from `other`'s (h, w) `shape`: resized, it
+    would come out distorted."""
+    (h, w), (ih, iw) = shape, image.shape[2:]
+    if abs(ih * w / iw - h) > max(1.0, ASPECT_TOLERANCE * h):
+        raise SinGANError(f"{path} is {ih} x {iw} px but {other} is {h} x {w} px: the aspect "
+                          f"ratios differ ({iw / ih:.3f} vs {w / h:.3f}); crop it to {other}'s "
+                          "aspect ratio")
 
 
 def mask_path(ref_path, mask: Optional[str] = None) -> Path:
@@ -93,6 +98,7 @@ def read_mask(path: Path, ref_shape, real_shape, option_hint: str) -> torch.Tens
                           f"<name>_mask.<ext>, or name it with {option_hint})")
     mask = read_image(path)
     if tuple(mask.shape[2:]) != tuple(ref_shape):
+        check_aspect(mask, ref_shape, path, "the naive image")
         warn(f"the mask {path} is {mask.shape[2]} x {mask.shape[3]} px, the naive image "
              f"{ref_shape[0]} x {ref_shape[1]} px: the mask is resized")
     return fit_to_shape(mask, real_shape, path)
@@ -136,7 +142,7 @@ def inject_with_mask(model: TrainedModel, naive: torch.Tensor, mask_image: torch
     the softened mask. Returns (out [k, 3, H, W], blended [k, 3, H, W], weight [1, 3, H, W])."""
     weight = soft_mask(mask_image, DILATION_RADIUS[task])            # [1, 3, H, W] in [0, 1]
     out = model.generate(naive, start_scale, num_samples, generator)  # [k, 3, H, W]
-    return out, blend(model.reals[-1], out, weight), weight
+    return out, blend(model.trained_real, out, weight), weight
 
 
 def output_name(n: int, i: int, suffix: str = "") -> str:
@@ -148,7 +154,7 @@ def output_name(n: int, i: int, suffix: str = "") -> str:
 def output_folder(out_root, task: str, stem: str, ref_stem: str, suffix: str = "",
                   tag: str = "") -> Path:
     """Output/<Task>/<image>/<ref>_out[suffix]/ (the reference's layout), with a level for
-    the model's tag (see generation.model_tag) below it for models other than SinGAN's."""
+    the model's output_tag below it for models other than SinGAN's."""
     folder = Path(out_root) / OUTPUT_FOLDER[task] / stem / f"{ref_stem}_out{suffix}"
     return folder / tag if tag else folder
 
@@ -165,7 +171,7 @@ def masked_injection(task: str, model: TrainedModel, image_name: str, ref_path,
     """
     option = f"--{task}_start_scale"
     start_scale = resolve_start_scale(model, start_scale, option)
-    real = model.reals[-1]                                           # [1, 3, H, W]
+    real = model.trained_real                                        # [1, 3, H, W]
     ref_path = Path(ref_path)
     naive = read_image(ref_path, model.device)
     naive_shape = naive.shape[2:]
@@ -178,7 +184,7 @@ def masked_injection(task: str, model: TrainedModel, image_name: str, ref_path,
                                             num_samples, generator)
 
     folder = output_folder(out_root, task, Path(image_name).stem, ref_path.stem,
-                           tag=model_tag(model))
+                           tag=model.output_tag)
     written = []
     for i in range(num_samples):
         if task == "editing":

@@ -10,7 +10,7 @@ Quantised variant:
      TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n>/; later runs reuse it.
 """
 import hashlib
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -18,19 +18,15 @@ import numpy as np
 import torch
 
 from ..api import TRAINED_ROOT
-from ..checkpoint import (CHECKPOINT_NAME, is_reference_folder, read_checkpoint, save_torch,
-                          write_json)
-from ..driver import scale_seed
+from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
+from ..driver import train_stages
 from ..errors import SinGANError
 from ..hparams import PAINT_COLOURS, SinGANConfig
 from ..image_io import read_image, save_grid, save_image
 from ..imresize import imresize
 from ..interface import TrainedModel
-from ..models import Discriminator
-from ..progress import ProgressBar
-from ..sampling import TrainedPyramid
-from ..train import checkpoint_dict, new_scale_networks, save_scale_files, train_scale
-from .generation import model_tag
+from ..reference import is_reference_folder
+from ..train import ScaleRetrainer
 from .harmonize import fit_to_shape, output_folder, output_name, resolve_start_scale
 
 NUM_COLOURS = PAINT_COLOURS   # the reference's k-means cluster count
@@ -100,11 +96,15 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def quantised_model(pyramid: TrainedPyramid, base_folder: Path, folder: Path, n: int,
+def quantised_model(pyramid: TrainedModel, base_folder: Path, folder: Path, n: int,
                     centres: torch.Tensor, cfg: SinGANConfig, seed: int, force: bool = False,
-                    show_progress: bool = True, log=print) -> TrainedPyramid:
+                    show_progress: bool = True, log=print, progress=None,
+                    should_stop=None) -> TrainedModel:
     """The base model with G_n retrained on quantised inputs: loaded from `folder` when it was
-    made from this base model, else trained (about one scale's training time) and saved."""
+    made from this very base model, else trained by the stage driver (about one scale's
+    training time; lock, checks, checksummed atomic save, progress and should_stop as any
+    training) and saved there."""
+    pyramid.require("quantised_paint")
     base_ckpt_path = Path(base_folder) / CHECKPOINT_NAME
     if not base_ckpt_path.is_file():
         reason = "a model imported from the reference code" if is_reference_folder(
@@ -112,81 +112,51 @@ def quantised_model(pyramid: TrainedPyramid, base_folder: Path, folder: Path, n:
         raise SinGANError(f"--quantization_flag retrains a scale of {base_folder}, which is "
                           f"{reason}; train the image with main_train.py first")
     digest = _file_digest(base_ckpt_path)
-    ckpt_path = folder / CHECKPOINT_NAME
-    if ckpt_path.is_file() and not force:
-        ckpt = read_checkpoint(ckpt_path)
-        made = ckpt.get("paint", {})
-        if made.get("base_sha256") == digest and made.get("start_scale") == n:
-            log(f"reusing the quantised paint model {folder}")
-            return TrainedPyramid.from_checkpoint(ckpt, pyramid.device)
-        log(f"{folder} was made from another version of {base_folder}: retraining it")
-
     base = read_checkpoint(base_ckpt_path)
-    if base.get("method", "singan") != "singan":
-        raise SinGANError(f"--quantization_flag retrains a scale of a SinGAN model; "
-                          f"{base_folder} holds a {base.get('method')} model")
-    device = pyramid.device
-    cfg = replace(cfg, paint_colours=len(centres))
-    G, D = new_scale_networks(n, cfg, seed)   # fresh, not warm-started, as the reference
-    noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, n, 1))
-    log(f"retraining scale {n} with colour-quantised inputs ({cfg.niter} iterations) into "
-        f"{folder}")
-    bar = ProgressBar(f"scale {n} (quantised)", cfg.niter, show_progress)
-    try:
-        result = train_scale(n, pyramid, G.to(device), D.to(device), cfg, noise_gen,
-                             bar.update_to, prev_transform=lambda prev: quantize(prev, centres))
-    finally:
-        bar.close()
+    record = {"paint": {"start_scale": n, "centres": centres.cpu(),
+                        "base_model": str(base_folder), "base_sha256": digest},
+              "base_model": str(base_folder), "start_scale": n}
 
-    generators, z_opt, noise_amp = (list(pyramid.generators), list(pyramid.z_opt),
-                                    list(pyramid.noise_amp))
-    generators[n], z_opt[n], noise_amp[n] = result.generator, result.z_opt, result.noise_amp
-    painted = TrainedPyramid(generators, z_opt, noise_amp, pyramid.reals, pyramid.scale_factor,
-                             pyramid.pad, pyramid.pad_noise, asdict(cfg))
-    discriminators = []
-    for i, s in enumerate(base["scales"]):
-        d = result.discriminator
-        if i != n:
-            d = Discriminator(s["nfc"], s["min_nfc"], cfg.num_layer, cfg.ker_size)
-            d.load_state_dict(s["D"])
-        discriminators.append(d)
-    save_scale_files(folder, n, result, pyramid.reals[n])
-    extra = {"seed": seed, "paint": {"start_scale": n, "centres": centres.cpu(),
-                                     "base_model": str(base_folder), "base_sha256": digest}}
-    save_torch(ckpt_path, checkpoint_dict(painted, discriminators, asdict(cfg),
-                                          base.get("plan", {}), base.get("image", {}), extra))
-    write_json(folder / "config.json", {"config": asdict(cfg), "seed": seed,
-                                        "base_model": str(base_folder), "start_scale": n})
-    return painted
+    def matches(ckpt: dict) -> bool:
+        made = ckpt.get("paint", {})
+        return made.get("base_sha256") == digest and made.get("start_scale") == n
+
+    trainer = ScaleRetrainer(base, n, replace(cfg, paint_colours=len(centres)),
+                             lambda prev: quantize(prev, centres), record, matches,
+                             pyramid.device)
+    log(f"quantised paint model of scale {n} ({cfg.niter} iterations): {folder}")
+    return train_stages(trainer, folder, seed, base.get("image", {}), force, log,
+                        show_progress, progress, should_stop)
 
 
 # ---- the application -------------------------------------------------------------------------
 
 def paint2image(model: TrainedModel, image_name: str, ref_path, start_scale: Optional[int],
-                cfg: SinGANConfig, seed: int = 0, out_root="Output", num_samples: int = 1,
-                quantization: bool = False, force: bool = False, quiet: bool = False,
-                root=TRAINED_ROOT, log=print, model_dir=None) -> List[Path]:
-    """Paint-to-image (SPEC 8), end to end; returns the files written.
+                cfg: Optional[SinGANConfig] = None, seed: int = 0, out_root="Output",
+                num_samples: int = 1, quantization: bool = False, force: bool = False,
+                quiet: bool = False, root=TRAINED_ROOT, log=print, model_dir=None,
+                progress=None, should_stop=None) -> List[Path]:
+    """Paint-to-image (SPEC 8), end to end; returns the files written, the results last.
 
     Writes Output/Paint2image/<image>/<paint>_out[_quantized]/start_scale=<n>.png (and
     start_scale=<n>_<i>.png for more samples), a grid (training image | painting | results);
-    with quantization also real_quant.png, in_paint.png and in_paint_quant.png.
+    with quantization also real_quant.png, in_paint.png and in_paint_quant.png. cfg: the
+    settings of the quantised scale's retraining (default: the model's own).
     """
     n = resolve_start_scale(model, start_scale, "--paint_start_scale")
-    real = model.reals[-1]                                            # [1, 3, H, W]
+    real = model.trained_real                                         # [1, 3, H, W]
     ref_path = Path(ref_path)
     paint = fit_to_shape(read_image(ref_path, model.device), real.shape[2:], ref_path)
     folder = output_folder(out_root, "paint2image", Path(image_name).stem, ref_path.stem,
-                           "_quantized" if quantization else "", model_tag(model))
+                           "_quantized" if quantization else "", model.output_tag)
     generator = torch.Generator(device=model.device).manual_seed(seed)
     written = []
     if not quantization:
         out = model.generate(paint, n, num_samples, generator)        # [k, 3, H, W]
     else:
-        if not isinstance(model, TrainedPyramid):
-            raise SinGANError("--quantization_flag retrains a scale of a SinGAN model; this is "
-                              f"a {model.method} model")
-        pyramid, last = model, len(model.reals) - 1
+        model.require("quantised_paint")
+        cfg = cfg if cfg is not None else SinGANConfig.from_dict(model.config)
+        pyramid, last = model, model.planned_stages - 1
         start = pyramid.injection_input(paint, n)                     # [1, 3, h_n, w_n]
         h, w = pyramid.shape(n)
         real_s = imresize(real, pyramid.scale_factor ** (last - n))[:, :, :h, :w]
@@ -200,10 +170,12 @@ def paint2image(model: TrainedModel, image_name: str, ref_path, start_scale: Opt
                     folder / "in_paint_quant.png"]
         paint_folder = paint_model_folder(image_name, cfg, n, model_dir, root)
         pyramid = quantised_model(pyramid, model.folder, paint_folder, n, centres, cfg, seed,
-                                  force, not quiet, log)
+                                  force, not quiet, log, progress, should_stop)
         out = pyramid.generate(start, n, num_samples, generator, start_is_scaled=True)
+    grid = folder / f"start_scale={n}_grid.png"
+    save_grid(grid, [real, paint] + [o[None] for o in out[:4]])
+    written.append(grid)
     for i in range(num_samples):
         written.append(folder / output_name(n, i))
         save_image(written[-1], out[i:i + 1])
-    save_grid(folder / f"start_scale={n}_grid.png", [real, paint] + [o[None] for o in out[:4]])
     return written

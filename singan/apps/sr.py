@@ -14,12 +14,15 @@ from typing import Optional, Tuple
 import torch
 
 from ..api import TRAINED_ROOT, model_folder, train_model
+from ..devices import resolve_device
 from ..errors import SinGANError
 from ..hparams import SinGANConfig
 from ..image_io import save_grid, save_image
 from ..imresize import imresize, imresize_to_shape
-from ..models import pad
+from ..models import channels_at_scale, pad
+from ..resources import check_sr, image_shape
 from ..sampling import TrainedPyramid
+from ..train import plan_for
 
 SR_ALPHA = 100.0                     # the reference's reconstruction weight for SR
 BASE_STEP = math.pow(0.5, 1 / 3)     # the reference's first guess of the per-step scale
@@ -48,8 +51,13 @@ def sr_config(cfg: SinGANConfig, sr_factor: float) -> SinGANConfig:
 @torch.no_grad()
 def super_resolve(pyramid: TrainedPyramid, sr_factor: float,
                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """The finest real image [1, 3, H, W] super-resolved: [1, 3, int(f H), int(f W)]."""
+    """The finest real image [1, 3, H, W] super-resolved: [1, 3, int(f H), int(f W)]. The
+    finest generator's large passes run in tiles (TrainedPyramid._run); a result that cannot
+    fit in memory is refused before any work (singan.resources.check_sr)."""
     in_scale, iter_num = sr_schedule(sr_factor)
+    h, w = pyramid.shape(pyramid.num_scales - 1)
+    check_sr(h, w, pyramid.generators[-1].nfc, sr_factor, iter_num, pyramid.device,
+             pyramid.pad)
     factor = 1 / in_scale
     # Reference behaviour: each level is the previous one imresized by 1 / (1 / in_scale).
     levels, x = [], pyramid.reals[-1]
@@ -63,7 +71,6 @@ def super_resolve(pyramid: TrainedPyramid, sr_factor: float,
     # Reference behaviour: the first step starts from the once-upsampled image and draws its
     # noise as at a coarsest scale (one channel broadcast to three).
     out = chain.synthesize(1, start_image=levels[0], generator=generator)
-    h, w = pyramid.shape(pyramid.num_scales - 1)
     return out[:, :, :int(sr_factor * h), :int(sr_factor * w)]
 
 
@@ -81,6 +88,11 @@ def super_resolution(image_path, sr_factor: float, cfg: SinGANConfig, device="au
     Returns (model folder, HR image, comparison image).
     """
     cfg = sr_config(cfg, sr_factor)
+    shape = image_shape(image_path)
+    if shape is not None:   # refuse an impossible result before training the model
+        plan = plan_for(*shape, cfg)
+        check_sr(*plan.shapes[-1], channels_at_scale(plan.stop_scale, cfg.nfc, cfg.min_nfc)[0],
+                 sr_factor, sr_schedule(sr_factor)[1], resolve_device(device), cfg.pad)
     stem = Path(image_path).stem
     folder = model_folder(Path(image_path).name, cfg, root)
     pyramid = train_model(image_path, cfg, folder, device=device, seed=seed, force=force,

@@ -30,8 +30,9 @@ from ..hparams import SinGANConfig
 from ..image_io import IMAGE_SUFFIXES, norm, read_image, save_image, to_uint8
 from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
+from ..layers import ANIMATION_MIN_SIZE
 from ..metrics import SIFIDOptions, sample_quality
-from .animation import ANIMATION_MIN_SIZE, write_animations
+from .animation import write_animations
 from .generation import open_model, random_samples, samples_folder
 from .harmonize import masked_injection
 from .paint import kmeans_colours, paint2image

@@ -4,11 +4,10 @@ Defaults are the reference ConSinGAN's. Built once from the command line (STYLE 
 """
 from dataclasses import dataclass, fields
 
-from ..layers import number_text
+from ..layers import ANIMATION_MIN_SIZE, number_text
 
 TRAIN_MODES = ("generation", "retarget", "harmonization", "editing", "animation")
 ACTIVATIONS = ("lrelu", "elu", "prelu", "selu")
-ANIMATION_MIN_SIZE = 20   # the reference forces min_size 20 in animation mode
 
 
 @dataclass(frozen=True)

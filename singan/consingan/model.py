@@ -15,6 +15,8 @@ from torch import nn
 from ..checkpoint import envelope
 from ..errors import SinGANError
 from ..interface import ModelAnswers
+from ..resources import (check_frames, check_injection, check_samples, draw_bytes,
+                         resize_bytes, scaled_shapes, with_outputs)
 from ..imresize import imresize_to_shape
 from ..layers import noise_walk
 from .hparams import ConSinGANConfig
@@ -183,9 +185,11 @@ class ConSinGAN(ModelAnswers, nn.Module):
                               "generator for all stages and samples from stage 0 only; use 0")
         self.check_sample_args(num_samples, scale_v, scale_h)
         shapes = self.stage_shapes(scale_v, scale_h)
+        if noise is None:
+            batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
+        check_samples(self, num_samples, scale_v, scale_h, batch_size)
         if noise is not None:
             return self.run_generator([z.to(self.device) for z in noise], shapes)
-        batch_size = batch_size or self.default_batch_size(scale_v * scale_h)
         chunks = []
         for start in range(0, num_samples, batch_size):
             num = min(batch_size, num_samples - start)
@@ -205,6 +209,7 @@ class ConSinGAN(ModelAnswers, nn.Module):
         if start_scale != 0:
             raise SinGANError(f"start scale {start_scale}: a ConSinGAN model takes the image at "
                               "stage 0 only; use 0")
+        check_injection(self, num_samples)
         stage_zero = imresize_to_shape(start_image.to(self.device), self.shape(0))
         stage_zero = stage_zero.expand(num_samples, -1, -1, -1)      # [N, 3, h_0, w_0]
         if self.train_mode == "editing":
@@ -223,6 +228,7 @@ class ConSinGAN(ModelAnswers, nn.Module):
             raise SinGANError(f"start_scale must be between 0 and {self.num_scales - 1}, "
                               f"got {start_scale}")
         self.require("animation")
+        check_frames(self, num_frames, batch_size)
         shapes = self.stage_shapes()
         walks = []                                                   # per stage [T, C, h, w]
         for k, fixed in enumerate(self.fixed_noise):
@@ -235,6 +241,26 @@ class ConSinGAN(ModelAnswers, nn.Module):
         batch = batch_size or self.default_batch_size()
         return torch.cat([self.run_generator([z[i:i + batch] for z in walks])
                           for i in range(0, num_frames, batch)])
+
+    def drawing_bytes(self, num: int, scale_v: float = 1.0, scale_h: float = 1.0,
+                      batch: Optional[int] = None) -> int:
+        """Peak bytes of drawing `num` outputs at scale_v x scale_h in batches of `batch`: the
+        last two stages' features at once (untiled) and the resize between them, plus the
+        outputs kept (singan.resources' arithmetic)."""
+        shapes = scaled_shapes(self, scale_v, scale_h)
+        batch = min(num, batch or num)
+        edge = self.generator.num_layer + 1
+        work = sum(draw_bytes(batch, self.generator.nfc, h, w, edge, tiled=False)
+                   for h, w in shapes[-2:])
+        if len(shapes) > 1:
+            work += 2 * resize_bytes(shapes[-2], shapes[-1])
+        return with_outputs(work, num, shapes[-1])
+
+    def noise_values(self) -> int:
+        """Noise values of one animation frame, over every trained stage (stage 0: 3 channels,
+        later stages nfc)."""
+        return sum((self.generator.nfc if k else 3) * (h + 12) * (w + 12)
+                   for k, (h, w) in enumerate(scaled_shapes(self)))
 
     def default_batch_size(self, area_factor: float = 1.0, budget_bytes: float = 1.0e9) -> int:
         """Samples per batch so that the finest stage's activations stay within a budget."""

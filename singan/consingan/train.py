@@ -3,11 +3,10 @@
 ``ConSinGANTrainer`` plugs ConSinGAN into the shared stage driver (singan.driver: folder,
 resume, save, progress, stop), which grows the generator stage by stage; ``make_stage`` sets
 up one stage's adversarial game and ``train_iteration`` plays one iteration of it (what the
-benchmark times); ``fine_tune`` retrains the last stage of a harmonization/editing model on a
-naive image.
+benchmark times); ``FineTuneTrainer`` (``fine_tune``) retrains the last stage of a
+harmonization/editing model on a naive image through the same driver.
 """
 import contextlib
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -15,17 +14,16 @@ from typing import Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import CHECKPOINT_NAME, save_checkpoint, save_torch, write_json
+from ..checkpoint import save_torch
 from ..devices import adam, autocast_context, grad_scaler
-from ..driver import (check_finite, prepare_model_folder, run_iterations, scale_seed,
-                      train_stages)
-from ..guards import exclusive, interrupts_deferred, remove_temporaries
-from ..image_io import save_image, write_error
+from ..driver import scale_seed, train_stages
+from ..errors import SinGANError
+from ..image_io import save_image
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..layers import init_weights
 from ..plots import plot_losses
-from ..progress import ProgressBar
+from ..resources import training_step_bytes
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -265,8 +263,9 @@ STAGE_FILES = ("netG.pth", "netD.pth", "fixed_noise.pth", "real_scale.png", "fak
                "reconstruction.png", "losses.pth", "losses.png")
 
 
-def plan_for(image: torch.Tensor, cfg: ConSinGANConfig) -> StagePlan:
-    return plan_stages(image.shape[2], image.shape[3], cfg.train_stages, cfg.min_size,
+def plan_for(height: int, width: int, cfg: ConSinGANConfig) -> StagePlan:
+    """The stage schedule of a height x width image (as singan.train.plan_for, SinGAN's)."""
+    return plan_stages(height, width, cfg.train_stages, cfg.min_size,
                        cfg.max_size, harmonization=cfg.train_mode == "harmonization",
                        min_input=receptive_field(cfg.num_layer, cfg.ker_size))
 
@@ -291,11 +290,16 @@ class ConSinGANTrainer:
     """ConSinGAN's part of the stage driver (singan.driver.train_stages): the generator grown
     so far, its fixed noise and noise amplitudes, the critics, and one stage's game at a time."""
     method, unit, stage_files = "consingan", "stage", STAGE_FILES
+    retrains, retrain_name = False, ""
 
     def __init__(self, image: torch.Tensor, cfg: ConSinGANConfig,
-                 plan: Optional[StagePlan] = None):
+                 plan: Optional[StagePlan] = None, low_memory: Optional[bool] = None):
+        if low_memory:
+            raise SinGANError("--low_memory is SinGAN's lean step; ConSinGAN has none yet (lower "
+                              "--max_size instead)")
+        self.low_memory = False
         self.cfg = cfg
-        self.plan = plan or plan_for(image, cfg)
+        self.plan = plan or plan_for(image.shape[2], image.shape[3], cfg)
         self.reals = build_stage_reals(image, self.plan)
         self.device = image.device
         self.G: Optional[GrowingGenerator] = None
@@ -307,8 +311,24 @@ class ConSinGANTrainer:
     def num_done(self) -> int:
         return len(self.discriminators)
 
+    def stages_to_train(self) -> List[int]:
+        return list(range(self.num_done, self.plan.n_stages))
+
+    def reusable(self, ckpt: dict) -> bool:
+        return False
+
+    def run_record(self) -> dict:
+        return {}
+
     def estimated_bytes(self) -> int:
         return estimated_model_bytes(self.plan, self.cfg)
+
+    def step_bytes(self, k: int, low_memory: bool = False) -> int:
+        """Stage k's training step at its peak (singan.resources' arithmetic, from SinGAN's
+        measured step: ConSinGAN's trains train_depth bodies of one width at once)."""
+        batched = self.device.type != "cpu"
+        need = training_step_bytes(*self.plan.shapes[k], self.cfg.nfc, self.cfg.nfc, batched)
+        return int(need * (1 + self.cfg.train_depth) / 2)
 
     def saved_config(self, ckpt: dict) -> dict:
         return asdict(ConSinGANConfig.from_dict(ckpt["config"]))
@@ -374,85 +394,85 @@ class ConSinGANTrainer:
                          self.cfg, self.plan, info)
 
 
-def train_consingan(image: torch.Tensor, cfg: ConSinGANConfig, folder, seed: int = 0,
-                    image_info: Optional[dict] = None, force: bool = False,
-                    log: Callable[[str], None] = print, show_progress: bool = True,
-                    progress=None, should_stop: Optional[Callable[[], bool]] = None
-                    ) -> ConSinGAN:
-    """Train (or resume) ConSinGAN on `image` ([1, 3, H, W] in [-1, 1], on the training device)
-    into `folder`, with the guarantees of singan.driver.train_stages (as SinGAN's)."""
-    return train_stages(ConSinGANTrainer(image, cfg), folder, seed, image_info, force, log,
-                        show_progress, progress, should_stop)
-
-
 # ---- fine-tuning (harmonization, editing) -------------------------------------------------------
 
-def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = None,
-              seed: int = 0, source_folder=None, naive_name: str = "",
-              log: Callable[[str], None] = print, show_progress: bool = True) -> ConSinGAN:
-    """Retrain the last stage of a trained harmonization/editing model with the naive image
+class FineTuneTrainer(ConSinGANTrainer):
+    """The last stage of a trained harmonization/editing model retrained with the naive image
     (`naive`, [1, 3, h_0, w_0] at stage 0's size, on the training device) as stage 0's input,
     as the reference's --fine_tune: the model's fixed noise and noise amplitudes are kept, the
     last train_depth bodies (and the head, while stages < train_depth) train again, the last
-    stage's critic continues. Writes a complete model to `folder`; the source is not touched.
-    """
-    folder = Path(folder)
-    cfg = ConSinGANConfig.from_dict(ckpt["config"])
-    if niter is not None:
-        cfg = replace(cfg, niter=niter)
-    plan = plan_from_dict(ckpt["plan"])
-    prepare_model_folder(folder, estimated_model_bytes(plan, cfg))
-    with exclusive(folder):
-        return _fine_tune_locked(ckpt, naive, folder, cfg, plan, seed, source_folder,
-                                 naive_name, log, show_progress)
+    stage's critic continues. The stage driver writes it as a complete model into another
+    folder; the source is never touched."""
+    retrains, retrain_name = True, "fine-tuned model"
+
+    def __init__(self, source: dict, naive: torch.Tensor, niter: Optional[int] = None,
+                 seed: int = 0, source_folder=None, naive_name: str = ""):
+        cfg = ConSinGANConfig.from_dict(source["config"])
+        self.cfg = replace(cfg, niter=niter) if niter is not None else cfg
+        self.plan = plan_from_dict(source["plan"])
+        self.device = naive.device
+        self.reals = [r.to(self.device) for r in source["reals"]]
+        self.naive = naive
+        self.source_seed = source.get("seed", seed)
+        self.tuned = {"from": str(source_folder or ""), "naive_img": naive_name,
+                      "niter": self.cfg.niter, "seed": seed}
+        self.G = None
+        self.low_memory = False
+        self.load(source)
+        self._replaced = None
+
+    def stages_to_train(self) -> List[int]:
+        return [self.plan.stop_scale]
+
+    def reusable(self, ckpt: dict) -> bool:
+        return ckpt.get("fine_tuned") == self.tuned
+
+    def run_record(self) -> dict:
+        return {"fine_tuned": self.tuned}
+
+    def begin_stage(self, k: int, seed: int) -> StageState:
+        D = build_discriminator(self.cfg)
+        D.load_state_dict(self.discriminators[k])
+        D.to(self.device)
+        noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, k, 11))
+        choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 12))
+        return make_stage(k, self.G, D, self.reals, self.fixed_noise, self.noise_amp, self.cfg,
+                          noise_gen, choice_gen, source=self.naive, fine_tune=True)
+
+    def stage_summary(self, k: int, result: StageResult, seconds: float) -> str:
+        return (f"fine-tuned stage {k}/{self.plan.stop_scale} on "
+                f"{self.tuned['naive_img'] or 'the naive image'}: {seconds:.1f} s")
+
+    def add(self, k: int, result: StageResult) -> None:
+        self._replaced = self.discriminators[k]
+        self.discriminators[k] = {n: v.detach().cpu()
+                                  for n, v in result.discriminator.state_dict().items()}
+
+    def drop(self, k: int) -> None:
+        self.discriminators[k] = self._replaced
+
+    def save_stage_files(self, folder: Path, k: int, result: StageResult) -> None:
+        super().save_stage_files(folder, k, result)
+        save_image(folder / "naive_input.png", self.naive)
+
+    def checkpoint(self, info: dict, extra: Optional[dict] = None) -> dict:
+        return super().checkpoint(info, {**(extra or {}), "seed": self.source_seed,
+                                         "fine_tuned": self.tuned})
+
+    def model(self, info: dict) -> ConSinGAN:
+        model = super().model(info)
+        model.fine_tuned = self.tuned
+        return model
 
 
-def _fine_tune_locked(ckpt, naive, folder, cfg, plan, seed, source_folder, naive_name, log,
-                      show_progress) -> ConSinGAN:
-    """fine_tune's work, while this process holds `folder`."""
-    device = naive.device
-    k = plan.stop_scale
-    reals = [r.to(device) for r in ckpt["reals"]]
-    G = generator_from_checkpoint(ckpt).to(device)
-    D = build_discriminator(cfg)
-    D.load_state_dict(ckpt["scales"][k]["D"])
-    D.to(device)
-    fixed_noise = [s["fixed_noise"].to(device) for s in ckpt["scales"]]
-    noise_amp = [s["noise_amp"] for s in ckpt["scales"]]
-    discriminators = [s["D"] for s in ckpt["scales"]]
-    noise_gen = torch.Generator(device=device).manual_seed(scale_seed(seed, k, 11))
-    choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 12))
-    try:
-        remove_temporaries(folder)
-        (folder / CHECKPOINT_NAME).unlink(missing_ok=True)   # an old fine-tuning goes first
-    except OSError as err:
-        raise write_error(folder, err) from None
-
-    start = time.perf_counter()
-    state = make_stage(k, G, D, reals, fixed_noise, noise_amp, cfg, noise_gen, choice_gen,
-                       source=naive, fine_tune=True)
-    bar = ProgressBar(f"stage [{k}/{plan.stop_scale}]", cfg.niter, show_progress)
-    try:
-        result = run_iterations(state, cfg.niter, "stage", k, bar.update_to)
-    finally:
-        bar.close()
-    check_finite("stage", k, result.losses, G.parameters(), "the source model is untouched")
-    discriminators[k] = {n: v.detach().cpu() for n, v in D.state_dict().items()}
-    tuned = {"from": str(source_folder or ""), "naive_img": naive_name, "niter": cfg.niter,
-             "seed": seed}
-    image = ckpt.get("image", {})
-    with interrupts_deferred():
-        try:
-            save_stage_files(folder, k, G, D, fixed_noise[k], reals[k], result)
-            save_image(folder / "naive_input.png", naive)
-            write_json(folder / "config.json", {"method": "consingan", "config": asdict(cfg),
-                                                "fine_tuned": tuned, "image": image,
-                                                "plan": asdict(plan), "device": str(device)})
-            save_checkpoint(folder / CHECKPOINT_NAME, checkpoint_dict(
-                G, discriminators, fixed_noise, noise_amp, reals, cfg, plan, image,
-                {"seed": ckpt.get("seed", seed), "fine_tuned": tuned}))
-        except OSError as err:
-            raise write_error(folder, err) from None
-    log(f"fine-tuned stage {k}/{plan.stop_scale} on {naive_name or 'the naive image'}: "
-        f"{time.perf_counter() - start:.1f} s")
-    return ConSinGAN(G, fixed_noise, noise_amp, reals, cfg, plan, image)
+def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = None,
+              seed: int = 0, source_folder=None, naive_name: str = "",
+              log: Callable[[str], None] = print, show_progress: bool = True,
+              progress=None, should_stop: Optional[Callable[[], bool]] = None,
+              force: bool = False) -> ConSinGAN:
+    """Fine-tune a trained harmonization/editing model (model.pth dict `ckpt`) on a naive
+    image into `folder` (see FineTuneTrainer), through the stage driver: lock, checks,
+    checksummed atomic save, progress events and should_stop as any training."""
+    return train_stages(FineTuneTrainer(ckpt, naive, niter, seed, source_folder, naive_name),
+                        folder, seed, ckpt.get("image", {}), force, log, show_progress,
+                        progress, should_stop)

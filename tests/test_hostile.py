@@ -1,0 +1,199 @@
+"""Hostile and careless input, one table: every script answers with one clear line on stderr
+and exit code 2, the Python API with a SinGANError, and nothing on disk is lost or
+half-written (every file there before is byte-for-byte the same after, and no model.pth
+appears). The studio's and the folder runner's own tables are in test_studio.py and
+test_many.py; this one covers training, samples, the applications and the evaluation.
+"""
+import hashlib
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_here, smooth_image, write_image
+from singan import ConSinGANConfig, SinGANConfig, load_model, train_model
+from singan.checkpoint import CHECKPOINT_NAME, FORMAT_VERSION, save_torch
+from singan.errors import SinGANError
+
+SINGAN = SinGANConfig(max_size=32, min_size=16, niter=2, nfc=8, min_nfc=8)
+GENERATION = ConSinGANConfig(train_stages=3, min_size=16, max_size=32, nfc=8, niter=2)
+TINY = ["--max_size", "32", "--min_size", "16", "--niter", "2", "--nfc", "8", "--min_nfc", "8",
+        "--quiet", "--device", "cpu", "--manualSeed", "1"]
+
+
+def _digest(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A folder as a user has it: example images, a SinGAN and a ConSinGAN model, a naive
+    image with masks of the right and a wrong aspect ratio, and broken files of every kind."""
+    root = tmp_path_factory.mktemp("hostile")
+    images = root / "Input" / "Images"
+    write_image(images / "tiny.png", smooth_image(24, 32, seed=1))
+    write_image(root / "Input" / "naive.png", smooth_image(24, 32, seed=2))
+    mask = np.zeros((24, 32, 3), np.uint8)
+    mask[8:16, 10:20] = 255
+    write_image(root / "Input" / "naive_mask.png", mask)
+    write_image(root / "Input" / "wide.png", smooth_image(24, 32, seed=3))
+    write_image(root / "Input" / "wide_mask.png", np.zeros((10, 60, 3), np.uint8))
+    write_image(images / "strip.png", smooth_image(1, 10000, seed=4))   # 1 x 10000 px
+    (images / "empty.png").write_bytes(b"")
+    (images / "truncated.png").write_bytes(iio.imwrite("<bytes>", smooth_image(24, 32),
+                                                       extension=".png")[:150])
+    (images / "notes.png").write_text("not an image")
+    train_model(images / "tiny.png", SINGAN, root / "models" / "singan", seed=1,
+                show_progress=False, log=lambda s: None)
+    train_model(images / "tiny.png", GENERATION, root / "models" / "consingan", seed=1,
+                show_progress=False, log=lambda s: None)
+    broken = root / "models"
+    (broken / "a_file").write_text("a model folder that is a file")
+    (broken / "truncated").mkdir()
+    data = (broken / "singan" / CHECKPOINT_NAME).read_bytes()
+    (broken / "truncated" / CHECKPOINT_NAME).write_bytes(data[:len(data) // 2])
+    ckpt = torch.load(broken / "singan" / CHECKPOINT_NAME, weights_only=True)
+    # A file that changed under its checksum (rewritten while it was read or copied): one
+    # noise value differs, the saved checksum is the old one.
+    changed = {**ckpt, "scales": [dict(s) for s in ckpt["scales"]]}
+    changed["scales"][0]["z_opt"] = ckpt["scales"][0]["z_opt"] + 1e-3
+    (broken / "changed").mkdir()
+    save_torch(broken / "changed" / CHECKPOINT_NAME, changed)
+    (broken / "newer").mkdir()
+    save_torch(broken / "newer" / CHECKPOINT_NAME, {**ckpt, "format_version": FORMAT_VERSION + 1})
+    (broken / "empty_folder").mkdir()
+    return root
+
+
+S, C = "models/singan", "models/consingan"
+INJECT = ["--input_name", "tiny.png", "--ref_dir", "Input", "--ref_name", "naive.png"]
+
+# (id, script, arguments, words the one line must contain)
+SCRIPT_CASES = [
+    # training
+    ("missing-image", "main_train.py", ["--input_name", "nothere.png", *TINY], ["not found"]),
+    ("empty-file", "main_train.py", ["--input_name", "empty.png", *TINY], ["empty.png"]),
+    ("truncated-file", "main_train.py", ["--input_name", "truncated.png", *TINY],
+     ["truncated.png"]),
+    ("text-file", "main_train.py", ["--input_name", "notes.png", *TINY], ["notes.png"]),
+    ("1x10000-image", "main_train.py", ["--input_name", "strip.png", *TINY],
+     ["1 x 10000", "min_size"]),
+    ("niter-zero", "main_train.py", ["--input_name", "tiny.png", "--niter", "0"], ["--niter"]),
+    ("scale-factor-1.5", "main_train.py", ["--input_name", "tiny.png", "--scale_factor", "1.5"],
+     ["--scale_factor"]),
+    ("min-over-max", "main_train.py", ["--input_name", "tiny.png", "--min_size", "300"],
+     ["--min_size"]),
+    ("singan-option-for-consingan", "main_train.py",
+     ["--model", "consingan", "--input_name", "tiny.png", "--min_nfc", "4"], ["--min_nfc"]),
+    ("fine-tune-a-generation-model", "main_train.py",
+     ["--fine_tune", "--model_dir", C, "--naive_img", "Input/naive.png", "--niter", "1"],
+     ["harmonization"]),
+    # samples
+    ("model-dir-missing", "random_samples.py", ["--model_dir", "models/none"], ["models/none"]),
+    ("model-dir-is-a-file", "random_samples.py", ["--model_dir", "models/a_file"],
+     ["not a folder"]),
+    ("model-dir-empty", "random_samples.py", ["--model_dir", "models/empty_folder"],
+     ["no trained model"]),
+    ("model-pth-truncated", "random_samples.py", ["--model_dir", "models/truncated"],
+     ["model.pth"]),
+    ("model-pth-changed-while-read", "random_samples.py", ["--model_dir", "models/changed"],
+     ["corrupted"]),
+    ("model-pth-newer-format", "random_samples.py", ["--model_dir", "models/newer"],
+     ["newer singan"]),
+    ("gen-start-scale-99", "random_samples.py", ["--model_dir", S, "--gen_start_scale", "99"],
+     ["gen_start_scale"]),
+    ("consingan-start-scale", "random_samples.py", ["--model_dir", C, "--gen_start_scale", "1"],
+     ["stage 0"]),
+    ("num-samples-zero", "random_samples.py", ["--model_dir", S, "--num_samples", "0"],
+     ["--num_samples"]),
+    ("scale-v-negative", "random_samples.py",
+     ["--model_dir", S, "--mode", "random_samples_arbitrary_sizes", "--scale_v", "-1"],
+     ["--scale_v"]),
+    # the applications
+    ("mask-of-another-aspect", "harmonization.py",
+     ["--input_name", "tiny.png", "--ref_dir", "Input", "--ref_name", "wide.png",
+      "--model_dir", S, "--harmonization_start_scale", "1"], ["wide_mask", "aspect ratio"]),
+    ("mask-missing", "editing.py",
+     ["--input_name", "tiny.png", "--ref_dir", "Input", "--ref_name", "tiny_nomask.png",
+      "--model_dir", S, "--editing_start_scale", "1"], ["tiny_nomask"]),
+    ("injection-scale-99", "harmonization.py",
+     [*INJECT, "--model_dir", S, "--harmonization_start_scale", "99"],
+     ["--harmonization_start_scale"]),
+    ("injection-into-a-generation-consingan", "harmonization.py", [*INJECT, "--model_dir", C],
+     ["harmonization or editing"]),
+    ("paint-scale-0", "paint2image.py",
+     [*INJECT, "--model_dir", S, "--paint_start_scale", "0"], ["--paint_start_scale"]),
+    ("quantised-paint-of-consingan", "paint2image.py",
+     [*INJECT, "--model_dir", C, "--paint_start_scale", "0", "--quantization_flag"],
+     ["SinGAN"]),
+    ("sr-factor-below-one", "SR.py", ["--input_name", "tiny.png", "--sr_factor", "0.5"],
+     ["--sr_factor"]),
+    ("animation-zero-frames", "animation.py",
+     ["--input_name", "tiny.png", "--num_frames", "0"], ["--num_frames"]),
+    ("animation-alpha-2", "animation.py", ["--input_name", "tiny.png", "--alpha_animation", "2"],
+     ["--alpha_animation"]),
+    ("animation-of-a-non-animation-model", "animation.py",
+     ["--input_name", "tiny.png", "--model_dir", S], ["animation"]),
+    # the evaluation
+    ("evaluate-a-singan-model", "evaluate_model.py", ["--model_dir", S], ["ConSinGAN"]),
+    ("evaluate-missing-folder", "evaluate_model.py", ["--model_dir", "models/none"],
+     ["models/none"]),
+]
+
+
+@pytest.mark.parametrize("script, args, words", [c[1:] for c in SCRIPT_CASES],
+                         ids=[c[0] for c in SCRIPT_CASES])
+def test_a_hostile_command_line_is_one_line_and_changes_nothing(work, monkeypatch, script,
+                                                                args, words):
+    before = _digest(work)
+    proc = run_here(script, *args, cwd=work, monkeypatch=monkeypatch)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert_one_line_error(proc, *words)
+    after = _digest(work)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert not [k for k in after if k not in before and k.endswith(CHECKPOINT_NAME)]
+
+
+def _api_cases(work):
+    singan = load_model(work / S)
+    consingan = load_model(work / C)
+    image = singan.trained_real
+    return [
+        ("load a file", lambda: load_model(work / "models" / "a_file"), "not a folder"),
+        ("load nothing", lambda: load_model(work / "models" / "none"), "not found"),
+        ("zero samples", lambda: singan.sample(0), "num_samples"),
+        ("negative scale", lambda: singan.sample(1, scale_h=-1.0), "scale_v and scale_h"),
+        ("start scale 99", lambda: singan.sample(1, gen_start_scale=99), "gen_start_scale"),
+        ("inject at scale 0", lambda: singan.generate(image, 0), "start_scale"),
+        ("ConSinGAN start scale", lambda: consingan.sample(1, gen_start_scale=1), "stage 0"),
+        ("ConSinGAN injection", lambda: consingan.generate(image, 0), "harmonization"),
+        ("ConSinGAN animation", lambda: consingan.animate(num_frames=2), "animation"),
+        ("SinGAN animation", lambda: singan.animate(num_frames=2), "animation"),
+        ("scale_factor for ConSinGAN", lambda: load_model(work / C, scale_factor=0.5),
+         "scale_factor"),
+        ("bad tensor", lambda: train_model(torch.zeros(3, 8, 8), SINGAN, work / "x"),
+         "[1, 3, H, W]"),
+        ("not a config", lambda: train_model(work / "Input/Images/tiny.png", "fast"),
+         "SinGANConfig"),
+        ("missing image", lambda: train_model(work / "Input/Images/none.png", SINGAN),
+         "none.png"),
+    ]
+
+
+def test_hostile_calls_of_the_python_api_raise_singan_error(work):
+    before = _digest(work)
+    for name, call, words in _api_cases(work):
+        with pytest.raises(SinGANError) as err:
+            call()
+        assert words in str(err.value), (name, str(err.value))
+        assert "\n" not in str(err.value), name
+    assert _digest(work) == before
+    assert not (work / "x").exists()
+
+
+def test_the_table_is_large_enough():
+    """The issue asks for at least 30 hostile inputs across the entry points."""
+    assert len(SCRIPT_CASES) >= 30 and len({c[0] for c in SCRIPT_CASES}) == len(SCRIPT_CASES)
