@@ -48,7 +48,7 @@ def main():
         generator = torch.Generator(pyramid.device).manual_seed(args.seed)
         with autocast_context(pyramid.device, amp)():
             samples = pyramid.sample(args.num_samples, generator=generator).float()
-        print(f"amp {amp}: trained in {seconds:.0f} s ({folder}); diversity of "
+        print(f"amp {amp}: trained in {seconds:.0f} s ({pyramid.folder}); diversity of "
               f"{args.num_samples} samples {diversity(samples, pyramid.reals[-1]):.3f}")
         rows += [pyramid.reals[-1]] + [s[None] for s in samples]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

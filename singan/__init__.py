@@ -10,7 +10,7 @@ from .errors import SinGANError
 from .hparams import SinGANConfig
 from .interface import TrainedModel
 from .progress import ProgressEvent
-from .sampling import TrainedPyramid
+from .model import TrainedPyramid
 
 __all__ = ["ConSinGANConfig", "ProgressEvent", "SinGANConfig", "SinGANError", "TrainedModel",
            "TrainedPyramid", "TrainingStopped", "load_model", "model_folder", "train_model"]

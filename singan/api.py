@@ -24,7 +24,7 @@ from .interface import TrainedModel
 from .progress import ProgressCallback
 from .reference import (import_reference_singan, is_reference_consingan_folder,
                         is_reference_folder, is_reference_singan_folder)
-from .sampling import TrainedPyramid
+from .model import TrainedPyramid
 from .train import SinGANTrainer
 
 TRAINED_ROOT = "TrainedModels"

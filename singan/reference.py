@@ -22,7 +22,7 @@ from typing import Optional
 from .checkpoint import load_torch
 from .errors import SinGANError
 from .models import generator_from_state_dict
-from .sampling import TrainedPyramid
+from .model import TrainedPyramid
 
 SINGAN_TOP_FILES = ("Zs.pth", "NoiseAmp.pth", "reals.pth")
 CONSINGAN_MARKERS = ("fixed_noise.pth", "noise_amp.pth")   # at the top: only ConSinGAN's there

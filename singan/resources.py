@@ -13,7 +13,7 @@ bench_sample.py's measurements (the "## Large images" section of the README list
 - a tensor of C channels at h x w holds 4 C h w bytes (float32);
 - drawing through a generator (no gradients) keeps about three activations of the scale's
   width alive per sample, plus the 3-channel input, noise and output; a draw too large for
-  DRAW_TILE_BYTES is made in overlapping tiles (singan.sampling.run_tiled), so it needs a
+  DRAW_TILE_BYTES is made in overlapping tiles (singan.model.run_tiled), so it needs a
   tile's activations instead of the whole image's;
 - a resize holds a dense [out, in] weight matrix per dimension (float64 on the host, then a
   float32 copy): 12 * in * out bytes;

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import envelope, save_torch
+from .checkpoint import save_torch
 from .devices import adam, autocast_context, grad_scaler
 from .driver import run_iterations, scale_seed
 from .errors import SinGANError
@@ -26,7 +26,7 @@ from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at
 from .plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
 from .resources import choose_low_memory, pyramid_draw_bytes, training_step_bytes
-from .sampling import TrainedPyramid, freeze
+from .model import TrainedPyramid, checkpoint_dict, freeze
 
 
 @dataclass
@@ -514,15 +514,6 @@ class SinGANTrainer:
         return self.pyramid
 
 
-def checkpoint_dict(pyramid: TrainedPyramid, discriminators, config: dict, plan: dict,
-                    image: dict, extra: Optional[dict] = None) -> dict:
-    """A SinGAN model.pth: the shared envelope with the pyramid's per-scale entries and its
-    geometry (scale_factor, pad, pad_noise)."""
-    return envelope("singan", config, plan, image, pyramid.checkpoint_scales(discriminators),
-                    pyramid.reals, {"scale_factor": pyramid.scale_factor, "pad": pyramid.pad,
-                                    "pad_noise": pyramid.pad_noise, **(extra or {})})
-
-
 class ScaleRetrainer(SinGANTrainer):
     """Scale n of a finished SinGAN model retrained into a new model folder, with the inputs
     from the coarser scales mapped by `prev_transform` before G_n sees them (paint-to-image's
@@ -554,8 +545,10 @@ class ScaleRetrainer(SinGANTrainer):
         return self.matches(ckpt)
 
     def run_record(self) -> dict:
-        return {key: value for key, value in self.record.items()
-                if not isinstance(value, dict)}
+        """The record without its tensors (config.json is text)."""
+        return {key: {k: v for k, v in value.items() if not torch.is_tensor(v)}
+                if isinstance(value, dict) else value
+                for key, value in self.record.items() if not torch.is_tensor(value)}
 
     def begin_stage(self, n: int, seed: int) -> ScaleTrainer:
         G, D = new_scale_networks(n, self.cfg, seed)   # fresh, not warm-started

@@ -3,12 +3,11 @@ import torch
 import pytest
 
 from singan import load_model
-from singan.train import checkpoint_dict
 from singan.checkpoint import CHECKPOINT_NAME, load_torch, save_torch
 from singan.errors import SinGANError
 from singan.models import Discriminator, Generator, init_weights
 from singan.reference import recover_scale_factor
-from singan.sampling import TrainedPyramid
+from singan.model import TrainedPyramid, checkpoint_dict
 
 
 def _random_pyramid(seed=0):

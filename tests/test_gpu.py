@@ -24,7 +24,7 @@ from conftest import smooth_image  # noqa: E402
 from singan.models import (BatchNorm2d, Discriminator, Generator,  # noqa: E402
                            channels_at_scale, init_weights)
 from singan.pyramid import build_reals, plan_pyramid  # noqa: E402
-from singan.sampling import TrainedPyramid  # noqa: E402
+from singan.model import TrainedPyramid  # noqa: E402
 from singan.train import ScaleTrainer  # noqa: E402
 
 pytestmark = [pytest.mark.gpu,

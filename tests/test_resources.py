@@ -20,8 +20,8 @@ from singan.errors import SinGANError
 from singan.hparams import SinGANConfig
 from singan.models import Discriminator, Generator, channels_at_scale, init_weights
 from singan.pyramid import plan_pyramid
-from singan.sampling import TrainedPyramid, run_tiled
-from singan.train import SinGANTrainer, checkpoint_dict
+from singan.model import TrainedPyramid, checkpoint_dict, run_tiled
+from singan.train import SinGANTrainer
 
 LIMIT = 2e9            # no hostile request may grow the process past this
 FIGURES = re.compile(r"about [\d.]+ [kMGTP]?B .*; [\d.]+ [kMGTP]?B (is|are) free: lower ")

@@ -8,7 +8,7 @@ import torch
 from singan import load_model
 from singan.errors import SinGANError
 from singan.models import Generator, init_weights
-from singan.sampling import TrainedPyramid, fold_batchnorm
+from singan.model import TrainedPyramid, fold_batchnorm
 
 TINY = ("tiny_model", "TrainedModels", "colusseum", "scale_factor=0.750000,alpha=10")
 

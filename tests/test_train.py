@@ -13,7 +13,7 @@ from singan.hparams import SinGANConfig
 from singan.image_io import read_image
 from singan.models import Generator, init_weights
 from singan.pyramid import plan_pyramid
-from singan.sampling import TrainedPyramid
+from singan.model import TrainedPyramid
 
 # Training tests (they train tiny models, or run scripts that do): -m "not slow" skips them.
 pytestmark = pytest.mark.slow

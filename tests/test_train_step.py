@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from singan.hparams import SinGANConfig
 from singan.losses import gradient_penalty
 from singan.models import Discriminator, Generator, init_weights
-from singan.sampling import TrainedPyramid, pad
+from singan.model import TrainedPyramid, pad
 from singan.train import ScaleTrainer
 
 

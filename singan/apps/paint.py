@@ -114,8 +114,7 @@ def quantised_model(pyramid: TrainedModel, base_folder: Path, folder: Path, n: i
     digest = _file_digest(base_ckpt_path)
     base = read_checkpoint(base_ckpt_path)
     record = {"paint": {"start_scale": n, "centres": centres.cpu(),
-                        "base_model": str(base_folder), "base_sha256": digest},
-              "base_model": str(base_folder), "start_scale": n}
+                        "base_model": str(base_folder), "base_sha256": digest}}
 
     def matches(ckpt: dict) -> bool:
         made = ckpt.get("paint", {})

@@ -21,7 +21,7 @@ from ..image_io import save_grid, save_image
 from ..imresize import imresize, imresize_to_shape
 from ..models import channels_at_scale, pad
 from ..resources import check_sr, image_shape
-from ..sampling import TrainedPyramid
+from ..model import TrainedPyramid
 from ..train import plan_for
 
 SR_ALPHA = 100.0                     # the reference's reconstruction weight for SR

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .checkpoint import envelope
 from .errors import SinGANError
 from .hparams import SinGANConfig
 from .imresize import imresize
@@ -459,6 +460,15 @@ def run_tiled(g: nn.Module, z: torch.Tensor, prev: torch.Tensor, tile: int, marg
                 out = part.new_empty(z.shape[0], part.shape[1], h, w)
             out[:, :, r0:r1, c0:c1] = part
     return out
+
+
+def checkpoint_dict(pyramid: TrainedPyramid, discriminators, config: dict, plan: dict,
+                    image: dict, extra: Optional[dict] = None) -> dict:
+    """A SinGAN model.pth: the shared envelope with the pyramid's per-scale entries and its
+    geometry (scale_factor, pad, pad_noise)."""
+    return envelope("singan", config, plan, image, pyramid.checkpoint_scales(discriminators),
+                    pyramid.reals, {"scale_factor": pyramid.scale_factor, "pad": pyramid.pad,
+                                    "pad_noise": pyramid.pad_noise, **(extra or {})})
 
 
 def fold_batchnorm(generator: nn.Module) -> nn.Module:
