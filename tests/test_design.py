@@ -196,6 +196,32 @@ def test_kill_9_during_fine_tuning_loses_only_that_run(trained, tmp_path):
     assert folder_digest(source) == before
 
 
+@pytest.mark.slow
+def test_kill_9_during_the_quantised_paint_retraining_loses_only_that_run(trained, tmp_path):
+    """paint2image.py --quantization_flag killed while it retrains its scale: the source model
+    is byte-for-byte as before, the paint model folder holds no model, and the same command
+    afterwards makes it (checksummed)."""
+    root, _, _, naive = trained
+    source = root / "singan"
+    before = folder_digest(source)
+    paint = source.parent / f"{source.name}_paint" / "start_scale=1"
+    args = [sys.executable, str(ROOT / "paint2image.py"), "--input_dir", str(root),
+            "--input_name", "im.png", "--ref_dir", str(root), "--ref_name", naive.name,
+            "--model_dir", str(source), "--paint_start_scale", "1", "--quantization_flag",
+            "--nfc", "8", "--min_nfc", "8", "--quiet", "--manualSeed", "1"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args + ["--niter", "100000"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _kill_when(proc, paint / "config.json")
+    assert not (paint / CHECKPOINT_NAME).exists()
+    assert folder_digest(source) == before
+    done = subprocess.run(args + ["--niter", "3"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert read_checkpoint(paint / CHECKPOINT_NAME)["paint"]["start_scale"] == 1
+    assert folder_digest(source) == before
+
+
 # ---- options a method cannot honour ----------------------------------------------------------
 
 @pytest.mark.parametrize("option", [["--scale_factor", "0.5"], ["--min_nfc", "16"],
