@@ -156,6 +156,22 @@ class ModelAnswers:
         return ""
 
 
+class TrainerDefaults:
+    """What a StageTrainer answers unless it says otherwise (a mixin of both methods' trainers,
+    so that each default is written once): a whole training, nothing to reuse, nothing more to
+    record."""
+    retrains, retrain_name = False, ""
+
+    def stages_to_train(self) -> List[int]:
+        return list(range(self.num_done, self.plan.n_stages))
+
+    def reusable(self, ckpt: dict) -> bool:
+        return False
+
+    def run_record(self) -> dict:
+        return {}
+
+
 class StageRun(Protocol):
     """One level's training in progress, as the driver plays it."""
     history: dict                    # loss name -> list of 0-d device tensors, one per iteration

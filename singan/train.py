@@ -19,6 +19,7 @@ from .driver import run_iterations, scale_seed
 from .errors import SinGANError
 from .hparams import SinGANConfig
 from .image_io import save_image
+from .interface import TrainerDefaults
 from .losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                      reconstruction_loss)
 from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at_scale,
@@ -403,11 +404,10 @@ def _build_reals(image: torch.Tensor, plan: Pyramid) -> List[torch.Tensor]:
 
 # ---- SinGAN in the stage driver -----------------------------------------------------------------
 
-class SinGANTrainer:
+class SinGANTrainer(TrainerDefaults):
     """SinGAN's part of the stage driver (singan.driver.train_stages): the pyramid trained so
     far, one ScaleTrainer per scale, and what a finished scale adds and saves."""
     method, unit, stage_files = "singan", "scale", SCALE_FILES
-    retrains, retrain_name = False, ""
 
     def __init__(self, image: torch.Tensor, cfg: SinGANConfig, plan: Optional[Pyramid] = None,
                  low_memory: Optional[bool] = None):
@@ -440,15 +440,6 @@ class SinGANTrainer:
     @property
     def num_done(self) -> int:
         return self.pyramid.num_scales
-
-    def stages_to_train(self) -> List[int]:
-        return list(range(self.num_done, self.plan.n_stages))
-
-    def reusable(self, ckpt: dict) -> bool:
-        return False
-
-    def run_record(self) -> dict:
-        return {}
 
     def estimated_bytes(self) -> int:
         """About how much disk the model folder needs while it is trained: the per-scale files

@@ -19,6 +19,7 @@ from ..devices import adam, autocast_context, grad_scaler
 from ..driver import scale_seed, train_stages
 from ..errors import SinGANError
 from ..image_io import save_image
+from ..interface import TrainerDefaults
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..layers import init_weights
@@ -286,11 +287,10 @@ def estimated_model_bytes(plan: StagePlan, cfg: ConSinGANConfig) -> int:
     return 3 * total
 
 
-class ConSinGANTrainer:
+class ConSinGANTrainer(TrainerDefaults):
     """ConSinGAN's part of the stage driver (singan.driver.train_stages): the generator grown
     so far, its fixed noise and noise amplitudes, the critics, and one stage's game at a time."""
     method, unit, stage_files = "consingan", "stage", STAGE_FILES
-    retrains, retrain_name = False, ""
 
     def __init__(self, image: torch.Tensor, cfg: ConSinGANConfig,
                  plan: Optional[StagePlan] = None, low_memory: Optional[bool] = None):
@@ -310,15 +310,6 @@ class ConSinGANTrainer:
     @property
     def num_done(self) -> int:
         return len(self.discriminators)
-
-    def stages_to_train(self) -> List[int]:
-        return list(range(self.num_done, self.plan.n_stages))
-
-    def reusable(self, ckpt: dict) -> bool:
-        return False
-
-    def run_record(self) -> dict:
-        return {}
 
     def estimated_bytes(self) -> int:
         return estimated_model_bytes(self.plan, self.cfg)
