@@ -270,3 +270,18 @@ def test_random_samples_and_evaluate_folder_on_the_trained_models(trained, joine
             assert row[f"SIFID {label}"] == "weights missing"
     assert "paper" in proc.stdout and "0.09" in proc.stdout and "0.35" in proc.stdout
     assert "over 3 of 4 images" in proc.stdout
+
+
+def test_links_out_of_the_folder_and_broken_links_are_skipped(tmp_path):
+    """A folder run reads the folder only: a link to a file outside it, or to nothing, is
+    skipped with one line each; a link to an image inside the folder is an image."""
+    folder = tmp_path / "in"
+    write_image(folder / "a.png", smooth_image(24, 32))
+    write_image(tmp_path / "secret.png", smooth_image(24, 32))
+    (folder / "out.png").symlink_to(tmp_path / "secret.png")
+    (folder / "gone.png").symlink_to(tmp_path / "missing.png")
+    (folder / "b.png").symlink_to(folder / "a.png")
+    lines = []
+    assert [p.name for p in many.list_images(folder, lines.append)] == ["a.png", "b.png"]
+    assert sorted(lines) == ["skipped gone.png: a link to nothing",
+                             f"skipped out.png: a link to a file outside {folder}"]

@@ -48,15 +48,22 @@ ProgressWatcher = Callable[[str, ProgressEvent], None]
 
 def list_images(folder, log: Callable[[str], None] = print) -> List[Path]:
     """The image files of `folder` (IMAGE_SUFFIXES), sorted; every other file is logged as
-    skipped, and so is a second image with the same stem (its model would be the first's)."""
+    skipped, and so is a second image with the same stem (its model would be the first's) and
+    a link that leads out of the folder or nowhere (a folder run reads the folder only)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SinGANError(f"--input_dir {folder}: no such folder")
+    inside = folder.resolve()
     images, stems = [], {}
     for path in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+        if path.is_symlink() and not path.exists():
+            log(f"skipped {path.name}: a link to nothing")
+            continue
         if path.is_dir():
             continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if path.is_symlink() and not path.resolve().is_relative_to(inside):
+            log(f"skipped {path.name}: a link to a file outside {folder}")
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
             log(f"skipped {path.name}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
         elif path.stem in stems:
             log(f"skipped {path.name}: {stems[path.stem]} has the same name, and one model "
