@@ -241,6 +241,9 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
         log(f"{folder} is already trained ({n_stages} {unit}s); nothing to do "
             "(--force retrains it)")
         return trainer.model(info)
+    if trainer.retrains:
+        log(f"retraining {unit} {stages[0]} ({trainer.retrain_name}, {trainer.cfg.niter} "
+            f"iterations) into {folder}")
     clear_for_training(folder, needed, force or trainer.retrains,
                        0 if trainer.retrains else stages[0], trainer.stage_files)
     write_json(folder / "config.json", {"method": trainer.method, "config": asdict(trainer.cfg),

@@ -518,9 +518,11 @@ class ScaleRetrainer(SinGANTrainer):
 
     def __init__(self, source: dict, n: int, cfg: SinGANConfig,
                  prev_transform: Callable[[torch.Tensor], torch.Tensor], record: dict,
-                 matches: Callable[[dict], bool], device, low_memory: Optional[bool] = None):
+                 matches: Callable[[dict], bool], device, low_memory: Optional[bool] = None,
+                 name: str = "retrained model"):
         self.cfg, self.n, self.prev_transform = cfg, n, prev_transform
         self.record, self.matches, self.device = dict(record), matches, torch.device(device)
+        self.retrain_name = name
         self.source_plan, self.source_image = source.get("plan", {}), source.get("image", {})
         self.reals = [r.to(self.device) for r in source["reals"]]
         self.plan = plan_from_checkpoint(source, cfg)

@@ -122,8 +122,7 @@ def quantised_model(pyramid: TrainedModel, base_folder: Path, folder: Path, n: i
 
     trainer = ScaleRetrainer(base, n, replace(cfg, paint_colours=len(centres)),
                              lambda prev: quantize(prev, centres), record, matches,
-                             pyramid.device)
-    log(f"quantised paint model of scale {n} ({cfg.niter} iterations): {folder}")
+                             pyramid.device, name="quantised paint model")
     return train_stages(trainer, folder, seed, base.get("image", {}), force, log,
                         show_progress, progress, should_stop)
 
