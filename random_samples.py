@@ -15,7 +15,7 @@ from singan.apps.generation import open_trained_model, random_samples, \
 from config import cluster_from_args
 from singan.cli import image_stem, resolve_seed, run
 from singan.image_io import IMAGES_DIR
-from singan.metrics import SIFIDOptions, sample_quality
+from singan.metrics import SIFID_SKIPPED, SIFIDOptions, sample_quality
 
 
 def main():
@@ -85,7 +85,8 @@ def report_quality(samples, real, args):
     """The paper's diversity (always) and SIFID against the training image (--sifid)."""
     options = SIFIDOptions(backbone=args.sifid_backbone, weights=args.sifid_weights)
     for line in sample_quality(samples, real, options if args.sifid else None).lines():
-        print(line, file=sys.stderr if line.startswith("SIFID not measured") else sys.stdout)
+        skipped = line.startswith(SIFID_SKIPPED)
+        print(f"warning: {line}" if skipped else line, file=sys.stderr if skipped else sys.stdout)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ def sifid_unavailable(options: SIFIDOptions) -> Optional[str]:
     return None
 
 
+SIFID_SKIPPED = "SIFID skipped"   # how a QualityReport's note says SIFID could not be measured
+
+
 @dataclass
 class QualityReport:
     """The figures of one batch of samples against the training image: the paper's diversity
@@ -106,5 +109,5 @@ def sample_quality(samples: torch.Tensor, real: torch.Tensor,
                 samples, real, options.weights, samples.device, options.backbone, options.dims,
                 extractor)
         except SIFIDError as err:
-            report.notes.append(f"SIFID not measured: {str(err).splitlines()[0]}")
+            report.notes.append(f"{SIFID_SKIPPED}: {str(err).splitlines()[0]}")
     return report
