@@ -329,8 +329,8 @@ class StudioActions:
     def animation(self, name, start_scale, alpha, beta, num_frames, fps, seed,
                   request: gr.Request = None):
         """Animation: a GIF of a random walk around the reconstruction."""
-        alpha = check.real(alpha, "alpha", check.WALK)
-        beta = check.real(beta, "beta", check.WALK)
+        alpha, beta = (check.real(value, what, check.WALK)
+                       for value, what in ((alpha, "alpha"), (beta, "beta")))
         num_frames = check.whole(num_frames, "the number of frames", check.NUM_FRAMES)
         fps = check.real(fps, "frames per second", check.FPS)
         seed = check.whole(seed, "the seed", check.SEED)
