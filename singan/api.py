@@ -39,6 +39,15 @@ REFERENCE_IMPORTERS = {"singan": (is_reference_singan_folder, import_reference_s
 Config = Union[SinGANConfig, ConSinGANConfig]
 
 
+def trainer_for(config: Config):
+    """The StageTrainer class of a config's method (TRAINERS), or SinGANError."""
+    trainer_class = TRAINERS.get(type(config))
+    if trainer_class is None:
+        raise SinGANError(f"config must be a SinGANConfig or a ConSinGANConfig, not "
+                          f"{type(config).__name__}")
+    return trainer_class
+
+
 def model_folder(image_name, config: Config, root=TRAINED_ROOT) -> Path:
     """Where the model of an image lives: TrainedModels/<image stem>/<the config's folder name>
     (SinGAN: the reference's 'scale_factor=0.750000,alpha=10'; ConSinGAN:
@@ -64,10 +73,7 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     training that cannot fit either way is refused before anything is written (SinGANError
     with the figures). Returns the model, its folder in .folder.
     """
-    trainer_class = TRAINERS.get(type(config))
-    if trainer_class is None:
-        raise SinGANError(f"config must be a SinGANConfig or a ConSinGANConfig, not "
-                          f"{type(config).__name__}")
+    trainer_class = trainer_for(config)
     device = resolve_device(device)
     if isinstance(image, torch.Tensor):
         if model_dir is None:
@@ -155,8 +161,4 @@ def load_model(folder, scale_factor: Optional[float] = None, device="cpu") -> Tr
 
 def method_of(config: Config) -> str:
     """"singan" or "consingan": the method train_model trains for `config`."""
-    trainer_class = TRAINERS.get(type(config))
-    if trainer_class is None:
-        raise SinGANError(f"config must be a SinGANConfig or a ConSinGANConfig, not "
-                          f"{type(config).__name__}")
-    return trainer_class.method
+    return trainer_for(config).method
