@@ -24,6 +24,7 @@ from .losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                      reconstruction_loss)
 from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at_scale,
                      init_weights, pad)
+from .penalty import penalty_gradients, supports as blockwise_penalty_fits
 from .plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
 from .resources import choose_low_memory, pyramid_draw_bytes, training_step_bytes
@@ -71,7 +72,8 @@ class ScaleTrainer:
     computed (D(real), D(fake), the gradient penalty; G's adversarial term, then the
     reconstruction), so only one term's graph is alive at a time, and the last D step's fake
     keeps no graph (the first G step recomputes it, leaving BatchNorm's running statistics
-    alone). The terms' gradients are summed in the order one joint backward sums them (the
+    alone), and the penalty's double backward is singan.penalty's, one layer at a time
+    (fp32, one-image passes). The terms' gradients are summed in the order one joint backward sums them (the
     penalty's, then D(fake)'s, then D(real)'s; G's two in either order, a sum of two being
     exact), which makes the weights identical to the plain step's. --legacy_g_steps needs the
     last D step's graph: it keeps the plain G steps.
@@ -96,6 +98,10 @@ class ScaleTrainer:
         self.opt_d = adam(D.parameters(), cfg.lr_d, cfg.beta1, device)
         self.opt_g = adam(G.parameters(), cfg.lr_g, cfg.beta1, device)
         self.scaler_d, self.scaler_g = grad_scaler(device, cfg.amp), grad_scaler(device, cfg.amp)
+        # low_memory's penalty: a hand-written double backward (singan.penalty), one layer at
+        # a time, for the fp32 one-image critic it is written for
+        self.blockwise_penalty = (self.low_memory and not self.batched and cfg.amp == "none"
+                                  and blockwise_penalty_fits(D))
 
         # Before the first iteration: the reconstruction path and the noise amplitude.
         if n == 0:
@@ -207,9 +213,13 @@ class ScaleTrainer:
                 terms.append(d_fake.mean())
             grads.append(self._backward_into(scaler.scale(terms[1]), D))
             d_fake = d_fake.detach()
-        with self.autocast():
-            gp = gradient_penalty(D, real, fake, cfg.lambda_grad, self.generator)
-        grads.append(self._backward_into(scaler.scale(gp), D))
+        if self.blockwise_penalty:
+            gp, gp_grads = penalty_gradients(D, real, fake, cfg.lambda_grad, self.generator)
+            grads.append(gp_grads)
+        else:
+            with self.autocast():
+                gp = gradient_penalty(D, real, fake, cfg.lambda_grad, self.generator)
+            grads.append(self._backward_into(scaler.scale(gp), D))
         # One joint backward adds the penalty's gradient first, then D(fake)'s, then D(real)'s.
         self._set_grads(D, grads[::-1])
         scaler.step(self.opt_d)

@@ -1,0 +1,57 @@
+"""singan.penalty: the lean step's hand-written double backward of the gradient penalty gives
+exactly autograd's gradients (gp.backward()), the same draw and the same BatchNorm update."""
+import copy
+
+import pytest
+import torch
+
+from singan.losses import gradient_penalty
+from singan.models import Discriminator
+from singan.penalty import penalty_gradients, supports
+
+
+def _critic(nfc, min_nfc, seed):
+    torch.manual_seed(seed)
+    D = Discriminator(nfc, min_nfc)
+    for m in D.modules():       # SinGAN's init, with non-trivial BatchNorm weights and biases
+        if isinstance(m, torch.nn.Conv2d):
+            m.weight.data.normal_(0, 0.02)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.normal_(1, 0.02)
+            m.bias.data.normal_(0, 0.02)
+    return D
+
+
+@pytest.mark.parametrize("nfc, min_nfc, h, w", [(32, 32, 30, 40), (64, 32, 25, 33),
+                                                (16, 16, 12, 12), (8, 8, 40, 21)])
+def test_penalty_gradients_equal_autograds(nfc, min_nfc, h, w):
+    D = _critic(nfc, min_nfc, h * w)
+    assert supports(D)
+    real, fake = torch.randn(1, 3, h, w), torch.randn(1, 3, h, w)
+    D2 = copy.deepcopy(D)
+    gp = gradient_penalty(D, real, fake, 0.1, torch.Generator().manual_seed(3))
+    gp.backward()
+    gp2, grads = penalty_gradients(D2, real, fake, 0.1, torch.Generator().manual_seed(3))
+    assert torch.equal(gp.detach(), gp2)
+    for (name, q), g in zip(D.named_parameters(), grads):
+        if q.grad is None:             # the tail's bias: the penalty does not depend on it
+            assert g is None, name
+        else:
+            assert torch.equal(q.grad, g), name
+    assert D.tail.bias.grad is None
+    for (name, a), b in zip(D.state_dict().items(), D2.state_dict().values()):
+        assert torch.equal(a, b), name   # running statistics updated once, the same way
+
+
+def test_supports_only_singans_critic():
+    assert supports(_critic(8, 8, 0))
+    assert not supports(torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3)))
+
+
+def test_penalty_gradients_are_laid_out_like_their_parameters():
+    """The optimiser reads a gradient as laid out like its parameter (autograd's
+    AccumulateGrad guarantees it; the double backward's weight gradients come transposed)."""
+    D = _critic(8, 8, 1)
+    _, grads = penalty_gradients(D, torch.randn(1, 3, 20, 20), torch.randn(1, 3, 20, 20), 0.1)
+    for q, g in zip(D.parameters(), grads):
+        assert g is None or g.stride() == q.stride()
