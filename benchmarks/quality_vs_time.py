@@ -271,7 +271,8 @@ def run_job(job: Job, scoring: Scoring, device: str = "cpu", log=print,
            "train_seconds": round(sum(stage_seconds.values()), 3)}
     row.update(score(model, job, scoring))
     row["notes"] = "; ".join(notes + ([row["notes"]] if row["notes"] else []))
-    row.update(scoring.key(), device=str(model.device), folder=str(job.folder))
+    row.update(scoring.key(), device=str(model.device), folder=str(job.folder),
+               threads=torch.get_num_threads())
     write_result(job, {"stage_seconds": stage_seconds, "row": row})
     return row
 
@@ -316,7 +317,7 @@ def run_on_ray(jobs: List[Job], scoring: dict, device: str, workers: int):
 
 COLUMNS = ["image", "method", "max_size", "min_size", "niter", "stages", "seed", "levels",
            "train_seconds", "train_size", "score_size", "num_samples", "sifid", "sifid_std",
-           "diversity", "sifid_measured", "device", "notes", "folder"]
+           "diversity", "sifid_measured", "device", "threads", "notes", "folder"]
 SUMMARY = ["image", "method", "max_size", "min_size", "niter", "stages", "seeds",
            "train_seconds_mean", "train_seconds_std", "sifid_mean", "sifid_std_over_seeds",
            "sifid_std_over_samples", "diversity_mean", "diversity_std_over_seeds", "score_size"]
@@ -459,6 +460,11 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads with --workers 1 (default: torch's)")
+    parser.add_argument("--points", dest="points_to_run", default=None,
+                        help="comma-separated point names of the ladder to run now (e.g. "
+                             "consingan_64_1000_5,singan_96_1000; default: all); the others "
+                             "are left for a later run, and every point is still scored at "
+                             "the whole ladder's common size")
     parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                         help="print the plan and its estimated time; train nothing")
     args = parser.parse_args(argv)
@@ -470,6 +476,14 @@ def parse_args(argv=None):
     min_size = args.min_size or ladder["min_size"]
     args.points = [Point(p.method, p.max_size, p.niter, p.stages, min_size)
                    for p in ladder["points"]]
+    names = {p.name: p for p in args.points}
+    args.only = None
+    if args.points_to_run:
+        args.only = [n.strip() for n in args.points_to_run.split(",") if n.strip()]
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            parser.error(f"--points: {', '.join(unknown)} not in the {args.ladder} ladder "
+                         f"({', '.join(names)})")
     if args.num_samples < 2:
         parser.error("--num_samples must be at least 2 (diversity needs 2)")
     if args.workers < 1:
@@ -505,9 +519,10 @@ def plan(args):
                 job = Job(image, point, seed, args.root)
                 jobs.append(job)
                 done = job.result_file.exists() and "row" in read_result(job)
-                states.append("done" if done else "to run")
+                later = not done and args.only is not None and point.name not in args.only
+                states.append("done" if done else "not now" if later else "to run")
                 total += seconds
-                left += 0 if done else seconds
+                left += 0 if done or later else seconds
             fh, fw = shapes[-1]
             print(f"  {point.name:<26} {len(shapes):>6} {fh:>4}x{fw:<4} "
                   f"{duration(seconds):>13}  {', '.join(states)}")
@@ -539,10 +554,14 @@ def main(argv=None):
         if state == "finished":
             print(f"skip {job.label}: already trained and scored ({job.result_file})")
             rows[job] = read_result(job)["row"]
+        elif args.only is not None and job.point.name not in args.only:
+            continue                       # left for a later run
         else:
             if state == "score":
                 print(f"score {job.label}: already trained, scoring it again")
             todo.append(job)
+    if args.only is not None:              # in the order asked
+        todo.sort(key=lambda job: args.only.index(job.point.name))
     if todo:
         warm_up()
     started = time.perf_counter()
