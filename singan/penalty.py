@@ -1,5 +1,7 @@
-"""The gradient penalty's gradients with few activations alive: a hand-written, block-wise
-double backward of SinGAN's critic (the lean training step's, singan.train.ScaleTrainer).
+"""The lean training step's passes through SinGAN's critic (singan.train.ScaleTrainer,
+low_memory), one layer at a time: the gradient penalty's gradients by a hand-written,
+block-wise double backward (penalty_gradients), and the G steps' gradient into G's output
+through the frozen critic (critic_input_gradient, sweeps A and B below).
 
     gp = weight * mean((|| dD(x)/dx ||_2 over channels - 1)^2),  x = a real + (1 - a) fake
 
@@ -81,6 +83,61 @@ def _norm_graph(block, c, grad_out=None):
         return leaf, block.norm(leaf)
 
 
+def _forward(blocks, tail, x0):
+    """The critic's forward at x0, updating BatchNorm's running statistics as D(x0) does:
+    (each block's conv output c_k, D(x0))."""
+    with torch.no_grad():
+        convs, x = [], x0
+        for block in blocks:
+            c = block.conv(x)
+            convs.append(c)
+            x = block.LeakyRelu(block.norm(c))
+        return convs, tail(x)
+
+
+def _input_gradients(blocks, tail, convs, x0, grad_out, keep: bool):
+    """The critic's first backward, down from grad_out = dL/dD(x0): g[k] = dL/dx_k for every
+    block input (keep) or only g[0] = dL/dx0, the others (and the conv outputs) freed as soon
+    as they are used."""
+    n = len(blocks)
+    with torch.no_grad():
+        x_above = _activation(blocks[-1], convs[-1])                 # x_n
+        g = [None] * (n + 1)
+        g[n] = _conv_vjp(tail, grad_out, x_above, [True, False, False])[0]
+        for k in range(n - 1, -1, -1):
+            block = blocks[k]
+            grad_norm = aten.leaky_relu_backward(g[k + 1], x_above, _slope(block), True)
+            del x_above
+            if not keep:
+                g[k + 1] = None
+            leaf, out = _norm_graph(block, convs[k])
+            if not keep:
+                convs[k] = None
+            (grad_conv,) = torch.autograd.grad(out, leaf, grad_norm)
+            del leaf, out, grad_norm
+            below = x0 if k == 0 else _activation(blocks[k - 1], convs[k - 1])   # x_k
+            g[k] = _conv_vjp(block.conv, grad_conv, below, [True, False, False])[0]
+            del grad_conv
+            x_above = below
+    return g
+
+
+def critic_input_gradient(critic, x: torch.Tensor, loss_fn):
+    """(loss_fn(critic(x)), its gradient with respect to x) with the critic's weights frozen,
+    as autograd gives them through loss_fn(critic(x)).backward() into x, bit for bit, keeping
+    one conv output per block instead of the critic's graph (the lean G step's adversarial
+    term: G's graph stays alive meanwhile)."""
+    blocks, tail = _blocks(critic), critic.tail
+    x = x.detach()
+    convs, out = _forward(blocks, tail, x)
+    leaf = out.requires_grad_(True)
+    with torch.enable_grad():
+        loss = loss_fn(leaf)
+        (grad_out,) = torch.autograd.grad(loss, leaf)
+    del leaf, out
+    return loss.detach(), _input_gradients(blocks, tail, convs, x, grad_out, keep=False)[0]
+
+
 def penalty_gradients(critic, real: torch.Tensor, fake: torch.Tensor, weight: float,
                       generator: torch.Generator = None
                       ) -> Tuple[torch.Tensor, List[Optional[torch.Tensor]]]:
@@ -91,32 +148,13 @@ def penalty_gradients(critic, real: torch.Tensor, fake: torch.Tensor, weight: fl
     n = len(blocks)
     a = torch.rand(1, 1, 1, 1, device=real.device, generator=generator)
     x0 = a * real + (1 - a) * fake.detach()
+    # A: the forward, keeping each block's conv output c_k; B: the first backward, down,
+    # keeping g[k] = dD/dx_k (g[n] at the tail's input)
+    convs, out = _forward(blocks, tail, x0)
+    ones = torch.ones_like(out)
+    del out
+    g = _input_gradients(blocks, tail, convs, x0, ones, keep=True)
     with torch.no_grad():
-        # A: the forward; keep each block's conv output c_k
-        convs, x = [], x0
-        for block in blocks:
-            c = block.conv(x)
-            convs.append(c)
-            x = block.LeakyRelu(block.norm(c))        # updates the running statistics
-        out_shape = tail(x).shape
-        del x
-
-        # B: the first backward, down; g[k] = dD/dx_k (g[n] at the tail's input)
-        ones = torch.ones(out_shape, device=real.device, dtype=real.dtype)
-        x_above = _activation(blocks[-1], convs[-1])                 # x_n
-        g = [None] * (n + 1)
-        g[n] = _conv_vjp(tail, ones, x_above, [True, False, False])[0]
-        for k in range(n - 1, -1, -1):
-            block = blocks[k]
-            below = x0 if k == 0 else _activation(blocks[k - 1], convs[k - 1])   # x_k
-            grad_norm = aten.leaky_relu_backward(g[k + 1], x_above, _slope(block), True)
-            leaf, out = _norm_graph(block, convs[k])
-            (grad_conv,) = torch.autograd.grad(out, leaf, grad_norm)
-            g[k] = _conv_vjp(block.conv, grad_conv, below, [True, False, False])[0]
-            del leaf, out, grad_norm, grad_conv
-            x_above = below
-        del x_above
-
         # the penalty and its gradient at g_0
         with torch.enable_grad():
             g0 = g[0].requires_grad_(True)

@@ -24,7 +24,7 @@ from .losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                      reconstruction_loss)
 from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at_scale,
                      init_weights, pad)
-from .penalty import penalty_gradients, supports as blockwise_penalty_fits
+from .penalty import critic_input_gradient, penalty_gradients, supports as blockwise_fits
 from .plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
 from .resources import choose_low_memory, pyramid_draw_bytes, training_step_bytes
@@ -53,14 +53,15 @@ class ScaleTrainer:
     `step(it)` (losses appended to `history`, on the device), the trained scale from
     `result()`. Training G_n and D_n against reals[n], with G_0..G_{n-1} (in `pyramid`) frozen.
 
-    batched (default: on CUDA and MPS, not on the CPU): the reference passes single images
-    through G and D one at a time; batched, the independent passes are made as one batch,
-    with BatchNorm normalising each sample on its own (singan.models.BatchNorm2d), the same
-    maths: the three D steps' fakes (G is constant during the D steps) in one G pass, D(real)
-    and D(fake) in one D pass, each G step's fake and reconstruction in one G pass. That
-    saves kernel launches where they dominate; on a 2-core CPU it gained nothing at the
-    small scales and cost 2x at the finest (benchmarks/bench_train.py), so the CPU keeps
-    one-image passes. --legacy_g_steps always does (for bit-level comparisons).
+    batched (default: on CUDA and MPS, not on the CPU nor with low_memory): the reference
+    passes single images through G and D one at a time; batched, the independent passes are
+    made as one batch, with BatchNorm normalising each sample on its own
+    (singan.models.BatchNorm2d), the same maths: the three D steps' fakes (G is constant
+    during the D steps) in one G pass, D(real) and D(fake) in one D pass, each G step's fake
+    and reconstruction in one G pass. That saves kernel launches where they dominate; on a
+    2-core CPU it gained nothing at the small scales and cost 2x at the finest
+    (benchmarks/bench_train.py), so the CPU keeps one-image passes. --legacy_g_steps always
+    does (for bit-level comparisons).
 
     prev_transform, when given, maps the padded inputs from the coarser scales (the random
     prevs of the D steps and the reconstruction prev of the G steps) before G sees them
@@ -72,11 +73,12 @@ class ScaleTrainer:
     computed (D(real), D(fake), the gradient penalty; G's adversarial term, then the
     reconstruction), so only one term's graph is alive at a time, and the last D step's fake
     keeps no graph (the first G step recomputes it, leaving BatchNorm's running statistics
-    alone), and the penalty's double backward is singan.penalty's, one layer at a time
-    (fp32, one-image passes). The terms' gradients are summed in the order one joint backward sums them (the
-    penalty's, then D(fake)'s, then D(real)'s; G's two in either order, a sum of two being
-    exact), which makes the weights identical to the plain step's. --legacy_g_steps needs the
-    last D step's graph: it keeps the plain G steps.
+    alone); the penalty's double backward and the G steps' pass through D are
+    singan.penalty's, one layer at a time (fp32, one-image passes). The terms' gradients are
+    summed in the order one joint backward sums them (the penalty's, then D(fake)'s, then
+    D(real)'s; G's two in either order, a sum of two being exact), which makes the weights
+    identical to the plain step's. --legacy_g_steps needs the last D step's graph: it keeps
+    the plain G steps.
     """
 
     def __init__(self, n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
@@ -87,8 +89,8 @@ class ScaleTrainer:
         self.generator, self.prev_transform = generator, prev_transform
         self.low_memory = bool(low_memory)
         device = pyramid.device
-        if batched is None:
-            batched = device.type != "cpu"
+        if batched is None:   # low_memory: one-image passes, whose critic passes are lean
+            batched = device.type != "cpu" and not self.low_memory
         self.batched = batched and not cfg.legacy_g_steps
         self.autocast = autocast_context(device, cfg.amp)
         self.real = pyramid.reals[n]                                 # [1, 3, h, w]
@@ -98,10 +100,10 @@ class ScaleTrainer:
         self.opt_d = adam(D.parameters(), cfg.lr_d, cfg.beta1, device)
         self.opt_g = adam(G.parameters(), cfg.lr_g, cfg.beta1, device)
         self.scaler_d, self.scaler_g = grad_scaler(device, cfg.amp), grad_scaler(device, cfg.amp)
-        # low_memory's penalty: a hand-written double backward (singan.penalty), one layer at
-        # a time, for the fp32 one-image critic it is written for
-        self.blockwise_penalty = (self.low_memory and not self.batched and cfg.amp == "none"
-                                  and blockwise_penalty_fits(D))
+        # low_memory's critic passes in the penalty and the G steps, one layer at a time
+        # (singan.penalty), for the fp32 one-image critic they are written for
+        self.blockwise_critic = (self.low_memory and not self.batched and cfg.amp == "none"
+                                  and blockwise_fits(D))
 
         # Before the first iteration: the reconstruction path and the noise amplitude.
         if n == 0:
@@ -213,7 +215,7 @@ class ScaleTrainer:
                 terms.append(d_fake.mean())
             grads.append(self._backward_into(scaler.scale(terms[1]), D))
             d_fake = d_fake.detach()
-        if self.blockwise_penalty:
+        if self.blockwise_critic:
             gp, gp_grads = penalty_gradients(D, real, fake, cfg.lambda_grad, self.generator)
             grads.append(gp_grads)
         else:
@@ -281,8 +283,13 @@ class ScaleTrainer:
         with self.autocast():
             with batchnorm_stats_from(G, []):
                 fake_g = G(g_input, prev)
-            err_g = generator_adversarial_loss(D(fake_g))
-        grads = [self._backward_into(scaler.scale(err_g), G)]
+            if self.blockwise_critic:     # D's graph is never built: its input gradient
+                err_g, grad_fake = critic_input_gradient(D, fake_g, generator_adversarial_loss)
+                grads = [self._backward_into(fake_g, G, grad_fake)]
+                del grad_fake
+            else:
+                err_g = generator_adversarial_loss(D(fake_g))
+                grads = [self._backward_into(scaler.scale(err_g), G)]
         with self.autocast():
             rec = G(rec_input, self.prev_rec)
             rec_loss = reconstruction_loss(rec.float(), self.real, self.cfg.alpha)
@@ -293,10 +300,10 @@ class ScaleTrainer:
         return err_g.detach(), rec_loss.detach(), fake_g.detach()
 
     @staticmethod
-    def _backward_into(loss: torch.Tensor, module: nn.Module) -> list:
-        """loss.backward(), then take the gradients it left in module's parameters (None where
-        it reached none), leaving .grad empty for the next term."""
-        loss.backward()
+    def _backward_into(loss: torch.Tensor, module: nn.Module, grad=None) -> list:
+        """loss.backward(grad), then take the gradients it left in module's parameters (None
+        where it reached none), leaving .grad empty for the next term."""
+        loss.backward(grad)
         grads = []
         for q in module.parameters():
             grads.append(q.grad)

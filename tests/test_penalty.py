@@ -7,7 +7,7 @@ import torch
 
 from singan.losses import gradient_penalty
 from singan.models import Discriminator
-from singan.penalty import penalty_gradients, supports
+from singan.penalty import critic_input_gradient, penalty_gradients, supports
 
 
 def _critic(nfc, min_nfc, seed):
@@ -55,3 +55,19 @@ def test_penalty_gradients_are_laid_out_like_their_parameters():
     _, grads = penalty_gradients(D, torch.randn(1, 3, 20, 20), torch.randn(1, 3, 20, 20), 0.1)
     for q, g in zip(D.parameters(), grads):
         assert g is None or g.stride() == q.stride()
+
+
+def test_critic_input_gradient_equals_autograds():
+    """The G step's pass through the frozen critic: the same loss and gradient into G's
+    output as backward through D's graph, and the same BatchNorm update."""
+    from singan.losses import generator_adversarial_loss
+    D = _critic(16, 16, 2).requires_grad_(False)
+    D2 = copy.deepcopy(D)
+    x = torch.randn(1, 3, 26, 31, requires_grad=True)
+    loss = generator_adversarial_loss(D(x))
+    loss.backward()
+    loss2, grad = critic_input_gradient(D2, x, generator_adversarial_loss)
+    assert torch.equal(loss.detach(), loss2)
+    assert torch.equal(x.grad, grad)
+    for (name, a), b in zip(D.state_dict().items(), D2.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -141,6 +141,8 @@ def test_low_memory_step_is_bit_identical(n, batched):
         g, d = copy.deepcopy(G), copy.deepcopy(D)
         trainer = ScaleTrainer(n, pyramid, g, d, cfg, torch.Generator().manual_seed(5),
                                batched=batched, low_memory=low_memory)
+        # one-image fp32 lean steps take the critic's passes one layer at a time
+        assert trainer.blockwise_critic == (low_memory and not batched)
         for it in range(3):
             trainer.step(it)
         result = trainer.result()
