@@ -83,6 +83,52 @@ def _norm_graph(block, c, grad_out=None):
         return leaf, block.norm(leaf)
 
 
+def _sum_but_channels(t, keepdim=True):
+    """The reduction BatchNorm's double backward uses: over dim 0, then the last dims one by
+    one from the end (the order matters for the bits)."""
+    r = t.sum(0, keepdim=keepdim)
+    for dim in range(r.dim() - 1, 1 if keepdim else 0, -1):
+        r = r.sum(dim, keepdim=keepdim)
+    return r
+
+
+def _norm_double_backward(gamma, c, mean, invstd, grad_out, adj):
+    """BatchNorm's (training mode) double backward, given the adjoint `adj` of the first
+    backward's input gradient: (d grad_out, d c, d gamma), the arithmetic of torch's
+    batchnorm_double_backward (FunctionsManual.cpp) op for op, in the same order, so bit
+    for bit; but computed in place where it can, with 3 full-size temporaries instead of
+    about 8. gamma, mean and invstd are per channel; c, grad_out and adj [N, C, H, W]."""
+    C = c.shape[1]
+    M = c.numel() // C
+    shape = (1, C) + (1,) * (c.dim() - 2)
+    mu, s12 = mean.view(shape), invstd.view(shape)
+    s1, s32 = s12.pow(2), s12.pow(3)
+    centred = c - mu                                                     # full 1
+    go_c_sum = _sum_but_channels(grad_out * centred)
+    go_sum = _sum_but_channels(grad_out)
+    adj_sum = _sum_but_channels(adj)
+    adj_c_sum = _sum_but_channels(adj * centred)
+    all_sub = ((adj_sum * go_sum).div_(M)).sub_(_sum_but_channels(grad_out * adj)).add_(
+        (s1 * go_c_sum * adj_c_sum).mul_(3. / M))
+    d_c = (centred * s32).mul_(all_sub).div_(M)                           # full 2: gI_0t
+    t = (go_sum.div(M) - grad_out).mul_((adj_c_sum * s32).div_(M))          # full 3: gI_1t
+    d_c.add_(t)
+    t = torch.sub(adj_sum.div(M), adj, out=t).mul_((go_c_sum * s32).div_(M))   # gI_2t
+    d_c.add_(t).mul_(gamma.view(shape))
+
+    def first_back(g, g_sum, g_c_sum, h0, out):
+        """The first backward's input gradient for g (h0 the per-channel factor)."""
+        h1 = torch.mul(g, M, out=out).sub_(g_sum)
+        h1.sub_(centred.mul(s1).mul_(g_c_sum))
+        return h1.mul_(h0)
+
+    ones = torch.ones((), dtype=s12.dtype, device=s12.device)
+    t = first_back(grad_out, go_sum, go_c_sum, (ones * s12).div_(M), t).mul_(adj)
+    d_gamma = _sum_but_channels(t, keepdim=False)
+    d_grad_out = first_back(adj, adj_sum, adj_c_sum, (gamma.view(shape) * s12).div_(M), t)
+    return d_grad_out, d_c, d_gamma
+
+
 def _forward(blocks, tail, x0):
     """The critic's forward at x0, updating BatchNorm's running statistics as D(x0) does:
     (each block's conv output c_k, D(x0))."""
@@ -107,7 +153,7 @@ def _input_gradients(blocks, tail, convs, x0, grad_out, keep: bool):
         for k in range(n - 1, -1, -1):
             block = blocks[k]
             grad_norm = aten.leaky_relu_backward(g[k + 1], x_above, _slope(block), True)
-            del x_above
+            x_above = None
             if not keep:
                 g[k + 1] = None
             leaf, out = _norm_graph(block, convs[k])
@@ -118,7 +164,7 @@ def _input_gradients(blocks, tail, convs, x0, grad_out, keep: bool):
             below = x0 if k == 0 else _activation(blocks[k - 1], convs[k - 1])   # x_k
             g[k] = _conv_vjp(block.conv, grad_conv, below, [True, False, False])[0]
             del grad_conv
-            x_above = below
+            x_above, below = below, None
     return g
 
 
@@ -170,20 +216,18 @@ def penalty_gradients(critic, real: torch.Tensor, fake: torch.Tensor, weight: fl
         for k, block in enumerate(blocks):
             x_next = _activation(block, convs[k])
             grad_norm = aten.leaky_relu_backward(g[k + 1], x_next, _slope(block), True)
-            g[k + 1] = None
+            g[k + 1] = x_next = None                 # x_{k+1} is recomputed below
             leaf, out = _norm_graph(block, convs[k])
-            with torch.enable_grad():
-                grad_norm.requires_grad_(True)
-                (grad_conv,) = torch.autograd.grad(out, leaf, grad_norm, create_graph=True)
-            del out, grad_norm    # the double backward's node keeps what it needs
-            node = grad_conv.grad_fn
+            stats = out.grad_fn._saved_result1, out.grad_fn._saved_result2   # mean, 1/std
+            (grad_conv,) = torch.autograd.grad(out, leaf, grad_norm)
+            del out, leaf
             adj_gc, _, grads[block.conv.weight] = aten._convolution_double_backward(
-                adj, None, None, grad_conv.detach(), block.conv.weight, x_here,
+                adj, None, None, grad_conv, block.conv.weight, x_here,
                 *_conv_args(block.conv), [True, True, True])
-            del grad_conv, adj, x_here, x_next   # x_{k+1} is recomputed below
-            # the engine's call of BatchNorm's double backward: (d grad_norm, d c_k, d gamma)
-            adj_norm, conv_adj[k], grads[block.norm.weight] = node(adj_gc, None, None)[:3]
-            del node, leaf, adj_gc
+            del grad_conv, adj, x_here
+            adj_norm, conv_adj[k], grads[block.norm.weight] = _norm_double_backward(
+                block.norm.weight, convs[k], *stats, grad_norm, adj_gc)
+            del grad_norm, adj_gc, stats
             x_here = _activation(block, convs[k])
             adj = aten.leaky_relu_backward(adj_norm, x_here, _slope(block), False)
             del adj_norm

@@ -280,16 +280,22 @@ class ScaleTrainer:
         in every step without touching BatchNorm's running statistics, and D's) is freed by
         its backward before the reconstruction pass is made."""
         G, D, scaler = self.G, self.D, self.scaler_g
-        with self.autocast():
+        if self.blockwise_critic:
+            # D's graph is never built (its input gradient comes layer by layer), and G's
+            # graph is built after it: G's fake pass is made twice, the same pixels
+            with torch.no_grad(), batchnorm_stats_from(G, []):
+                fake_g = G(g_input, prev)
+            err_g, grad_fake = critic_input_gradient(D, fake_g, generator_adversarial_loss)
             with batchnorm_stats_from(G, []):
                 fake_g = G(g_input, prev)
-            if self.blockwise_critic:     # D's graph is never built: its input gradient
-                err_g, grad_fake = critic_input_gradient(D, fake_g, generator_adversarial_loss)
-                grads = [self._backward_into(fake_g, G, grad_fake)]
-                del grad_fake
-            else:
+            grads = [self._backward_into(fake_g, G, grad_fake)]
+            del grad_fake
+        else:
+            with self.autocast():
+                with batchnorm_stats_from(G, []):
+                    fake_g = G(g_input, prev)
                 err_g = generator_adversarial_loss(D(fake_g))
-                grads = [self._backward_into(scaler.scale(err_g), G)]
+            grads = [self._backward_into(scaler.scale(err_g), G)]
         with self.autocast():
             rec = G(rec_input, self.prev_rec)
             rec_loss = reconstruction_loss(rec.float(), self.real, self.cfg.alpha)
