@@ -38,11 +38,11 @@ FLOAT = 4                   # bytes per float32 value
 PROCESS_BYTES = 0.75e9      # torch, singan and a scale's networks, before the first step
 # Activations of a scale's width alive at a training step's peak, in units of one
 # [nfc, h + 10, w + 10] float32 tensor (384 x 512, CPU, peak RSS: plain 5.75 GB = 47.5 units,
-# lean 3.35 GB = 24.6 units; benchmarks/bench_train.py --scales last). The lean step's peak
-# is the gradient penalty's double backward (the tensors it saves and the BatchNorm double
-# backward's temporaries).
+# lean 2164 MiB = 14.4 units; benchmarks/bench_train.py --scales last). The lean step's peak
+# is the gradient penalty's hand-written double backward (singan.penalty: one conv output and
+# one gradient per critic block kept, and one layer's temporaries).
 TRAIN_UNITS = 48
-LEAN_TRAIN_UNITS = 25
+LEAN_TRAIN_UNITS = 15
 BATCHED_TRAIN_UNITS = 60    # GPUs: the batched step (two-image passes; not measured yet)
 DRAW_UNITS = 3              # forward only: input, output and a workspace of a conv
 DRAW_TILE_BYTES = 0.5e9     # a generator pass needing more is drawn in tiles (exact)

@@ -100,3 +100,18 @@ def test_smoke_ladder_trains_scores_and_resumes(tmp_path):
     assert "score rocket singan_32_10_min16 seed 1: already trained" in third
     assert {p: p.stat().st_mtime_ns for p in models} == mtimes
     assert read_csv(out_dir / "quality_vs_time.csv") == rows
+
+
+def test_points_runs_part_of_the_ladder_now(tmp_path):
+    """--points picks the points to train now; the others are planned as 'not now', and the
+    common score size stays the whole ladder's."""
+    out = run("--dry-run", "--points", "consingan_64_1000_5", "--root", tmp_path / "root")
+    assert "scored at 167 x 250" in out
+    line = next(l for l in out.splitlines() if l.strip().startswith("consingan_64_1000_5"))
+    assert line.endswith("to run, to run")
+    line = next(l for l in out.splitlines() if l.strip().startswith("singan_128_1000"))
+    assert line.endswith("not now, not now")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--points", "nope_1"],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "--points: nope_1 not in the default ladder" in bad.stderr
