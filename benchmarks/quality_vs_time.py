@@ -5,6 +5,7 @@
     python benchmarks/quality_vs_time.py                    # the default ladder (many hours)
     python benchmarks/quality_vs_time.py --workers 8        # on Ray's local runtime, 8 at once
     python benchmarks/quality_vs_time.py --ladder smoke --root /tmp/q --out /tmp/q   # seconds
+    python benchmarks/quality_vs_time.py --report           # the tables of what is finished
 
 Every point of the ladder (method, --max_size, --niter, ConSinGAN's train_stages) is trained
 on every image with every seed, each into its own model folder,
@@ -26,6 +27,7 @@ its last finished stage. The outputs, in --out:
 
     quality_vs_time.csv          one row per point, image and seed
     quality_vs_time_summary.csv  mean and std over the seeds of each point and image
+    quality_vs_time.md           the same as the README's table (and what is still to run)
     quality_vs_time.png          SIFID (and diversity) against training minutes, one line per
                                  method and image, error bars over the seeds; log x
 
@@ -377,6 +379,23 @@ def print_summary(summary: List[dict]) -> None:
               f"{pm(s['diversity_mean'], s['diversity_std_over_seeds'], 3):>17}")
 
 
+def write_markdown(path: Path, summary: List[dict], left: int) -> None:
+    """The summary as the README's table (mean +- std over the seeds), and how many trainings
+    of the ladder are still to run."""
+    lines = ["| image | method | --max_size | --niter | stages | seeds | training minutes "
+             "| SIFID | diversity |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        minutes = pm(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1)
+        lines.append(f"| {Path(s['image']).stem} | {s['method']} | {s['max_size']} | "
+                     f"{s['niter']} | {s['stages'] or '-'} | {s['seeds']} | {minutes} | "
+                     f"{pm(s['sifid_mean'], s['sifid_std_over_seeds'], 2)} | "
+                     f"{pm(s['diversity_mean'], s['diversity_std_over_seeds'], 3)} |")
+    if left:
+        lines.append(f"\n{left} training(s) of the ladder not run yet.")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").replace(" +- ", " ± ").encode())
+    print(f"wrote {path}")
+
+
 def plot(summary: List[dict], path: Path) -> None:
     """SIFID and diversity against training minutes: one line per method and image, error
     bars over the seeds (std), log x."""
@@ -465,6 +484,9 @@ def parse_args(argv=None):
                              "consingan_64_1000_5,singan_96_1000; default: all); the others "
                              "are left for a later run, and every point is still scored at "
                              "the whole ladder's common size")
+    parser.add_argument("--report", action="store_true",
+                        help="train and score nothing: write the tables and the plot of the "
+                             "points already finished")
     parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                         help="print the plan and its estimated time; train nothing")
     args = parser.parse_args(argv)
@@ -554,7 +576,7 @@ def main(argv=None):
         if state == "finished":
             print(f"skip {job.label}: already trained and scored ({job.result_file})")
             rows[job] = read_result(job)["row"]
-        elif args.only is not None and job.point.name not in args.only:
+        elif args.report or (args.only is not None and job.point.name not in args.only):
             continue                       # left for a later run
         else:
             if state == "score":
@@ -596,6 +618,7 @@ def main(argv=None):
         print_summary(summary)
         write_csv(out / "quality_vs_time.csv", ordered, COLUMNS)
         write_csv(out / "quality_vs_time_summary.csv", summary, SUMMARY)
+        write_markdown(out / "quality_vs_time.md", summary, len(jobs) - len(ordered))
         plot(summary, out / "quality_vs_time.png")
     return 1 if failed else 0
 

@@ -86,6 +86,10 @@ def test_smoke_ladder_trains_scores_and_resumes(tmp_path):
     assert "done rocket" not in second and "trained or scored in" not in second
     assert {p: p.stat().st_mtime_ns for p in models} == mtimes
     assert read_csv(out_dir / "quality_vs_time.csv") == rows
+    table = (out_dir / "quality_vs_time.md").read_text().splitlines()
+    assert table[0].startswith("| image | method | --max_size | --niter | stages | seeds |")
+    assert sum(line.startswith("| rocket | singan | 32 | 10 | - | 2 |") for line in table) == 1
+    assert sum(line.startswith("| rocket | consingan | 48 | 10 | 3 | 2 |") for line in table) == 1
 
     # a result file without its row (a run killed while scoring): scored again, not retrained
     result = root / "rocket" / "singan_32_10_min16_seed1.json"
@@ -100,6 +104,10 @@ def test_smoke_ladder_trains_scores_and_resumes(tmp_path):
     assert "score rocket singan_32_10_min16 seed 1: already trained" in third
     assert {p: p.stat().st_mtime_ns for p in models} == mtimes
     assert read_csv(out_dir / "quality_vs_time.csv") == rows
+    table = (out_dir / "quality_vs_time.md").read_text().splitlines()
+    assert table[0].startswith("| image | method | --max_size | --niter | stages | seeds |")
+    assert sum(line.startswith("| rocket | singan | 32 | 10 | - | 2 |") for line in table) == 1
+    assert sum(line.startswith("| rocket | consingan | 48 | 10 | 3 | 2 |") for line in table) == 1
 
 
 def test_points_runs_part_of_the_ladder_now(tmp_path):
@@ -115,3 +123,11 @@ def test_points_runs_part_of_the_ladder_now(tmp_path):
     bad = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--points", "nope_1"],
                          cwd=ROOT, capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "--points: nope_1 not in the default ladder" in bad.stderr
+
+
+def test_report_writes_what_is_finished_and_trains_nothing(tmp_path):
+    """--report on a ladder with nothing finished trains nothing and writes no table."""
+    out = run("--ladder", "smoke", "--report", "--root", tmp_path / "root",
+              "--out", tmp_path / "out")
+    assert "done " not in out and not (tmp_path / "out").exists()
+    assert not list((tmp_path / "root").glob("*/*/model.pth"))
