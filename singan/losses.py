@@ -20,12 +20,24 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: flo
         x  = a * real + (1 - a) * fake,  one a ~ U(0, 1) for the whole image
         gp = weight * mean over pixels of (|| dD(x)/dx ||_2 over channels - 1)^2
 
-    The graph is kept (create_graph) so that gp.backward() reaches the critic's weights.
+    The graph is kept (create_graph) so that gp.backward() reaches the critic's weights
+    (singan.penalty computes the same gradients layer by layer, from the same two helpers).
     """
-    a = torch.rand(1, 1, 1, 1, device=real.device, generator=generator)
-    x = (a * real + (1 - a) * fake.detach()).requires_grad_(True)
+    x = penalty_point(real, fake, generator).requires_grad_(True)
     d_x = critic(x)
     (grad,) = torch.autograd.grad(d_x, x, torch.ones_like(d_x), create_graph=True)
+    return penalty_of(grad, weight)
+
+
+def penalty_point(real: torch.Tensor, fake: torch.Tensor,
+                  generator: torch.Generator = None) -> torch.Tensor:
+    """The penalty's x = a * real + (1 - a) * fake, one a ~ U(0, 1) drawn from `generator`."""
+    a = torch.rand(1, 1, 1, 1, device=real.device, generator=generator)
+    return a * real + (1 - a) * fake.detach()
+
+
+def penalty_of(grad: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * mean over pixels of (|| grad ||_2 over channels - 1)^2, grad = dD(x)/dx."""
     return weight * ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
 

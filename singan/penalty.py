@@ -25,13 +25,14 @@ inputs (convolution_backward, _convolution_double_backward, leaky_relu_backward,
 BatchNorm's own backward and double backward through a one-node local graph), and every
 tensor that receives two contributions sums them as the engine does (a sum of two is exact
 in either order; a received zero is added, so that a -0.0 becomes +0.0 there too). So the
-gradients are bit-identical to `gp.backward()`'s (tests/test_memory.py checks it).
+gradients are bit-identical to `gp.backward()`'s (tests/test_penalty.py checks it).
 """
 from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from .losses import penalty_of, penalty_point
 from .models import BatchNorm2d, ConvBlock, batchnorm_stats_from
 
 aten = torch.ops.aten
@@ -75,7 +76,7 @@ def _activation(block, c):
         return F.leaky_relu(block.norm(c), _slope(block))
 
 
-def _norm_graph(block, c, grad_out=None):
+def _norm_graph(block, c):
     """BatchNorm's forward at c_k (running statistics untouched) as a one-node graph: (c leaf,
     output)."""
     leaf = c.detach().requires_grad_(True)
@@ -192,8 +193,7 @@ def penalty_gradients(critic, real: torch.Tensor, fake: torch.Tensor, weight: fl
     with the same draw from `generator` and the same update of the running statistics."""
     blocks, tail = _blocks(critic), critic.tail
     n = len(blocks)
-    a = torch.rand(1, 1, 1, 1, device=real.device, generator=generator)
-    x0 = a * real + (1 - a) * fake.detach()
+    x0 = penalty_point(real, fake, generator)
     # A: the forward, keeping each block's conv output c_k; B: the first backward, down,
     # keeping g[k] = dD/dx_k (g[n] at the tail's input)
     convs, out = _forward(blocks, tail, x0)
@@ -204,7 +204,7 @@ def penalty_gradients(critic, real: torch.Tensor, fake: torch.Tensor, weight: fl
         # the penalty and its gradient at g_0
         with torch.enable_grad():
             g0 = g[0].requires_grad_(True)
-            gp = weight * ((g0.norm(2, dim=1) - 1) ** 2).mean()
+            gp = penalty_of(g0, weight)
             (adj,) = torch.autograd.grad(gp, g0)
         g[0] = None
         del g0
