@@ -32,8 +32,8 @@ its last finished stage. The outputs, in --out:
                                  method and image, error bars over the seeds; log x
 
 Figures are printed and written, never judged here: the training time depends on the machine
-(its CPU features are printed), the estimate before a run comes from the 2-core AVX2 machine's
-per-iteration times in the README.
+(its CPU features are printed), the estimate before a run comes from the per-iteration times
+the ladder's trainings took on the project's 2-core AVX2 machine.
 """
 import argparse
 import csv
@@ -94,24 +94,31 @@ class Point:
         return plan_stages(height, width, self.stages, self.min_size, self.max_size).shapes
 
 
-# The default ladder: from the quick settings up to about an hour per point on a 2-core CPU
-# (estimates below); the paper's full settings (250 px, 2000 iterations) are ~20 h for
-# SinGAN and ~3.5 h for ConSinGAN there, and left out.
+# The default ladder: the quick settings of both methods, and the README's recipe: the
+# largest SinGAN whose samples are at least 128 px on their shorter side (192 px on the
+# longer side of these 3:2 photos) that trains in under an hour on a 2-core CPU (250
+# iterations per level: 47 min). Left out, for the time they take there (--dry-run's
+# estimates): SinGAN 96/1000 (48 min) and 128/500 (43 min), whose samples are 65 and 86 px
+# tall; 128/1000 (1.5 h) and 192/500 (1.6 h); ConSinGAN 128/1000/6 (56 min, 86 px tall) and
+# 250/1000/6 (2.6 h); the paper's settings (250 px, 2000 iterations: 20 h for SinGAN, 5.3 h
+# for ConSinGAN).
 LADDERS = {
-    "default": dict(points=[Point("singan", 64, 500), Point("singan", 96, 1000),
-                            Point("singan", 128, 1000), Point("singan", 192, 500),
-                            Point("consingan", 64, 1000, 5), Point("consingan", 128, 1000, 6),
-                            Point("consingan", 250, 1000, 6)],
+    "default": dict(points=[Point("singan", 64, 500), Point("singan", 192, 250),
+                            Point("consingan", 64, 1000, 5)],
                     images=["rocket.png", "chelsea.png"], seeds=[0, 1], num_samples=50,
                     min_size=25),
     "smoke": dict(points=[Point("singan", 32, 10), Point("consingan", 48, 10, 3)],
                   images=["rocket.png"], seeds=[0, 1], num_samples=4, min_size=16),
 }
 
-# Seconds per training iteration of one level on the README's 2-core AVX2 machine (fp32):
-# SinGAN about 0.05 + pixels * K[channels] (its "Speed" table), ConSinGAN about
-# 0.015 + 8e-5 * pixels (the ConSinGAN timing of a 188 x 250 image). Rough, for the plan only.
-SINGAN_S_PER_PIXEL = {32: 4.9e-5, 64: 1.3e-4, 128: 4.4e-4}
+# Seconds per training iteration of one level, measured by the ladder's own trainings on the
+# project's 2-core AVX2 machine (fp32, 2 threads; 15-50% above the "Speed" table's rates,
+# which time the bare step): SinGAN about 0.1 + pixels * K[channels], ConSinGAN about
+# 0.025 + 1.3e-4 * pixels (its 64 px point: 1.26 s per iteration of 5 stages). Rough, for
+# the plan only.
+SINGAN_BASE_S = 0.1
+SINGAN_S_PER_PIXEL = {32: 5.8e-5, 64: 1.75e-4, 128: 5.9e-4}
+CONSINGAN_BASE_S, CONSINGAN_S_PER_PIXEL = 0.025, 1.3e-4
 SAMPLE_S_PER_PIXEL = 26.0 / 50 / (188 * 250)    # 50 SinGAN samples at 188 x 250: 26 s
 
 
@@ -120,9 +127,9 @@ def estimate_seconds(point: Point, height: int, width: int) -> float:
     total = 0.0
     for n, (h, w) in enumerate(point.shapes(height, width)):
         if point.method == "singan":
-            per_iter = 0.05 + h * w * SINGAN_S_PER_PIXEL[channels_at_scale(n)[0]]
+            per_iter = SINGAN_BASE_S + h * w * SINGAN_S_PER_PIXEL[channels_at_scale(n)[0]]
         else:
-            per_iter = 0.015 + 8e-5 * h * w
+            per_iter = CONSINGAN_BASE_S + CONSINGAN_S_PER_PIXEL * h * w
         total += per_iter * point.niter
     return total
 
@@ -363,8 +370,17 @@ def write_csv(path: Path, rows: List[dict], columns: List[str]) -> None:
     print(f"wrote {path}")
 
 
-def pm(mean, std, digits) -> str:
-    return "-" if mean == "" else f"{mean:.{digits}f} +- {std:.{digits}f}"
+def shown_path(folder: str) -> str:
+    """A model folder as the tables show it: relative to the project when inside it (the
+    same on every clone), else as it is."""
+    try:
+        return Path(folder).resolve().relative_to(ROOT.resolve()).as_posix()
+    except ValueError:
+        return folder
+
+
+def pm(mean, std, digits, sign="+-") -> str:
+    return "-" if mean == "" else f"{mean:.{digits}f} {sign} {std:.{digits}f}"
 
 
 def print_summary(summary: List[dict]) -> None:
@@ -385,14 +401,14 @@ def write_markdown(path: Path, summary: List[dict], left: int) -> None:
     lines = ["| image | method | --max_size | --niter | stages | seeds | training minutes "
              "| SIFID | diversity |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        minutes = pm(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1)
+        minutes = pm(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1, "±")
         lines.append(f"| {Path(s['image']).stem} | {s['method']} | {s['max_size']} | "
                      f"{s['niter']} | {s['stages'] or '-'} | {s['seeds']} | {minutes} | "
-                     f"{pm(s['sifid_mean'], s['sifid_std_over_seeds'], 2)} | "
-                     f"{pm(s['diversity_mean'], s['diversity_std_over_seeds'], 3)} |")
+                     f"{pm(s['sifid_mean'], s['sifid_std_over_seeds'], 2, '±')} | "
+                     f"{pm(s['diversity_mean'], s['diversity_std_over_seeds'], 3, '±')} |")
     if left:
         lines.append(f"\n{left} training(s) of the ladder not run yet.")
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").replace(" +- ", " ± ").encode())
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     print(f"wrote {path}")
 
 
@@ -481,7 +497,7 @@ def parse_args(argv=None):
                         help="torch threads with --workers 1 (default: torch's)")
     parser.add_argument("--points", dest="points_to_run", default=None,
                         help="comma-separated point names of the ladder to run now (e.g. "
-                             "consingan_64_1000_5,singan_96_1000; default: all); the others "
+                             "consingan_64_1000_5,singan_192_250; default: all); the others "
                              "are left for a later run, and every point is still scored at "
                              "the whole ladder's common size")
     parser.add_argument("--report", action="store_true",
@@ -550,7 +566,7 @@ def plan(args):
                   f"{duration(seconds):>13}  {', '.join(states)}")
         scoring[image] = Scoring(shape, scale1, args.num_samples, True)
     wall = left / min(args.workers, max(1, len(jobs)))
-    print(f"estimated time (rough: the README's 2-core AVX2 rates, training and sampling): "
+    print(f"estimated time (rough: the 2-core AVX2 machine's rates, training and sampling): "
           f"{duration(total)} for all {len(jobs)} trainings, {duration(left)} of it still to "
           f"run; about {duration(wall)} with {args.workers} worker(s)")
     return jobs, scoring
@@ -611,7 +627,8 @@ def main(argv=None):
     if todo:
         print(f"{len(todo) - len(failed)} of {len(todo)} points trained or scored in "
               f"{duration(time.perf_counter() - started)}")
-    ordered = [rows[job] for job in jobs if job in rows]
+    ordered = [dict(rows[job], folder=shown_path(rows[job]["folder"])) for job in jobs
+               if job in rows]
     if ordered:
         out = Path(args.out)
         summary = summarise(ordered)

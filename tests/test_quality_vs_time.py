@@ -41,11 +41,11 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path):
 
 def test_default_ladder_plan():
     out = run("--dry-run")
-    for name in ("singan_64_500", "singan_128_1000", "consingan_64_1000_5",
-                 "consingan_250_1000_6"):
+    for name in ("singan_64_500", "singan_192_250", "consingan_64_1000_5"):
         assert name in out
     assert "rocket.png" in out and "chelsea.png" in out
-    assert "scored at 167 x 250" in out                     # the largest point's size
+    # the largest point's size: rocket's 267 x 400 with its longer side 192 px (128.16 -> 129)
+    assert "rocket.png (267 x 400): every point scored at 129 x 192" in out
 
 
 @pytest.mark.slow
@@ -114,10 +114,10 @@ def test_points_runs_part_of_the_ladder_now(tmp_path):
     """--points picks the points to train now; the others are planned as 'not now', and the
     common score size stays the whole ladder's."""
     out = run("--dry-run", "--points", "consingan_64_1000_5", "--root", tmp_path / "root")
-    assert "scored at 167 x 250" in out
+    assert "scored at 129 x 192" in out
     line = next(l for l in out.splitlines() if l.strip().startswith("consingan_64_1000_5"))
     assert line.endswith("to run, to run")
-    line = next(l for l in out.splitlines() if l.strip().startswith("singan_128_1000"))
+    line = next(l for l in out.splitlines() if l.strip().startswith("singan_192_250"))
     assert line.endswith("not now, not now")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     bad = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--points", "nope_1"],
