@@ -418,6 +418,7 @@ def plot(summary: List[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     lines = {}
     for s in summary:
@@ -440,6 +441,9 @@ def plot(summary: List[dict], path: Path) -> None:
                             (xi, g[f"{name}_mean"]), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))   # 5, 10, 20
+        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())                # not 10^1
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("training minutes (this machine)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)

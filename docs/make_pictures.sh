@@ -1,0 +1,41 @@
+#!/bin/bash
+# The README's pictures, from the README's recommended CPU recipe (SinGAN, --max_size 192,
+# --niter 250, seed 0), trained by benchmarks/quality_vs_time.py into its ladder's folder
+# (the same training as `python main_train.py --input_name rocket.png --max_size 192
+# --niter 250 --manualSeed 0`). Run from the project root after that benchmark; it writes
+# the applications' results to Output/ as the README's commands do, then copies the grid
+# each command writes into docs/ at the images' real size (the grids enlarge images under
+# 256 px tall by a whole factor, each pixel a block: every k-th pixel undoes it exactly).
+set -euo pipefail
+MD=TrainedModels/quality_vs_time/rocket/singan_192_250_seed0
+python random_samples.py --model_dir $MD --input_name rocket.png --mode random_samples \
+    --manualSeed 0 --quiet
+python random_samples.py --model_dir $MD --input_name rocket.png \
+    --mode random_samples_arbitrary_sizes --scale_v 1 --scale_h 2 --num_samples 4 \
+    --manualSeed 0 --quiet
+python editing.py --model_dir $MD --input_name rocket.png --ref_name rocket_edit.png \
+    --editing_start_scale 5 --manualSeed 0
+python paint2image.py --model_dir $MD --input_name rocket.png --ref_name rocket_paint.png \
+    --paint_start_scale 3 --manualSeed 0
+python SR.py --input_name rocket.png --sr_factor 4 --max_size 64 --niter 250 --manualSeed 0 \
+    --quiet
+python - <<'PY'
+import imageio.v3 as iio
+
+from singan.image_io import GRID_MIN_HEIGHT, read_image, save_grid
+
+PICTURES = {   # docs picture: (the grid a command above wrote, the height of its images)
+    "rocket_grid": ("Output/RandomSamples/rocket/gen_start_scale=0_grid.png", 129),
+    "editing": ("Output/Editing/rocket/rocket_edit_out/start_scale=5_grid.png", 129),
+    "paint2image": ("Output/Paint2image/rocket/rocket_paint_out/start_scale=3_grid.png", 129),
+    "sr": ("Output/SR/4/rocket_compare.png", 172),
+}
+for name, (grid, height) in PICTURES.items():
+    zoom = max(1, -(-GRID_MIN_HEIGHT // height))
+    iio.imwrite(f"docs/{name}.png", iio.imread(grid)[::zoom, ::zoom])
+    print(f"wrote docs/{name}.png")
+wide = "Output/RandomSamples_ArbitrerySizes/rocket/scale_v=1.000000_scale_h=2.000000"
+save_grid("docs/rocket_wide.png", [read_image(f"{wide}/{i}.png") for i in (0, 1)],
+          min_height=0)                   # two of the 2x wider samples, side by side
+print("wrote docs/rocket_wide.png")
+PY
