@@ -401,11 +401,14 @@ def write_markdown(path: Path, summary: List[dict], left: int) -> None:
     lines = ["| image | method | --max_size | --niter | stages | seeds | training minutes "
              "| SIFID | diversity |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        minutes = pm(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1, "±")
+        def cell(mean, std, digits):      # one seed has no spread: its value alone
+            return pm(mean, std, digits, "±") if s["seeds"] > 1 or mean == "" \
+                else f"{mean:.{digits}f}"
+        minutes = cell(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1)
         lines.append(f"| {Path(s['image']).stem} | {s['method']} | {s['max_size']} | "
                      f"{s['niter']} | {s['stages'] or '-'} | {s['seeds']} | {minutes} | "
-                     f"{pm(s['sifid_mean'], s['sifid_std_over_seeds'], 2, '±')} | "
-                     f"{pm(s['diversity_mean'], s['diversity_std_over_seeds'], 3, '±')} |")
+                     f"{cell(s['sifid_mean'], s['sifid_std_over_seeds'], 2)} | "
+                     f"{cell(s['diversity_mean'], s['diversity_std_over_seeds'], 3)} |")
     if left:
         lines.append(f"\n{left} training(s) of the ladder not run yet.")
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
