@@ -22,16 +22,19 @@ python SR.py --input_name rocket.png --sr_factor 4 --max_size 64 --niter 250 --m
 python - <<'PY'
 import imageio.v3 as iio
 
-from singan.image_io import GRID_MIN_HEIGHT, read_image, save_grid
+from singan.image_io import grid_zoom, read_image, save_grid
 
-PICTURES = {   # docs picture: (the grid a command above wrote, the height of its images)
-    "rocket_grid": ("Output/RandomSamples/rocket/gen_start_scale=0_grid.png", 129),
-    "editing": ("Output/Editing/rocket/rocket_edit_out/start_scale=5_grid.png", 129),
-    "paint2image": ("Output/Paint2image/rocket/rocket_paint_out/start_scale=3_grid.png", 129),
-    "sr": ("Output/SR/4/rocket_compare.png", 172),
+PICTURES = {   # docs picture: (the grid a command above wrote, one of the images in it)
+    "rocket_grid": ("Output/RandomSamples/rocket/gen_start_scale=0_grid.png",
+                    "Output/RandomSamples/rocket/gen_start_scale=0/0.png"),
+    "editing": ("Output/Editing/rocket/rocket_edit_out/start_scale=5_grid.png",
+                "Output/Editing/rocket/rocket_edit_out/start_scale=5.png"),
+    "paint2image": ("Output/Paint2image/rocket/rocket_paint_out/start_scale=3_grid.png",
+                    "Output/Paint2image/rocket/rocket_paint_out/start_scale=3.png"),
+    "sr": ("Output/SR/4/rocket_compare.png", "Output/SR/4/rocket_HR.png"),
 }
-for name, (grid, height) in PICTURES.items():
-    zoom = max(1, -(-GRID_MIN_HEIGHT // height))
+for name, (grid, member) in PICTURES.items():
+    zoom = grid_zoom(iio.imread(member).shape[0])
     iio.imwrite(f"docs/{name}.png", iio.imread(grid)[::zoom, ::zoom])
     print(f"wrote docs/{name}.png")
 wide = "Output/RandomSamples_ArbitrerySizes/rocket/scale_v=1.000000_scale_h=2.000000"

@@ -186,13 +186,20 @@ def save_image(path, x: torch.Tensor) -> None:
 GRID_MIN_HEIGHT = 256   # px: smaller images are enlarged (nearest neighbour) to be seen
 
 
+def grid_zoom(height: int, min_height: int = GRID_MIN_HEIGHT) -> int:
+    """The whole factor save_grid enlarges a row of images `height` px tall by: the smallest
+    that makes it at least `min_height` px (1 for images that tall already). Every
+    grid_zoom(h)-th pixel of a grid undoes it exactly."""
+    return max(1, -(-min_height // height))   # ceil division
+
+
 def save_grid(path, images, columns: int = None, gap: int = 4,
               min_height: int = GRID_MIN_HEIGHT) -> None:
     """Save a list of [1, 3, H, W] tensors (sizes may differ) side by side as one PNG. Rows of
     small images are enlarged by a whole factor, each pixel a block (nearest neighbour), so
     that a row is at least `min_height` px tall: a 43 px sample is a grid a person can see."""
     arrays = [to_uint8(im) for im in images]
-    zoom = max(1, -(-min_height // max(a.shape[0] for a in arrays)))   # ceil division
+    zoom = grid_zoom(max(a.shape[0] for a in arrays), min_height)
     if zoom > 1:
         arrays = [a.repeat(zoom, axis=0).repeat(zoom, axis=1) for a in arrays]
     columns = columns or len(arrays)

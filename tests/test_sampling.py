@@ -1,12 +1,14 @@
 """Generation against the tiny reference model (SPEC 6-7), batching and reproducibility."""
 import json
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
 
 from singan import load_model
 from singan.errors import SinGANError
+from singan.image_io import GRID_MIN_HEIGHT, grid_zoom, save_grid, to_uint8
 from singan.models import Generator, init_weights
 from singan.model import TrainedPyramid, fold_batchnorm
 
@@ -133,3 +135,16 @@ def test_drawing_follows_changes_to_the_generators():
     assert torch.allclose(pyramid._run(0, torch.zeros(1, 3, 30, 34), torch.zeros(1, 3, 30, 34)),
                           expected, atol=1e-5)
     assert not torch.allclose(changed, replaced, atol=1e-4)
+
+
+def test_grid_enlarges_small_rows_by_a_whole_factor_that_every_kth_pixel_undoes(tmp_path):
+    # docs/make_pictures.sh takes every grid_zoom(h)-th pixel of a grid to show its images
+    # at their real size: that holds only if save_grid enlarges by exactly that factor
+    assert [grid_zoom(h) for h in (43, 129, 256, 300)] == [6, 2, 1, 1]
+    images = [torch.rand(1, 3, 43, 50) * 2 - 1 for _ in range(2)]
+    save_grid(tmp_path / "g.png", images, gap=0)
+    grid = iio.imread(tmp_path / "g.png")
+    assert grid.shape == (43 * 6, 100 * 6, 3) and 43 * 6 >= GRID_MIN_HEIGHT
+    k = grid_zoom(43)
+    real_size = np.concatenate([to_uint8(im) for im in images], axis=1)
+    np.testing.assert_array_equal(grid[::k, ::k], real_size)
