@@ -395,20 +395,23 @@ def print_summary(summary: List[dict]) -> None:
               f"{pm(s['diversity_mean'], s['diversity_std_over_seeds'], 3):>17}")
 
 
+def over_seeds(mean, std, digits: int, seeds: int) -> str:
+    """A table cell: mean +- std over the seeds; one seed has no spread, so its value alone."""
+    return pm(mean, std, digits, "±") if seeds > 1 or mean == "" else f"{mean:.{digits}f}"
+
+
 def write_markdown(path: Path, summary: List[dict], left: int) -> None:
     """The summary as the README's table (mean +- std over the seeds), and how many trainings
     of the ladder are still to run."""
     lines = ["| image | method | --max_size | --niter | stages | seeds | training minutes "
              "| SIFID | diversity |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        def cell(mean, std, digits):      # one seed has no spread: its value alone
-            return pm(mean, std, digits, "±") if s["seeds"] > 1 or mean == "" \
-                else f"{mean:.{digits}f}"
-        minutes = cell(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1)
+        n = s["seeds"]
+        minutes = over_seeds(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1, n)
         lines.append(f"| {Path(s['image']).stem} | {s['method']} | {s['max_size']} | "
-                     f"{s['niter']} | {s['stages'] or '-'} | {s['seeds']} | {minutes} | "
-                     f"{cell(s['sifid_mean'], s['sifid_std_over_seeds'], 2)} | "
-                     f"{cell(s['diversity_mean'], s['diversity_std_over_seeds'], 3)} |")
+                     f"{s['niter']} | {s['stages'] or '-'} | {n} | {minutes} | "
+                     f"{over_seeds(s['sifid_mean'], s['sifid_std_over_seeds'], 2, n)} | "
+                     f"{over_seeds(s['diversity_mean'], s['diversity_std_over_seeds'], 3, n)} |")
     if left:
         lines.append(f"\n{left} training(s) of the ladder not run yet.")
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
