@@ -431,7 +431,7 @@ def plot(summary: List[dict], path: Path) -> None:
         lines.setdefault((s["method"], Path(s["image"]).stem), []).append(s)
     for ax, name, label in ((axes[0], "sifid", "SIFID (FID-Inception weights), lower is better"),
                             (axes[1], "diversity", "diversity")):
-        for (method, stem), group in sorted(lines.items()):
+        for k, ((method, stem), group) in enumerate(sorted(lines.items())):
             group = sorted((g for g in group if g[f"{name}_mean"] != ""),
                            key=lambda g: g["train_seconds_mean"])
             if not group:
@@ -444,8 +444,9 @@ def plot(summary: List[dict], path: Path) -> None:
             for xi, g in zip(x, group):
                 ax.annotate(f"{g['max_size']}/{g['niter']}" +
                             (f"/{g['stages']}" if g["stages"] else ""),
-                            (xi, g[f"{name}_mean"]), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
+                            (xi, g[f"{name}_mean"]), fontsize=7,   # every other line's
+                            xytext=(3, 3 if k % 2 == 0 else -9),  # below: points that meet
+                            textcoords="offset points")           # keep their labels apart
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))   # 5, 10, 20
         ax.xaxis.set_major_formatter(ticker.ScalarFormatter())                # not 10^1
