@@ -85,6 +85,9 @@ def install_hook(hook):
 
 
 def child(req):
+    # Ctrl-C as in a terminal, even where the suite itself runs with SIGINT ignored (a shell
+    # starts background jobs so, and the forked child would inherit it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(req["cwd"])
     os.environ.update(req["env"])
     for fd, name in ((1, "stdout"), (2, "stderr")):
