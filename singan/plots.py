@@ -2,13 +2,14 @@
 import io
 from pathlib import Path
 
-from matplotlib.figure import Figure   # no pyplot: no global state, no GUI backend
-
 from .image_io import atomic_write_bytes
 
 
 def plot_losses(path: Path, losses: dict, scale: int) -> None:
     """losses.png: the adversarial losses and the reconstruction loss over the iterations."""
+    # matplotlib is imported here, not with the package: it costs about a second, which every
+    # script that only generates (and every `--help`) would otherwise pay at start-up.
+    from matplotlib.figure import Figure   # no pyplot: no global state, no GUI backend
     fig = Figure(figsize=(9, 3.2))
     ax = fig.subplots(1, 2)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.22)

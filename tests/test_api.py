@@ -17,7 +17,7 @@ from singan.imresize import imresize
 from singan.models import pad
 
 CONFIGS = {
-    "singan": SinGANConfig(max_size=32, min_size=19, niter=30),
+    "singan": SinGANConfig(max_size=32, min_size=21, nfc=16, min_nfc=16, niter=30),
     "consingan": ConSinGANConfig(train_stages=3, max_size=32, min_size=16, nfc=16, niter=30),
 }
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_script, smooth_image, write_image
+from conftest import assert_one_line_error, run_here, run_script, smooth_image, write_image
 from singan import load_model, train_model
 from singan.checkpoint import save_checkpoint
 from singan.hparams import SinGANConfig
@@ -90,11 +90,11 @@ def test_rerun_skips_finished_model_and_resumes_a_partial_one(trained):
     assert load_model(folder).num_scales == 4
 
 
-def test_other_settings_need_force(trained):
+def test_other_settings_need_force(trained, monkeypatch):
     work, _ = trained
-    proc = run_script("main_train.py", "--input_dir", "Input", "--input_name", "tiny.png",
-                      "--max_size", "40", "--min_size", "19", "--niter", "9", "--quiet",
-                      "--num_samples", "0", cwd=work)
+    proc = run_here("main_train.py", "--input_dir", "Input", "--input_name", "tiny.png",
+                    "--max_size", "40", "--min_size", "19", "--niter", "9", "--quiet",
+                    "--num_samples", "0", cwd=work, monkeypatch=monkeypatch)
     assert_one_line_error(proc, "other settings", "niter", "--force")
 
 
@@ -151,16 +151,17 @@ def test_random_samples_reports_diversity_and_sifid(trained, tmp_path):
     (["--model_dir", FOLDER, "--scale_v", "-2"], ["--scale_v", "positive"]),
     (["--input_name", "unknown.png"], ["no trained model", "main_train.py --input_name unknown.png"]),
 ])
-def test_random_samples_bad_input(trained, args, words):
+def test_random_samples_bad_input(trained, args, words, monkeypatch):
     work, _ = trained
-    assert_one_line_error(run_script("random_samples.py", *args, cwd=work), *words)
+    assert_one_line_error(run_here("random_samples.py", *args, cwd=work, monkeypatch=monkeypatch),
+                          *words)
 
 
-def test_incomplete_model_folder(trained, tmp_path):
+def test_incomplete_model_folder(trained, tmp_path, monkeypatch):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "0").mkdir()
-    assert_one_line_error(run_script("random_samples.py", "--model_dir", "model", cwd=tmp_path),
-                          "holds no trained model")
+    assert_one_line_error(run_here("random_samples.py", "--model_dir", "model", cwd=tmp_path,
+                                   monkeypatch=monkeypatch), "holds no trained model")
 
 
 @pytest.mark.parametrize("make, words", [
@@ -170,11 +171,11 @@ def test_incomplete_model_folder(trained, tmp_path):
     (lambda d: write_image(d / "Input" / "x.png", smooth_image(12, 40)), ["at least", "min_size"]),
     (lambda d: write_image(d / "Input" / "x.png", smooth_image(30, 600)), ["aspect ratio"]),
 ])
-def test_main_train_bad_image(tmp_path, make, words):
+def test_main_train_bad_image(tmp_path, make, words, monkeypatch):
     (tmp_path / "Input").mkdir(exist_ok=True)
     make(tmp_path)
-    proc = run_script("main_train.py", "--input_dir", "Input", "--input_name", "x.png",
-                      "--niter", "1", "--quiet", cwd=tmp_path)
+    proc = run_here("main_train.py", "--input_dir", "Input", "--input_name", "x.png",
+                    "--niter", "1", "--quiet", cwd=tmp_path, monkeypatch=monkeypatch)
     assert_one_line_error(proc, *words)
     assert not (tmp_path / "TrainedModels").exists()
 
@@ -186,8 +187,9 @@ def test_main_train_bad_image(tmp_path, make, words):
     (["--min_size", "300", "--max_size", "250"], ["--min_size", "must not exceed"]),
     (["--model", "consingan", "--ker_size", "5"], ["ConSinGAN", "--ker_size 3"]),
 ])
-def test_main_train_bad_options(tmp_path, args, words):
-    proc = run_script("main_train.py", "--input_name", "x.png", *args, cwd=tmp_path)
+def test_main_train_bad_options(tmp_path, args, words, monkeypatch):
+    proc = run_here("main_train.py", "--input_name", "x.png", *args, cwd=tmp_path,
+                    monkeypatch=monkeypatch)
     assert_one_line_error(proc, *words)
 
 
