@@ -3,6 +3,7 @@ the atomic file write every saved file goes through."""
 import errno
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -73,7 +74,9 @@ def _decode(path: Path) -> np.ndarray:
     try:
         return iio.imread(path, index=0, plugin="pillow", rotate=True)
     except Exception:   # not a Pillow format: let imageio pick a plugin
-        return iio.imread(path, index=0)
+        with warnings.catch_warnings():   # its search loads the legacy DICOM plugin, which
+            warnings.simplefilter("ignore", DeprecationWarning)   # warns of its own removal
+            return iio.imread(path, index=0)
 
 
 def read_image(path, device="cpu") -> torch.Tensor:
