@@ -4,6 +4,7 @@ import importlib
 import io
 import os
 import runpy
+import signal
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -72,6 +73,15 @@ def write_image(path: Path, pixels: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, pixels)
     return path
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """Let SIGINT interrupt this process (KeyboardInterrupt) as it would in a terminal, even
+    where the suite itself runs with SIGINT ignored, as a shell starts a background job: a
+    forked child inherits that, and so does a script started from it. The preexec_fn of a
+    script that a test sends Ctrl-C (test_reliability's zygote, a separate interpreter, does
+    the same for its children)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_script(script: str, *args, cwd, timeout=300):

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, optional, run_here, run_script, smooth_image, write_image
+from conftest import (ROOT, ctrl_c_as_in_a_terminal, optional, run_here, run_script,
+                      smooth_image, write_image)
 
 if importlib.util.find_spec("ray") is None:
     optional("ray")   # skipped here, an error in CI
@@ -229,7 +230,7 @@ def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path):
             "--manualSeed", "1", *joined, "--num_samples", "0"]
     proc = subprocess.Popen([sys.executable, str(ROOT / "main_train.py"), *args], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     configs = [tmp_path / "TrainedModels" / stem / MODEL / "config.json" for stem in "ab"]
     deadline = time.monotonic() + 120
     while not all(p.exists() for p in configs) and time.monotonic() < deadline:

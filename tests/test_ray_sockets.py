@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, optional, smooth_image, write_image
+from conftest import ROOT, ctrl_c_as_in_a_terminal, optional, smooth_image, write_image
 
 if not Path("/proc/net/tcp").exists():
     pytest.skip("needs Linux's /proc", allow_module_level=True)
@@ -117,7 +117,7 @@ def test_a_folder_runs_local_runtime_listens_on_loopback_only_with_a_token(tmp_p
          "--min_size", "24", "--niter", "5000", "--manualSeed", "1", "--num_cpus", "1",
          "--num_samples", "0", "--quiet"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         config = tmp_path / "TrainedModels" / "a" / MODEL / "config.json"
         deadline = time.monotonic() + 180
