@@ -70,13 +70,20 @@ def _decode(path: Path) -> np.ndarray:
     if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         return iio.imread(path, index=0, plugin="pillow", rotate=True, mode="RGB")
     if path.suffix.lower() in (".tif", ".tiff"):
-        return iio.imread(path, index=0)
+        return _imread_any_plugin(path)
     try:
         return iio.imread(path, index=0, plugin="pillow", rotate=True)
     except Exception:   # not a Pillow format: let imageio pick a plugin
-        with warnings.catch_warnings():   # its search loads the legacy DICOM plugin, which
-            warnings.simplefilter("ignore", DeprecationWarning)   # warns of its own removal
-            return iio.imread(path, index=0)
+        return _imread_any_plugin(path)
+
+
+def _imread_any_plugin(path: Path) -> np.ndarray:
+    """The first frame, read by the plugin imageio picks. Its search may load the legacy DICOM
+    plugin, which warns of its own removal: a DeprecationWarning that says nothing about the
+    user's file, so it is not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return iio.imread(path, index=0)
 
 
 def read_image(path, device="cpu") -> torch.Tensor:
