@@ -37,12 +37,15 @@ import platform
 import re
 import shlex
 import signal
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import torch
 
@@ -63,6 +66,10 @@ class Step:
     skip_reason: str = ""              # set: the step is not run (an option the script lacks)
     may_stop_at_budget: bool = False   # the training: running out of time is expected
     result: dict = field(default_factory=dict)
+    # decided when the step's turn comes, from the steps before it: a reason not to run it
+    # (None: run), and extra arguments
+    condition: Optional[Callable[[], Optional[str]]] = None
+    extra_args: Optional[Callable[[], List[str]]] = None
 
     @property
     def command(self) -> str:
@@ -87,37 +94,71 @@ def option_variant(name, script, argv, option, cap_s) -> Step:
                 skip_reason=f"{script} has no {option} option" if missing else "")
 
 
-def benchmark_steps() -> List[Step]:
+def graphs_proven(work: Path) -> Optional[str]:
+    """None when benchmarks/bench_cuda_graphs.py found the graphed fp32 step equal to the eager
+    one at every scale and faster over the whole training; else why not."""
+    try:
+        rows = [r for r in json.loads((work / "cuda_graphs.json").read_text())
+                if r.get("amp") == "none"]
+    except (OSError, ValueError):
+        return "no CUDA-graph results (the benchmark did not finish)"
+    if not rows or any("error" in r for r in rows):
+        return "the CUDA-graph benchmark failed at some scale"
+    if not all(r["equal"] for r in rows):
+        return "the graphed step was not equal to the eager one at every scale"
+    if sum(r["graph_s"] for r in rows) >= sum(r["eager_s"] for r in rows):
+        return "the graphed step was not faster"
+    return None
+
+
+def benchmark_steps(work: Path) -> List[Step]:
     train, sample = "benchmarks/bench_train.py", "benchmarks/bench_sample.py"
     consingan = "benchmarks/bench_consingan.py"
     base_train = ["--size", SIZE, "--iters", "5", "--device", "cuda"]
     base_sample = ["--size", SIZE, "--device", "cuda"]
-    steps = [Step("bench_train fp32", [train, *base_train], 75)]
-    steps += [option_variant(f"bench_train {amp}", train, [*base_train, "--amp", amp],
-                             "--amp", 75) for amp in ("bf16", "fp16")]
-    steps.append(Step("bench_sample fp32", [sample, *base_sample], 60))
-    steps.append(option_variant("bench_sample bf16", sample, [*base_sample, "--amp", "bf16"],
-                                "--amp", 60))
     few = [f"--{o}" for o in ("iters", "warmup") if f"--{o}" in script_options(consingan)]
-    steps.append(Step("bench_consingan", [consingan, "--device", "cuda",
-                                          *(["--iters", "2"] if "--iters" in few else []),
-                                          *(["--warmup", "1"] if "--warmup" in few else [])], 75))
-    # Large images: peak memory (max allocated) of one step at the finest scale, fp32
+    memory = {}   # Large images: peak memory (max allocated) of one step at the finest scale
     for side, size in ((512, "384x512"), (1024, "768x1024")):
-        steps.append(Step(f"memory {side} px", [train, "--size", size, "--max_size", str(side),
-                                                "--scales", "last", "--iters", "1", "--warmup",
-                                                "1", "--device", "cuda"], 45))
-    return steps
+        for lean in (False, True):
+            memory[side, lean] = Step(
+                f"memory {side} px{' lean' if lean else ''}",
+                [train, "--size", size, "--max_size", str(side), "--scales", "last", "--iters",
+                 "1", "--warmup", "1", "--no_flops", "--device", "cuda",
+                 *(["--low_memory"] if lean else [])], 40)
+    return [
+        Step("bench_train fp32", [train, *base_train], 75),
+        Step("bench_consingan", [consingan, "--device", "cuda",
+                                 *(["--iters", "2"] if "--iters" in few else []),
+                                 *(["--warmup", "1"] if "--warmup" in few else [])], 60),
+        Step("bench_sample fp32", [sample, *base_sample], 45),
+        memory[512, True], memory[1024, True],
+        option_variant("bench_sample bf16", sample, [*base_sample, "--amp", "bf16"], "--amp",
+                       45),
+        memory[512, False], memory[1024, False],
+        *[option_variant(f"bench_train {amp}", train,
+                         [*base_train, "--scales", "0,4,8", "--amp", amp], "--amp", 40)
+          for amp in ("bf16", "fp16")],
+        Step("amp_grid bf16", ["benchmarks/amp_grid.py", "--device", "cuda", "--amp", "bf16",
+                               "--max_size", "64", "--niter", "200",
+                               "--out", str(work / "amp_grid.png")], 60),
+    ]
 
 
-def build_plan(out: Path) -> List[Step]:
-    tests = Step("gpu tests", ["-m", "pytest", "-q", "-m", "gpu", "tests/test_gpu.py"], 180)
-    training = Step("train rocket.png", [
+def build_plan(out: Path, work: Path) -> List[Step]:
+    tests = Step("gpu tests", ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+                               "-m", "gpu", "tests/test_gpu.py"], 120)
+    graphs = Step("cuda graphs", ["benchmarks/bench_cuda_graphs.py", "--size", SIZE, "--amp",
+                                  "none,bf16", "--json", str(work / "cuda_graphs.json")], 100)
+    training = [
         "main_train.py", "--input_name", "rocket.png", "--max_size", "250", "--niter", "2000",
         "--device", "cuda", "--manualSeed", "0", "--quiet", "--num_samples", "50", "--force",
-        "--out", str(out / "samples")], None, may_stop_at_budget=True)
-    return [tests, *benchmark_steps(), training]
-
+        "--out", str(work / "samples")]
+    graphed = Step("train rocket graphed", training, 270, may_stop_at_budget=True,
+                   condition=lambda: graphs_proven(work), extra_args=lambda: ["--cuda_graphs"])
+    eager = Step("train rocket eager", training, 240, may_stop_at_budget=True,
+                 condition=lambda: (None if graphed.result.get("status") in ("failed", "skipped")
+                                    else "the graphed training ran"))
+    return [tests, graphs, graphed, eager, *benchmark_steps(work)]
 
 # ---- running a step -----------------------------------------------------------------------------
 
@@ -143,6 +184,8 @@ def run_step(step: Step, timeout: float, log: Path) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     start = time.perf_counter()
     timed_out = False
+    if step.extra_args is not None:
+        step.argv = [*step.argv, *step.extra_args()]
     with open(log, "w") as sink:
         process = subprocess.Popen([sys.executable, *step.argv], cwd=ROOT, stdout=sink,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -265,19 +308,22 @@ def print_plan(steps: List[Step], budget_s: float) -> None:
         print(f"{i:>2}. {s.name:<18} {cap:<9} {s.command}{skip}")
 
 
-def run_all(steps: List[Step], out: Path, budget_s: float, meta: dict) -> None:
+def run_all(steps: List[Step], out: Path, work: Path, budget_s: float, meta: dict) -> None:
     deadline = meta["_t0"] + budget_s
     for i, step in enumerate(steps, 1):
         left = deadline - time.perf_counter() - GRACE_S
+        reason = step.condition() if step.condition is not None else None
         if step.skip_reason:
             step.result = {"status": "skipped"}
+        elif reason:
+            step.result = {"status": "skipped", "note": reason}
         elif left < MIN_START_S:
             step.result = {"status": "skipped",
                            "note": f"budget spent ({max(left, 0):.0f} s left)"}
         else:
             timeout = left if step.cap_s is None else min(step.cap_s, left)
             print(f"{i:>2}. {step.name}: running (timeout {timeout:.0f} s)", flush=True)
-            step.result = run_step(step, timeout, log_path(out, i, step))
+            step.result = run_step(step, timeout, log_path(work, i, step))
             text = read_log(Path(step.result["log"]))
             step.result["note"] = note_for(step, text)
             step.result["tail"] = text[-TAIL_CHARS:]
@@ -286,6 +332,33 @@ def run_all(steps: List[Step], out: Path, budget_s: float, meta: dict) -> None:
               + (f" in {r['seconds']} s" if "seconds" in r else "")
               + (f"; {r['note']}" if r.get("note") else ""), flush=True)
         write_report(out, steps, meta, dry_run=False)
+        pack(out, work)
+
+
+# ---- what comes back ----------------------------------------------------------------------------
+
+MODEL_LIMIT = 16 * 2 ** 20     # the device tool brings back files of at most 16 MiB
+MODELS = ROOT / "TrainedModels" / "rocket"     # where main_train.py puts the rocket model
+
+
+def pack(out: Path, work: Path) -> None:
+    """Everything but the two reports into few files (the device tool brings back 8 at most,
+    two folders down): device_check.zip (every log, the CUDA-graph figures, the training's
+    samples), the samples' grid, the amp grid and the rocket model.pth if it fits."""
+    files = sorted(p for p in work.rglob("*") if p.is_file() and p.suffix != ".pth")
+    partial = out / "device_check.zip.part"
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, path.relative_to(work))
+    partial.replace(out / "device_check.zip")
+    grids = sorted((work / "samples").rglob("*grid*.png"))
+    if grids:
+        shutil.copyfile(grids[0], out / "samples_grid.png")
+    if (work / "amp_grid.png").is_file():
+        shutil.copyfile(work / "amp_grid.png", out / "amp_grid.png")
+    models = sorted(MODELS.glob("*/model.pth"))
+    if models and models[0].stat().st_size <= MODEL_LIMIT:
+        shutil.copyfile(models[0], out / "model.pth")
 
 
 def main() -> int:
@@ -296,6 +369,9 @@ def main() -> int:
     parser.add_argument("--budget_s", type=float, default=DEFAULT_BUDGET_S,
                         help="total seconds for all the steps")
     parser.add_argument("--out", default="Output/device_check", help="folder of the report")
+    parser.add_argument("--work", default=None,
+                        help="folder of the logs and the training's samples (default: a new "
+                             "temporary folder); packed into <out>/device_check.zip")
     args = parser.parse_args()
     if not torch.cuda.is_available() and not args.dry_run:
         print(f"error: no CUDA device: torch {torch.__version__} sees none "
@@ -303,7 +379,10 @@ def main() -> int:
               file=sys.stderr)
         return 2
     out = Path(args.out).resolve()
-    steps = build_plan(out)
+    work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="singan_dc_"))
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    steps = build_plan(out, work)
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "dry_run": args.dry_run,
             "budget_s": args.budget_s, "machine": describe_machine(), "_t0": time.perf_counter()}
     print(f"singan device check: {machine_line(meta['machine'])}")
@@ -312,7 +391,7 @@ def main() -> int:
         write_report(out, steps, meta, dry_run=True)
     else:
         write_report(out, steps, meta, dry_run=False)
-        run_all(steps, out, args.budget_s, meta)
+        run_all(steps, out, work, args.budget_s, meta)
     print(f"report: {out / 'device_check.txt'}, {out / 'device_check.json'}")
     return 0 if overall(steps, args.dry_run) in ("planned", "passed") else 1
 

@@ -59,7 +59,8 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
                 progress: Optional[ProgressCallback] = None,
                 should_stop: Optional[Callable[[], bool]] = None, force: bool = False,
                 show_progress: bool = True, log: Callable[[str], None] = print,
-                root=TRAINED_ROOT, low_memory: Optional[bool] = None) -> TrainedModel:
+                root=TRAINED_ROOT, low_memory: Optional[bool] = None,
+                cuda_graphs: bool = False) -> TrainedModel:
     """Train SinGAN or ConSinGAN (by the type of `config`) on one image, or resume it.
 
     image: a path, or a [1, 3, H, W] tensor in [-1, 1] (then model_dir is required);
@@ -71,7 +72,9 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     SinGANError saying which stages are saved). low_memory: SinGAN's lean step (the same
     numbers, fewer activations alive); None takes it when the plain step would not fit. A
     training that cannot fit either way is refused before anything is written (SinGANError
-    with the figures). Returns the model, its folder in .folder.
+    with the figures). cuda_graphs: SinGAN on CUDA replays each iteration from a captured
+    CUDA graph (singan.graphs: the same kernels and noise, far fewer launches). Returns the
+    model, its folder in .folder.
     """
     trainer_class = trainer_for(config)
     device = resolve_device(device)
@@ -88,7 +91,7 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     info.update(height=tensor.shape[2], width=tensor.shape[3])
     folder = Path(model_dir) if model_dir is not None else model_folder(info["name"], config,
                                                                          root)
-    trainer = trainer_class(tensor, config, low_memory=low_memory)
+    trainer = trainer_class(tensor, config, low_memory=low_memory, cuda_graphs=cuda_graphs)
     model = train_stages(trainer, folder, seed, info, force, log, show_progress, progress,
                          should_stop)
     model.folder = folder

@@ -30,14 +30,15 @@ def resolve_device(name="auto") -> torch.device:
     return torch.device(name)
 
 
-def autocast_context(device: torch.device, amp: str):
-    """A factory of autocast contexts for --amp none|bf16|fp16."""
+def autocast_context(device: torch.device, amp: str, cache: bool = True):
+    """A factory of autocast contexts for --amp none|bf16|fp16. cache=False: each region casts
+    the weights afresh (what CUDA graph capture needs)."""
     if amp == "none":
         return contextlib.nullcontext
     if amp not in AMP_DTYPES:
         raise SinGANError(f"--amp {amp} is not supported; use --amp none, bf16 or fp16")
     dtype = AMP_DTYPES[amp]
-    return lambda: torch.autocast(torch.device(device).type, dtype=dtype)
+    return lambda: torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=cache)
 
 
 def amp_slowdown(device: torch.device, amp: str) -> Optional[str]:

@@ -17,6 +17,7 @@ from .checkpoint import save_torch
 from .devices import adam, autocast_context, grad_scaler
 from .driver import run_iterations, scale_seed
 from .errors import SinGANError
+from .graphs import StepGraph, check_graphable, make_capturable
 from .hparams import SinGANConfig
 from .image_io import save_image
 from .interface import TrainerDefaults
@@ -84,7 +85,8 @@ class ScaleTrainer:
     def __init__(self, n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
                  cfg: SinGANConfig, generator: torch.Generator,
                  prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 batched: Optional[bool] = None, low_memory: bool = False):
+                 batched: Optional[bool] = None, low_memory: bool = False,
+                 cuda_graphs: bool = False):
         self.n, self.pyramid, self.G, self.D, self.cfg = n, pyramid, G, D, cfg
         self.generator, self.prev_transform = generator, prev_transform
         self.low_memory = bool(low_memory)
@@ -92,7 +94,10 @@ class ScaleTrainer:
         if batched is None:   # low_memory: one-image passes, whose critic passes are lean
             batched = device.type != "cpu" and not self.low_memory
         self.batched = batched and not cfg.legacy_g_steps
-        self.autocast = autocast_context(device, cfg.amp)
+        if cuda_graphs:
+            check_graphable(device, cfg.amp)
+        # under capture, autocast must not keep its cast weights between regions
+        self.autocast = autocast_context(device, cfg.amp, cache=not cuda_graphs)
         self.real = pyramid.reals[n]                                 # [1, 3, h, w]
         h, w = self.real.shape[2:]
         p = cfg.pad
@@ -100,6 +105,11 @@ class ScaleTrainer:
         self.opt_d = adam(D.parameters(), cfg.lr_d, cfg.beta1, device)
         self.opt_g = adam(G.parameters(), cfg.lr_g, cfg.beta1, device)
         self.scaler_d, self.scaler_g = grad_scaler(device, cfg.amp), grad_scaler(device, cfg.amp)
+        # cuda_graphs: each iteration after the first WARMUP replayed from a CUDA graph
+        # (singan.graphs), the same kernels with the same noise, launched at once
+        self.graphs = StepGraph([generator]) if cuda_graphs else None
+        if cuda_graphs:
+            make_capturable(self.opt_d, self.opt_g)
         # low_memory's critic passes in the penalty and the G steps, one layer at a time
         # (singan.penalty), for the fp32 one-image critic they are written for
         self.blockwise_critic = (self.low_memory and not self.batched and cfg.amp == "none"
@@ -127,14 +137,24 @@ class ScaleTrainer:
         # Reference behaviour: MultiStepLR stepped at the start of every iteration, so the
         # iterations from milestone - 1 on (the last 401 of 2000) run at lr * gamma.
         decay = cfg.gamma if it + 1 >= cfg.lr_milestone else 1.0
+        if self.graphs is None:
+            losses = self._iteration(decay)
+        else:   # a replayed graph's outputs are overwritten by the next replay: one copy
+            losses = self.graphs(decay, lambda: self._iteration(decay)).clone()
+        for key, value in zip(self.history, losses):
+            self.history[key].append(value)
+
+    def _iteration(self, decay: float) -> torch.Tensor:
+        """The iteration's work, at learning rate lr * decay: its losses as one [5] tensor in
+        the order of `history`."""
+        cfg = self.cfg
         _set_lr(self.opt_d, cfg.lr_d * decay)
         _set_lr(self.opt_g, cfg.lr_g * decay)
         g_inputs, prevs = self._draw_inputs()
         err_d, d_real, d_fake = self._critic_steps(g_inputs, prevs)
         err_g, rec_loss = self._generator_steps(g_inputs[-1:], prevs[-1:])
-        for key, value in (("errD", err_d), ("errG", err_g), ("rec", rec_loss),
-                           ("D_real", d_real.mean()), ("D_fake", d_fake.mean())):
-            self.history[key].append(value.detach().float())
+        return torch.stack([v.detach().float() for v in (err_d, err_g, rec_loss, d_real.mean(),
+                                                         d_fake.mean())])
 
     def _draw_inputs(self):
         """This iteration's G inputs, one per D step: (noise_amp * noise + prev, prev), each
@@ -328,6 +348,10 @@ class ScaleTrainer:
             q.grad = total
 
     def result(self) -> ScaleResult:
+        if self.graphs is not None:    # keep copies, not the graph's memory
+            self.z_opt, self.fake = self.z_opt.clone(), self.fake.clone()
+            self.G.zero_grad(set_to_none=True), self.D.zero_grad(set_to_none=True)
+            self.graphs.release()
         with torch.no_grad():
             reconstruction = self.G(self.noise_amp * self.z_opt + self.prev_rec, self.prev_rec)
         losses = {k: torch.stack(v).cpu() for k, v in self.history.items()}
@@ -431,9 +455,13 @@ class SinGANTrainer(TrainerDefaults):
     """SinGAN's part of the stage driver (singan.driver.train_stages): the pyramid trained so
     far, one ScaleTrainer per scale, and what a finished scale adds and saves."""
     method, unit, stage_files = "singan", "scale", SCALE_FILES
+    cuda_graphs = False     # ScaleTrainer's replayed CUDA-graph iterations (singan.graphs)
 
     def __init__(self, image: torch.Tensor, cfg: SinGANConfig, plan: Optional[Pyramid] = None,
-                 low_memory: Optional[bool] = None):
+                 low_memory: Optional[bool] = None, cuda_graphs: bool = False):
+        if cuda_graphs:
+            check_graphable(image.device, cfg.amp)
+        self.cuda_graphs = bool(cuda_graphs)
         self.cfg = cfg
         self.plan = plan or plan_for(image.shape[2], image.shape[3], cfg)
         self.reals = _build_reals(image, self.plan)
@@ -495,7 +523,7 @@ class SinGANTrainer(TrainerDefaults):
         G, D = new_scale_networks(n, self.cfg, seed, warm)
         noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, n, 1))
         return ScaleTrainer(n, self.pyramid, G.to(self.device), D.to(self.device), self.cfg,
-                            noise_gen, low_memory=self.low_memory)
+                            noise_gen, low_memory=self.low_memory, cuda_graphs=self.cuda_graphs)
 
     def stage_label(self, n: int) -> str:
         return f"scale {n}/{self.plan.stop_scale}"

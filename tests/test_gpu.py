@@ -233,3 +233,51 @@ def test_consingan_trains_on_cuda(tmp_path):
     assert samples.shape[:2] == (4, 3) and samples.shape[2:] == model.reals[-1].shape[2:]
     assert_finite("samples", samples)
     assert samples.abs().max().item() <= 1.0
+
+
+# ---- (g) the training step replayed from CUDA graphs is the eager step -------------------------
+
+def test_graphed_training_step_equals_the_eager_step(deterministic):
+    pyramid = tiny_pyramid()
+    torch.manual_seed(1)
+    G, D = Generator(*channels_at_scale(1)), Discriminator(*channels_at_scale(1))
+    init_weights(G), init_weights(D)
+    # the learning rate decays from iteration 5 on: the graph is captured twice (3 and 5)
+    cfg = singan.SinGANConfig(**TINY, lr_milestone=6)
+    runs = []
+    for graphs in (False, True):
+        g, d = copy.deepcopy(G).to(CUDA), copy.deepcopy(D).to(CUDA)
+        trainer = ScaleTrainer(1, pyramid, g, d, cfg,
+                               torch.Generator(device=CUDA).manual_seed(5), cuda_graphs=graphs)
+        for it in range(8):
+            trainer.step(it)
+        runs.append(trainer)
+    eager, graphed = runs
+    assert eager.graphs is None and graphed.graphs.captures == 2
+    for key in eager.history:     # the same noise, so the same losses at every iteration
+        a, b = torch.stack(eager.history[key]), torch.stack(graphed.history[key])
+        assert a.shape == b.shape == (8,)
+        assert (a - b).abs().max().item() <= 1e-5, key
+    for net in ("G", "D"):
+        for (name, x), (_, y) in zip(getattr(eager, net).state_dict().items(),
+                                     getattr(graphed, net).state_dict().items()):
+            assert torch.allclose(x.float(), y.float(), atol=1e-5), (net, name)
+    moved = (graphed.G.tail[0].weight.cpu() - G.tail[0].weight).abs().max().item()
+    assert moved > 1e-3
+
+
+def test_graphed_training_trains_the_eager_model(tmp_path, deterministic):
+    cfg = singan.SinGANConfig(**TINY, lr_milestone=15)
+    eager = train_tiny(tmp_path / "eager" / "m", cfg)
+    graphed = singan.train_model(image_tensor(), cfg, tmp_path / "graphed" / "m", device=CUDA,
+                                 seed=0, show_progress=False, log=quiet, cuda_graphs=True)
+    assert graphed.complete and graphed.num_scales == eager.num_scales == 3
+    for a, b in zip(eager.generators, graphed.generators):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.allclose(x.float(), y.float(), atol=1e-4), name
+    for a, b in zip(eager.z_opt, graphed.z_opt):   # scale 0's is drawn inside the graph
+        assert torch.allclose(a, b, atol=1e-6)
+    reloaded = singan.load_model(graphed.folder, device=CUDA)
+    noise = explicit_noise(reloaded, 2)
+    assert torch.allclose(reloaded.sample(2, noise=noise), eager.sample(2, noise=noise),
+                          atol=0.05)

@@ -293,7 +293,11 @@ class ConSinGANTrainer(TrainerDefaults):
     method, unit, stage_files = "consingan", "stage", STAGE_FILES
 
     def __init__(self, image: torch.Tensor, cfg: ConSinGANConfig,
-                 plan: Optional[StagePlan] = None, low_memory: Optional[bool] = None):
+                 plan: Optional[StagePlan] = None, low_memory: Optional[bool] = None,
+                 cuda_graphs: bool = False):
+        if cuda_graphs:
+            raise SinGANError("--cuda_graphs is SinGAN's replayed training step; ConSinGAN has "
+                              "none yet (leave it out)")
         if low_memory:
             raise SinGANError("--low_memory is SinGAN's lean step; ConSinGAN has none yet (lower "
                               "--max_size instead)")
