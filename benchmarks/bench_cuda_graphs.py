@@ -26,6 +26,7 @@ import torch
 
 from common import (DEFAULT_IMAGE, describe_machine, load_image, plan_and_reals, random_pyramid,
                     write_json)
+from singan.devices import autocast_context
 from singan.hparams import SinGANConfig
 from singan.models import Discriminator, Generator, channels_at_scale, init_weights
 from singan.train import ScaleTrainer
@@ -42,10 +43,16 @@ def networks(n, seed=1):
     return G, D
 
 
-def trainer_for(n, pyramid, nets, amp, graphs, device):
+def trainer_for(n, pyramid, nets, amp, graphs, device, same_autocast=False):
+    """same_autocast: the eager trainer casts weights afresh in every autocast region, as the
+    graphed one must (with the cache a weight used twice in a region is cast once, so its two
+    gradients are summed in bf16 rather than float32: other numbers, not a wrong graph)."""
     G, D = (copy.deepcopy(m).to(device) for m in nets)
-    return ScaleTrainer(n, pyramid, G, D, SinGANConfig(amp=amp),
-                        torch.Generator(device).manual_seed(0), cuda_graphs=graphs)
+    trainer = ScaleTrainer(n, pyramid, G, D, SinGANConfig(amp=amp),
+                           torch.Generator(device).manual_seed(0), cuda_graphs=graphs)
+    if same_autocast and not graphs:
+        trainer.autocast = autocast_context(device, amp, cache=False)
+    return trainer
 
 
 def max_diff(a, b) -> float:
@@ -62,7 +69,7 @@ def check_equal(n, pyramid, nets, amp, iters, device) -> dict:
     try:
         runs = []
         for graphs in (False, True):
-            trainer = trainer_for(n, pyramid, nets, amp, graphs, device)
+            trainer = trainer_for(n, pyramid, nets, amp, graphs, device, same_autocast=True)
             for it in range(iters):
                 trainer.step(it)
             torch.cuda.synchronize()
@@ -110,16 +117,21 @@ def main():
     parser.add_argument("--iters", type=int, default=10, help="timed iterations per scale")
     parser.add_argument("--check_iters", type=int, default=6,
                         help="iterations of the equality check (the first 3 are eager)")
+    parser.add_argument("--cudnn_benchmark", action="store_true",
+                        help="let cuDNN time its algorithms for each shape first "
+                             "(torch.backends.cudnn.benchmark; singan leaves it off)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("error: CUDA graphs need a CUDA device, and torch sees none here", file=sys.stderr)
         return 2
     device = "cuda"
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     print(describe_machine())
     print(f"torch {torch.__version__}; timings with cudnn.allow_tf32="
-          f"{torch.backends.cudnn.allow_tf32} (torch's default), the check with TF32 off and "
-          f"cuDNN deterministic")
+          f"{torch.backends.cudnn.allow_tf32} (torch's default), cudnn.benchmark="
+          f"{torch.backends.cudnn.benchmark}; the check with TF32 off and cuDNN deterministic, "
+          f"the eager run's autocast without its weight cache (as the graphed one)")
     image = load_image(args.image, args.size, device)
     plan, reals = plan_and_reals(image, max_size=args.max_size)
     reals = [r.to(device) for r in reals]

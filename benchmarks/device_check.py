@@ -31,6 +31,7 @@ Without a CUDA device (and without --dry-run) it says so in one line and exits 2
 0 when every step that ran passed (the training may stop at the budget), 1 otherwise.
 """
 import argparse
+import fnmatch
 import json
 import os
 import platform
@@ -45,7 +46,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import torch
 
@@ -139,7 +140,7 @@ def benchmark_steps(work: Path) -> List[Step]:
                          [*base_train, "--scales", "0,4,8", "--amp", amp], "--amp", 40)
           for amp in ("bf16", "fp16")],
         Step("amp_grid bf16", ["benchmarks/amp_grid.py", "--device", "cuda", "--amp", "bf16",
-                               "--max_size", "64", "--niter", "200",
+                               "--max_size", "40", "--niter", "100",
                                "--out", str(work / "amp_grid.png")], 60),
     ]
 
@@ -149,6 +150,11 @@ def build_plan(out: Path, work: Path) -> List[Step]:
                                "-m", "gpu", "tests/test_gpu.py"], 120)
     graphs = Step("cuda graphs", ["benchmarks/bench_cuda_graphs.py", "--size", SIZE, "--amp",
                                   "none,bf16", "--json", str(work / "cuda_graphs.json")], 100)
+    # the finest scales are not launch-bound: does cuDNN's own algorithm search help them?
+    searched = Step("cuda graphs cudnn.benchmark", [
+        "benchmarks/bench_cuda_graphs.py", "--size", SIZE, "--amp", "none,bf16", "--scales",
+        "7,8,9", "--iters", "8", "--cudnn_benchmark",
+        "--json", str(work / "cuda_graphs_cudnn_benchmark.json")], 70)
     training = [
         "main_train.py", "--input_name", "rocket.png", "--max_size", "250", "--niter", "2000",
         "--device", "cuda", "--manualSeed", "0", "--quiet", "--num_samples", "50", "--force",
@@ -158,7 +164,7 @@ def build_plan(out: Path, work: Path) -> List[Step]:
     eager = Step("train rocket eager", training, 240, may_stop_at_budget=True,
                  condition=lambda: (None if graphed.result.get("status") in ("failed", "skipped")
                                     else "the graphed training ran"))
-    return [tests, graphs, graphed, eager, *benchmark_steps(work)]
+    return [tests, graphs, graphed, eager, searched, *benchmark_steps(work)]
 
 # ---- running a step -----------------------------------------------------------------------------
 
@@ -308,11 +314,16 @@ def print_plan(steps: List[Step], budget_s: float) -> None:
         print(f"{i:>2}. {s.name:<18} {cap:<9} {s.command}{skip}")
 
 
-def run_all(steps: List[Step], out: Path, work: Path, budget_s: float, meta: dict) -> None:
+def run_all(steps: List[Step], out: Path, work: Path, budget_s: float, meta: dict,
+            only: Sequence[str] = ()) -> None:
+    """Run the steps in order within budget_s; `only`: name patterns (fnmatch) of the steps
+    to run, the others marked skipped (default: all)."""
     deadline = meta["_t0"] + budget_s
     for i, step in enumerate(steps, 1):
         left = deadline - time.perf_counter() - GRACE_S
         reason = step.condition() if step.condition is not None else None
+        if only and not any(fnmatch.fnmatchcase(step.name, pattern) for pattern in only):
+            reason = "not among --only"
         if step.skip_reason:
             step.result = {"status": "skipped"}
         elif reason:
@@ -372,6 +383,9 @@ def main() -> int:
     parser.add_argument("--work", default=None,
                         help="folder of the logs and the training's samples (default: a new "
                              "temporary folder); packed into <out>/device_check.zip")
+    parser.add_argument("--only", default="",
+                        help="comma-separated name patterns of the steps to run, e.g. "
+                             "'bench_sample*,memory*' (a rerun of what the budget skipped)")
     args = parser.parse_args()
     if not torch.cuda.is_available() and not args.dry_run:
         print(f"error: no CUDA device: torch {torch.__version__} sees none "
@@ -391,7 +405,8 @@ def main() -> int:
         write_report(out, steps, meta, dry_run=True)
     else:
         write_report(out, steps, meta, dry_run=False)
-        run_all(steps, out, work, args.budget_s, meta)
+        run_all(steps, out, work, args.budget_s, meta,
+                [p.strip() for p in args.only.split(",") if p.strip()])
     print(f"report: {out / 'device_check.txt'}, {out / 'device_check.json'}")
     return 0 if overall(steps, args.dry_run) in ("planned", "passed") else 1
 

@@ -74,3 +74,13 @@ def test_the_runner_decides_at_each_turn_and_packs_what_comes_back(dc, tmp_path,
         names = archive.namelist()
     assert "logs/01_first.log" in names and "logs/04_fails.log" in names
     assert "samples/r/gen_start_scale=0_grid.png" in names
+
+
+def test_only_runs_the_steps_it_names(dc, tmp_path):
+    steps = [dc.Step(name, ["-c", "pass"]) for name in ("bench_sample fp32", "memory 512 px",
+                                                         "train rocket")]
+    meta = {"started": "now", "dry_run": False, "budget_s": 60, "machine": dc.describe_machine(),
+            "_t0": time.perf_counter()}
+    dc.run_all(steps, tmp_path / "out", tmp_path / "work", 60, meta, ["bench_sample*", "mem*"])
+    assert [s.result["status"] for s in steps] == ["passed", "passed", "skipped"]
+    assert steps[2].result["note"] == "not among --only"
