@@ -31,9 +31,13 @@ def main():
                         help="SinGAN's lean training step: the same numbers with about half the "
                              "memory (default: taken by itself when the plain step would not "
                              "fit)")
-    parser.add_argument("--cuda_graphs", action="store_true",
+    graphs = parser.add_mutually_exclusive_group()
+    graphs.add_argument("--cuda_graphs", action="store_true",
                         help="SinGAN on CUDA: replay each training iteration from a captured "
-                             "CUDA graph (the same kernels and noise, launched at once)")
+                             "CUDA graph (the same kernels and noise, launched at once); the "
+                             "default on CUDA in fp32, this also takes it with --amp bf16")
+    graphs.add_argument("--no_cuda_graphs", action="store_true",
+                        help="run every training iteration eagerly, also on CUDA")
     add_consingan_arguments(parser)
     add_ray_arguments(parser)
     args = parser.parse_args()
@@ -66,7 +70,8 @@ def main():
         check_writable(samples_folder(args.out, stem), "samples folder")   # now, not after
     model = train_model(image, cfg, device=args.device, seed=seed, force=args.force,
                         low_memory=True if args.low_memory else None,
-                        cuda_graphs=args.cuda_graphs, show_progress=not args.quiet)
+                        cuda_graphs=True if args.cuda_graphs else
+                        False if args.no_cuda_graphs else None, show_progress=not args.quiet)
     print(f"model: {model.folder}")
     if args.num_samples > 0:
         out = samples_folder(args.out, stem, tag=model.output_tag)

@@ -161,7 +161,8 @@ def build_plan(out: Path, work: Path) -> List[Step]:
         "--out", str(work / "samples")]
     graphed = Step("train rocket graphed", training, 270, may_stop_at_budget=True,
                    condition=lambda: graphs_proven(work), extra_args=lambda: ["--cuda_graphs"])
-    eager = Step("train rocket eager", training, 240, may_stop_at_budget=True,
+    eager = Step("train rocket eager", [*training, "--no_cuda_graphs"], 240,
+                 may_stop_at_budget=True,
                  condition=lambda: (None if graphed.result.get("status") in ("failed", "skipped")
                                     else "the graphed training ran"))
     return [tests, graphs, graphed, eager, searched, *benchmark_steps(work)]

@@ -60,7 +60,7 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
                 should_stop: Optional[Callable[[], bool]] = None, force: bool = False,
                 show_progress: bool = True, log: Callable[[str], None] = print,
                 root=TRAINED_ROOT, low_memory: Optional[bool] = None,
-                cuda_graphs: bool = False) -> TrainedModel:
+                cuda_graphs: Optional[bool] = None) -> TrainedModel:
     """Train SinGAN or ConSinGAN (by the type of `config`) on one image, or resume it.
 
     image: a path, or a [1, 3, H, W] tensor in [-1, 1] (then model_dir is required);
@@ -73,8 +73,10 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     numbers, fewer activations alive); None takes it when the plain step would not fit. A
     training that cannot fit either way is refused before anything is written (SinGANError
     with the figures). cuda_graphs: SinGAN on CUDA replays each iteration from a captured
-    CUDA graph (singan.graphs: the same kernels and noise, far fewer launches). Returns the
-    model, its folder in .folder.
+    CUDA graph (singan.graphs: the same kernels and noise, far fewer launches); None takes it
+    for the plain fp32 step on CUDA, where it was proven equal and faster; True also under
+    --amp bf16; refused off CUDA, with fp16 and for ConSinGAN. Returns the model, its folder
+    in .folder.
     """
     trainer_class = trainer_for(config)
     device = resolve_device(device)

@@ -241,6 +241,17 @@ def choose_low_memory(trainer) -> bool:
     return plain > HEADROOM * free
 
 
+def graphs_fit(trainer) -> bool:
+    """Whether a training replayed from CUDA graphs fits: a graph keeps its own memory pool
+    beside the blocks its eager warm-up left cached, so twice the plain step's estimate must
+    fit in what the device has free (a margin, not a measured peak)."""
+    free = free_memory(trainer.device)
+    if free is None:
+        return True
+    plain, _ = training_peak(trainer, low_memory=False)
+    return 2 * plain <= HEADROOM * free
+
+
 def check_training(trainer, low_memory: Optional[bool] = None) -> None:
     """Refuse a training whose worst step cannot fit (SinGANError, before the first step): the
     lean step is counted when low_memory is True or None (automatic: it is taken when needed)."""

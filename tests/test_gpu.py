@@ -268,9 +268,10 @@ def test_graphed_training_step_equals_the_eager_step(deterministic):
 
 def test_graphed_training_trains_the_eager_model(tmp_path, deterministic):
     cfg = singan.SinGANConfig(**TINY, lr_milestone=15)
-    eager = train_tiny(tmp_path / "eager" / "m", cfg)
-    graphed = singan.train_model(image_tensor(), cfg, tmp_path / "graphed" / "m", device=CUDA,
-                                 seed=0, show_progress=False, log=quiet, cuda_graphs=True)
+    eager, graphed = (singan.train_model(image_tensor(), cfg, tmp_path / name / "m",
+                                         device=CUDA, seed=0, show_progress=False, log=quiet,
+                                         cuda_graphs=graphs)
+                      for name, graphs in (("eager", False), ("graphed", True)))
     assert graphed.complete and graphed.num_scales == eager.num_scales == 3
     for a, b in zip(eager.generators, graphed.generators):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
@@ -281,3 +282,15 @@ def test_graphed_training_trains_the_eager_model(tmp_path, deterministic):
     noise = explicit_noise(reloaded, 2)
     assert torch.allclose(reloaded.sample(2, noise=noise), eager.sample(2, noise=noise),
                           atol=0.05)
+
+
+def test_graphs_are_the_default_for_the_plain_fp32_step_only():
+    from singan.train import SinGANTrainer
+    image = image_tensor().to(CUDA)
+    default = SinGANTrainer(image, singan.SinGANConfig(**TINY))
+    assert default.cuda_graphs is True and default.begin_stage(0, 0).graphs is not None
+    assert SinGANTrainer(image, singan.SinGANConfig(**TINY, amp="bf16")).cuda_graphs is False
+    assert SinGANTrainer(image, singan.SinGANConfig(**TINY), low_memory=True).cuda_graphs is False
+    assert SinGANTrainer(image, singan.SinGANConfig(**TINY), cuda_graphs=False).cuda_graphs is False
+    assert SinGANTrainer(image, singan.SinGANConfig(**TINY, amp="bf16"),
+                         cuda_graphs=True).cuda_graphs is True

@@ -117,3 +117,10 @@ def test_main_train_refuses_cuda_graphs_on_the_cpu(tmp_path, monkeypatch):
                     "--cuda_graphs", "--quiet", cwd=tmp_path, monkeypatch=monkeypatch)
     assert_one_line_error(proc, "--cuda_graphs", "CUDA device", "--device cuda")
     assert not (tmp_path / "TrainedModels").exists()
+
+
+def test_no_graphs_by_default_off_cuda():
+    from singan.train import SinGANTrainer
+    trainer = SinGANTrainer(torch.zeros(1, 3, 24, 32), SinGANConfig(max_size=32, min_size=19))
+    assert trainer.cuda_graphs is False
+    assert trainer.begin_stage(0, 0).graphs is None

@@ -294,7 +294,7 @@ class ConSinGANTrainer(TrainerDefaults):
 
     def __init__(self, image: torch.Tensor, cfg: ConSinGANConfig,
                  plan: Optional[StagePlan] = None, low_memory: Optional[bool] = None,
-                 cuda_graphs: bool = False):
+                 cuda_graphs: Optional[bool] = None):
         if cuda_graphs:
             raise SinGANError("--cuda_graphs is SinGAN's replayed training step; ConSinGAN has "
                               "none yet (leave it out)")
