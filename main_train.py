@@ -6,7 +6,7 @@
     python main_train.py --input_dir <folder> [...]      # one model per image, on Ray
 """
 from config import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
-    get_arguments, non_negative_int, training_config_from_args
+    get_arguments, non_negative_float, non_negative_int, training_config_from_args
 from singan import train_model
 from singan.apps.evaluate import fine_tune_model
 from singan.apps.generation import random_samples, samples_folder
@@ -31,6 +31,10 @@ def main():
                         help="SinGAN's lean training step: the same numbers with about half the "
                              "memory (default: taken by itself when the plain step would not "
                              "fit)")
+    parser.add_argument("--checkpoint_minutes", type=non_negative_float, default=10.0,
+                        help="save the running scale or stage every this many minutes, and "
+                             "on Ctrl-C or SIGTERM, so that running the same command again "
+                             "continues it where it was (0: only on Ctrl-C or SIGTERM)")
     graphs = parser.add_mutually_exclusive_group()
     graphs.add_argument("--cuda_graphs", action="store_true",
                         help="SinGAN on CUDA: replay each training iteration from a captured "
@@ -71,7 +75,8 @@ def main():
     model = train_model(image, cfg, device=args.device, seed=seed, force=args.force,
                         low_memory=True if args.low_memory else None,
                         cuda_graphs=True if args.cuda_graphs else
-                        False if args.no_cuda_graphs else None, show_progress=not args.quiet)
+                        False if args.no_cuda_graphs else None, show_progress=not args.quiet,
+                        checkpoint_minutes=args.checkpoint_minutes)
     print(f"model: {model.folder}")
     if args.num_samples > 0:
         out = samples_folder(args.out, stem, tag=model.output_tag)

@@ -16,7 +16,7 @@ from .consingan.model import consingan_from_checkpoint
 from .consingan.reference import import_reference_consingan
 from .consingan.train import ConSinGANTrainer
 from .devices import resolve_device
-from .driver import train_stages
+from .driver import CHECKPOINT_MINUTES, train_stages
 from .errors import SinGANError
 from .hparams import SinGANConfig
 from .image_io import read_image
@@ -60,7 +60,8 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
                 should_stop: Optional[Callable[[], bool]] = None, force: bool = False,
                 show_progress: bool = True, log: Callable[[str], None] = print,
                 root=TRAINED_ROOT, low_memory: Optional[bool] = None,
-                cuda_graphs: Optional[bool] = None) -> TrainedModel:
+                cuda_graphs: Optional[bool] = None,
+                checkpoint_minutes: float = CHECKPOINT_MINUTES) -> TrainedModel:
     """Train SinGAN or ConSinGAN (by the type of `config`) on one image, or resume it.
 
     image: a path, or a [1, 3, H, W] tensor in [-1, 1] (then model_dir is required);
@@ -72,7 +73,9 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     SinGANError saying which stages are saved). low_memory: SinGAN's lean step (the same
     numbers, fewer activations alive); None takes it when the plain step would not fit. A
     training that cannot fit either way is refused before anything is written (SinGANError
-    with the figures). cuda_graphs: SinGAN on CUDA replays each iteration from a captured
+    with the figures). checkpoint_minutes: how often the running stage is saved (also on
+    Ctrl-C, SIGTERM and should_stop; 0: only then), so that the next call continues it at
+    that iteration, bit for bit. cuda_graphs: SinGAN on CUDA replays each iteration from a captured
     CUDA graph (singan.graphs: the same kernels and noise, far fewer launches); None takes it
     for the plain fp32 step on CUDA, where it was proven equal and faster; True also under
     --amp bf16; refused off CUDA, with fp16 and for ConSinGAN. Returns the model, its folder
@@ -95,7 +98,7 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
                                                                          root)
     trainer = trainer_class(tensor, config, low_memory=low_memory, cuda_graphs=cuda_graphs)
     model = train_stages(trainer, folder, seed, info, force, log, show_progress, progress,
-                         should_stop)
+                         should_stop, checkpoint_minutes)
     model.folder = folder
     return model
 

@@ -23,6 +23,9 @@ from .image_io import atomic_write_bytes
 # instead of a mode string; version 1 files of both methods still load.
 FORMAT_VERSION = 2
 CHECKPOINT_NAME = "model.pth"
+# The running stage's whole state (singan.driver), saved every few minutes and on Ctrl-C or
+# SIGTERM, removed once the stage is listed in model.pth.
+RUNNING_NAME = "running_stage.pth"
 
 
 def save_torch(path, obj) -> None:
@@ -103,7 +106,20 @@ def read_checkpoint(path) -> dict:
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "scales" not in ckpt:
         raise SinGANError(f"{path} is not a singan checkpoint (no format_version); "
                           "retrain, or use --force")
-    if ckpt["format_version"] > FORMAT_VERSION:
+    return _verified(path, ckpt)
+
+
+def read_running(path) -> dict:
+    """A running stage's checkpoint (RUNNING_NAME), verified like model.pth."""
+    ckpt = load_torch(path)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "running stage" \
+            or CHECKSUM_KEY not in ckpt:
+        raise SinGANError(f"{path} is not a running stage's checkpoint")
+    return _verified(path, ckpt)
+
+
+def _verified(path, ckpt: dict) -> dict:
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise SinGANError(f"{path} was written by a newer singan (format "
                           f"{ckpt['format_version']} > {FORMAT_VERSION}); update singan")
     if CHECKSUM_KEY in ckpt:   # checkpoints saved by save_checkpoint

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from .errors import SinGANError
+from .guards import Terminated, raise_on_sigterm
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -17,11 +18,17 @@ class ArgumentParser(argparse.ArgumentParser):
 def run(main) -> None:
     """Run a script's main(): a SinGANError becomes one line on stderr and exit code 2, and
     so do the failures that are the machine's, not the program's (a file that cannot be
-    written or read, memory exhausted); Ctrl-C exits with code 130 and says how to go on."""
+    written or read, memory exhausted); Ctrl-C exits with code 130 and SIGTERM with 143,
+    both saying how to go on (a training saves its running stage first)."""
+    raise_on_sigterm()
     try:
         main()
     except SinGANError as err:
         _fail(str(err))
+    except Terminated as err:
+        detail = str(err) or "what had finished is saved; run the same command again to resume"
+        print(f"\nterminated: {detail}", file=sys.stderr)
+        sys.exit(143)
     except KeyboardInterrupt as err:
         detail = str(err) or "what had finished is saved; run the same command again to resume"
         print(f"\ninterrupted: {detail}", file=sys.stderr)

@@ -12,7 +12,13 @@ module owns everything around that, written once:
 - saving a finished stage atomically: all its files, then model.pth (checksummed), with
   Ctrl-C held back meanwhile, so a kill at any moment leaves a model that lists only
   complete stages; a diverged stage is never saved;
-- Ctrl-C and `should_stop` stop at once, keep the finished stages and say how to resume.
+- the running stage's whole state (the method's StageRun.state(): weights, optimisers, random
+  streams, losses so far), saved atomically every `checkpoint_minutes` and when Ctrl-C,
+  SIGTERM or `should_stop` stops the run (after the iteration in progress; a second Ctrl-C
+  stops at once), and continued from there by the next run with the same settings: an
+  interruption loses minutes, not the stage;
+- Ctrl-C, SIGTERM and `should_stop` keep the finished stages and the running one, and say how
+  to resume.
 """
 import contextlib
 import math
@@ -23,16 +29,18 @@ from typing import Callable, List, Optional
 
 import torch
 
-from .checkpoint import CHECKPOINT_NAME, read_checkpoint, save_checkpoint, write_json
+from .checkpoint import (CHECKPOINT_NAME, FORMAT_VERSION, RUNNING_NAME, content_digest,
+                         read_checkpoint, read_running, save_checkpoint, write_json)
 from .errors import SinGANError
 from .guards import (check_free_space, check_writable, exclusive, interrupts_deferred,
-                     remove_temporaries)
+                     remove_temporaries, stop_requests)
 from .image_io import write_error
 from .progress import ProgressBar, ProgressCallback, ProgressEvent
 from .reference import is_reference_folder
 from .resources import check_training
 
 LOG_EVERY = 25   # iterations between host synchronisations (progress report, NaN check)
+CHECKPOINT_MINUTES = 10.0   # default interval between saves of the running stage
 DIVERGENCE_CAUSE = "likely cause: too high a learning rate --lr_g/--lr_d, or too low --lambda_grad"
 
 
@@ -124,19 +132,35 @@ def latest_losses(history: dict, unit: str, k: int, it: int) -> dict:
 
 def run_iterations(run, niter: int, unit: str, k: int,
                    report: Optional[Callable[[int, dict], None]] = None,
-                   should_stop: Optional[Callable[[], bool]] = None):
-    """Play `niter` iterations of one stage (`run.step(it)`, losses appended to
+                   should_stop: Optional[Callable[[], bool]] = None, first: int = 0,
+                   save: Optional[Callable[[int], None]] = None, every_s: float = 0.0):
+    """Play iterations first..niter-1 of one stage (`run.step(it)`, losses appended to
     `run.history`) and return `run.result()`. The losses are read every LOG_EVERY iterations
-    (report(iteration, losses), divergence check); should_stop() is asked before every
-    iteration and stops with _Stopped."""
-    for it in range(niter):
-        if should_stop is not None and should_stop():
-            raise _Stopped(it)
-        run.step(it)
-        if (it + 1) % LOG_EVERY == 0 or it == niter - 1:
-            latest = latest_losses(run.history, unit, k, it)
-            if report is not None:
-                report(it + 1, latest)
+    (report(iteration, losses), divergence check). save(iterations done), when given, keeps
+    the running stage: every `every_s` seconds (0: never on a timer), and before stopping.
+    should_stop() is asked before every iteration and stops with _Stopped; Ctrl-C or SIGTERM
+    stop after the iteration in progress (KeyboardInterrupt, guards.Terminated), a second one
+    at once (without saving that iteration)."""
+    saved_at = time.monotonic()
+    with stop_requests() as stops:
+        for it in range(first, niter):
+            if should_stop is not None and should_stop():
+                if save is not None and it > first:
+                    save(it)
+                raise _Stopped(it)
+            run.step(it)
+            if (it + 1) % LOG_EVERY == 0 or it == niter - 1:
+                latest = latest_losses(run.history, unit, k, it)
+                if report is not None:
+                    report(it + 1, latest)
+            if stops.signum is not None:
+                if save is not None:
+                    save(it + 1)
+                raise stops.interrupt()
+            if save is not None and every_s and time.monotonic() - saved_at >= every_s \
+                    and it + 1 < niter:
+                save(it + 1)
+                saved_at = time.monotonic()
     return run.result()
 
 
@@ -168,7 +192,8 @@ def check_finite(unit: str, k: int, losses: dict, parameters, kept: str) -> None
 def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = None,
                  force: bool = False, log: Callable[[str], None] = print,
                  show_progress: bool = True, progress: Optional[ProgressCallback] = None,
-                 should_stop: Optional[Callable[[], bool]] = None):
+                 should_stop: Optional[Callable[[], bool]] = None,
+                 checkpoint_minutes: float = CHECKPOINT_MINUTES):
     """Train (or resume) the stages of `trainer` (a method's StageTrainer, singan.interface,
     holding the reals, the config and the plan) into `folder`; return the trained model.
 
@@ -177,10 +202,15 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
     retrains one level of a source model (trainer.retrains) writes a complete new model into
     `folder`, which must not be the source's: a folder that already holds that very result
     is returned as it is, any other content is replaced (the source is never touched).
-    Ctrl-C raises KeyboardInterrupt and should_stop() raises TrainingStopped, both saying
-    what is saved.
+    Ctrl-C raises KeyboardInterrupt (SIGTERM guards.Terminated) and should_stop() raises
+    TrainingStopped, all saying what is saved. The running stage is saved every
+    checkpoint_minutes (0: only when stopped) and the next call continues it.
     """
     folder = Path(folder)
+    if not (isinstance(checkpoint_minutes, (int, float)) and checkpoint_minutes >= 0
+            and math.isfinite(checkpoint_minutes)):
+        raise SinGANError(f"--checkpoint_minutes must be a number >= 0 (0: save the running "
+                          f"stage only when stopped), not {checkpoint_minutes!r}")
     if is_reference_folder(folder):
         raise SinGANError(f"{folder} holds a model trained by the reference SinGAN or "
                           "ConSinGAN code; training here would overwrite its files: move it "
@@ -190,7 +220,8 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
     prepare_model_folder(folder, needed)
     with exclusive(folder):
         return _train_locked(trainer, folder, seed, dict(image_info or {}), force, log,
-                             show_progress, progress, should_stop, needed)
+                             show_progress, progress, should_stop, needed,
+                             60.0 * checkpoint_minutes)
 
 
 def _resume(trainer, folder: Path, ckpt: dict, seed: int, log) -> int:
@@ -210,25 +241,83 @@ def _resume(trainer, folder: Path, ckpt: dict, seed: int, log) -> int:
     return ckpt.get("seed", seed)
 
 
-def _kept(trainer, folder) -> str:
-    """What a stopped or failed run leaves, in words."""
+def _kept(trainer, folder, running: Optional[dict] = None) -> str:
+    """What a stopped or failed run leaves, in words; `running`: the running stage's last
+    save, {"stage", "iteration"}."""
     unit, done, last = trainer.unit, trainer.num_done, trainer.plan.n_stages - 1
+    niter = trainer.cfg.niter
+    at = (f"{unit} {running['stage']} at iteration {running['iteration']} of {niter}"
+          if running else "")
     if trainer.retrains:
-        return f"nothing was saved in {folder} (the source model is untouched)"
+        return (f"{at} is saved in {folder}" if at else
+                f"nothing was saved in {folder}") + " (the source model is untouched)"
     if not done:
-        return f"no {unit} had finished yet ({folder})"
-    return f"{unit}s 0-{done - 1} of 0-{last} are saved in {folder}"
+        return f"{at} is saved in {folder}" if at else f"no {unit} had finished yet ({folder})"
+    kept = f"{unit}s 0-{done - 1} of 0-{last}"
+    return f"{kept} and {at} are saved in {folder}" if at else f"{kept} are saved in {folder}"
+
+
+# ---- the running stage's checkpoint -------------------------------------------------------------
+
+def run_identity(trainer, seed: int) -> dict:
+    """What a running stage's checkpoint must share with this run to be continued by it."""
+    return {"method": trainer.method, "config": asdict(trainer.cfg),
+            "reals": content_digest([r.detach().cpu() for r in trainer.reals]),
+            "record": trainer.run_record(), "seed": seed}
+
+
+def _rng_states() -> dict:
+    """torch's global random streams (the stages draw from their own generators, but a
+    method's code may use these too)."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["cpu"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _running_to_continue(trainer, folder: Path, stage: int, seed: int, seed_known: bool, log):
+    """The running stage's checkpoint in `folder` that this run continues (stage `stage`, same
+    method, settings, image and seed), or None; a stale or foreign one is removed. Returns
+    (checkpoint or None, seed): with no model.pth yet (seed_known False) the checkpoint's
+    seed is taken, as model.pth's is."""
+    path = folder / RUNNING_NAME
+    if not path.exists():
+        return None, seed
+    try:
+        ckpt = read_running(path)
+    except SinGANError as err:
+        log(f"ignoring the running stage's checkpoint: {err}")
+        ckpt = None
+    mine = run_identity(trainer, seed)
+    if ckpt is not None:
+        theirs = ckpt.get("identity", {})
+        same = all(theirs.get(key) == value for key, value in mine.items() if key != "seed")
+        if same and ckpt.get("stage") == stage and (theirs.get("seed") == seed or not seed_known):
+            return ckpt, theirs["seed"]
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return None, seed
 
 
 def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, progress,
-                  should_stop, needed):
+                  should_stop, needed, every_s):
     """train_stages' work, while this process holds `folder`."""
     unit, n_stages = trainer.unit, trainer.plan.n_stages
     ckpt_path = folder / CHECKPOINT_NAME
+    seed_known = False
+    if force:
+        with contextlib.suppress(OSError):
+            (folder / RUNNING_NAME).unlink()
     if ckpt_path.exists() and not force:
         ckpt = read_checkpoint(ckpt_path)
         if not trainer.retrains:
-            seed = _resume(trainer, folder, ckpt, seed, log)
+            seed, seed_known = _resume(trainer, folder, ckpt, seed, log), True
         elif trainer.reusable(ckpt):
             trainer.load(ckpt)
             log(f"reusing {folder}: it already holds this {trainer.retrain_name} (--force "
@@ -244,6 +333,8 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
     if trainer.retrains:
         log(f"retraining {unit} {stages[0]} ({trainer.retrain_name}, {trainer.cfg.niter} "
             f"iterations) into {folder}")
+    running, seed = _running_to_continue(trainer, folder, stages[0], seed,
+                                         seed_known or trainer.retrains, log)
     clear_for_training(folder, needed, force or trainer.retrains,
                        0 if trainer.retrains else stages[0], trainer.stage_files)
     write_json(folder / "config.json", {"method": trainer.method, "config": asdict(trainer.cfg),
@@ -259,43 +350,68 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
                                    dict(losses), time.perf_counter() - started, str(folder),
                                    images))
 
+    saved = {}   # the running stage's last save: {"stage", "iteration"}
     try:
         for k in stages:
             _train_one_stage(trainer, folder, k, seed, info, log, show_progress, emit,
-                             should_stop)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(f"{_kept(trainer, folder)}; run the same command again to "
-                                "resume") from None
+                             should_stop, running if k == stages[0] else None, every_s, saved)
+    except KeyboardInterrupt as stop:   # Ctrl-C, or guards.Terminated (SIGTERM)
+        raise type(stop)(f"{_kept(trainer, folder, saved)}; run the same command again to "
+                         "resume") from None
     except _Stopped as stop:
         done = 0 if trainer.retrains else trainer.num_done
         at = stages[0] if trainer.retrains else done
         raise TrainingStopped(f"training stopped at {unit} {at}, iteration {stop.iteration}: "
-                              f"{_kept(trainer, folder)}; train again with the same "
+                              f"{_kept(trainer, folder, saved)}; train again with the same "
                               "settings to resume", done, str(folder)) from None
     return trainer.model(info)
 
 
 def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
-                     show_progress: bool, emit, should_stop) -> None:
-    """Play stage k's iterations, check them, save the stage atomically and report it."""
-    unit = trainer.unit
+                     show_progress: bool, emit, should_stop, running: Optional[dict] = None,
+                     every_s: float = 0.0, saved: Optional[dict] = None) -> None:
+    """Play stage k's iterations (from `running`, a checkpoint of it, when given), check
+    them, save the stage atomically and report it."""
+    unit, niter = trainer.unit, trainer.cfg.niter
     start = time.perf_counter()
     run = trainer.begin_stage(k, seed)
-    bar = ProgressBar(trainer.stage_label(k), trainer.cfg.niter, show_progress)
+    first = 0
+    if running is not None:
+        run.load_state(running["run"])
+        _set_rng_states(running["rng"])
+        first = running["iteration"]
+        log(f"resuming {unit} {k} at iteration {first} of {niter}")
+    identity = run_identity(trainer, seed)
+    saved = {} if saved is None else saved
+
+    def save(it):
+        """The running stage after `it` iterations, atomically, Ctrl-C held back."""
+        with interrupts_deferred():
+            save_checkpoint(folder / RUNNING_NAME, {
+                "format_version": FORMAT_VERSION, "kind": "running stage",
+                "identity": identity, "stage": k, "iteration": it, "niter": niter,
+                "run": run.state(), "rng": _rng_states()})
+        saved.update(stage=k, iteration=it)
+
+    bar = ProgressBar(trainer.stage_label(k), niter, show_progress, initial=first)
 
     def report(it, losses):
         bar.update_to(it, losses)
         emit("iteration", k, it, losses)
     try:
-        result = run_iterations(run, trainer.cfg.niter, unit, k, report, should_stop)
+        result = run_iterations(run, niter, unit, k, report, should_stop, first, save, every_s)
     finally:
         bar.close()
     kept = (_kept(trainer, folder) if trainer.retrains else
             f"{unit}s 0-{k - 1} are kept in {folder}" if k else f"no {unit} was saved")
     check_finite(unit, k, result.losses, trainer.stage_parameters(result), kept)
-    # Stage k is finished: write all its files, then list it in model.pth; Ctrl-C waits.
+    # Stage k is finished: write all its files, then list it in model.pth, then drop the
+    # running stage's checkpoint; Ctrl-C waits.
     with interrupts_deferred():
         _save_finished_stage(trainer, folder, k, result, info, seed)
+        with contextlib.suppress(OSError):
+            (folder / RUNNING_NAME).unlink()
+        saved.clear()
     log(trainer.stage_summary(k, result, time.perf_counter() - start))
     emit("stage", k, trainer.cfg.niter, {key: float(v[-1]) for key, v in result.losses.items()},
          {"fake": result.fake.detach().cpu(),

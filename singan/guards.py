@@ -95,24 +95,91 @@ def remove_temporaries(folder) -> int:
     return removed
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (docker stop, Slurm, Kubernetes, `timeout`), handled as Ctrl-C is: the scripts
+    save what they can and exit with code 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def raise_on_sigterm() -> None:
+    """From now on SIGTERM raises Terminated in the main thread (a no-op elsewhere)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _act_on(signum: int, previous) -> None:
+    """What `previous` (a signal's handler before ours) would have done with signum."""
+    if previous is signal.default_int_handler:
+        raise KeyboardInterrupt
+    if callable(previous):
+        previous(signum, None)
+    elif previous == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)
+
+
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Hold Ctrl-C (SIGINT) back until the block has finished, then act on it: the block's
-    files are all written before the program stops. Only in the main thread (elsewhere
-    signals cannot be handled and the block just runs)."""
+    """Hold Ctrl-C (SIGINT) and SIGTERM back until the block has finished, then act on them:
+    the block's files are all written before the program stops. Only in the main thread
+    (elsewhere signals cannot be handled and the block just runs)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
+                for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        if previous is signal.default_int_handler:
-            raise KeyboardInterrupt
-        if callable(previous):
-            previous(signal.SIGINT, None)
-        elif previous == signal.SIG_DFL:
-            os.kill(os.getpid(), signal.SIGINT)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    for signum in dict.fromkeys(received):
+        _act_on(signum, previous[signum])
+
+
+class StopRequests:
+    """Within `with stop_requests() as stops:` the first Ctrl-C or SIGTERM does not interrupt:
+    it is recorded in stops.signum for the caller to act on at a safe point (the driver: after
+    the running iteration, saving it); a second one acts at once. Main thread only
+    (elsewhere stops.signum stays None)."""
+
+    def __init__(self):
+        self.signum = None
+
+    @property
+    def terminated(self) -> bool:
+        return self.signum == signal.SIGTERM
+
+    def interrupt(self) -> KeyboardInterrupt:
+        """The exception that the recorded signal stands for."""
+        return Terminated() if self.terminated else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def stop_requests():
+    stops = StopRequests()
+    if threading.current_thread() is not threading.main_thread():
+        yield stops
+        return
+    previous = {}
+
+    def handler(signum, frame):
+        if stops.signum is None:
+            stops.signum = signum
+            return
+        for s, old in previous.items():     # the second request: act now, as before
+            signal.signal(s, old)
+        _act_on(signum, previous[signum])
+
+    previous.update({s: signal.signal(s, handler) for s in STOP_SIGNALS})
+    try:
+        yield stops
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)

@@ -172,12 +172,32 @@ class TrainerDefaults:
         return {}
 
 
+def history_state(history: dict) -> dict:
+    """A StageRun's losses so far as one CPU tensor per loss (for its state())."""
+    return {key: torch.stack(values).cpu() if values else torch.zeros(0)
+            for key, values in history.items()}
+
+
+def history_from_state(state: dict, device) -> dict:
+    """history_state's losses back as lists of 0-d tensors on `device`."""
+    return {key: list(values.to(device).unbind()) for key, values in state.items()}
+
+
 class StageRun(Protocol):
     """One level's training in progress, as the driver plays it."""
     history: dict                    # loss name -> list of 0-d device tensors, one per iteration
 
     def step(self, it: int) -> None:
         """Play iteration `it`, appending its losses to `history` (no host synchronisation)."""
+
+    def state(self) -> dict:
+        """Everything the next iterations depend on, as tensors and plain values: the
+        networks (with BatchNorm's statistics), the optimisers, schedulers and loss scalers,
+        every random generator the level draws from, the losses so far. A run made by
+        begin_stage(k, seed) and given it through load_state continues bit for bit."""
+
+    def load_state(self, state: dict) -> None:
+        """Continue from a state() of the same level."""
 
     def result(self):
         """The finished level: an object with .losses (name -> [niter] CPU tensor), .fake and

@@ -37,12 +37,13 @@ ProgressCallback = Callable[[ProgressEvent], None]
 class ProgressBar:
     """A tqdm bar for one scale or stage, showing the latest losses; silent when disabled."""
 
-    def __init__(self, desc: str, niter: int, enabled: bool = True):
+    def __init__(self, desc: str, niter: int, enabled: bool = True, initial: int = 0):
         self.bar = None
         if enabled:
             from tqdm import tqdm
-            self.bar = tqdm(total=niter, desc=desc, leave=False, dynamic_ncols=True)
-        self.done = 0
+            self.bar = tqdm(total=niter, desc=desc, leave=False, dynamic_ncols=True,
+                            initial=initial)
+        self.done = initial
 
     def update_to(self, it: int, losses: dict) -> None:
         if self.bar is not None:

@@ -65,21 +65,41 @@ def memory_kb(field):
             return int(line.split()[1])
 
 
+SIGNALS = {"kill": signal.SIGKILL, "sigint": signal.SIGINT, "sigterm": signal.SIGTERM}
+
+
 def install_hook(hook):
     """Faults on demand: act when the `nth` file named `target` is about to be renamed into
     place (its temporary is complete): "kill" (SIGKILL), "kill-half" (cut the temporary to
-    half its size first: a kill in the middle of the write) or "sigint" (Ctrl-C)."""
+    half its size first: a kill in the middle of the write), "kill-after" (SIGKILL just after
+    the rename), "sigint" (Ctrl-C) or "sigterm". Target "iteration": act as the nth training
+    iteration of the run (either method) begins."""
+    action = hook["action"]
+    if hook["target"] == "iteration":
+        import singan.train, singan.consingan.train
+        calls = [0]
+
+        def counted(step):
+            def stepped(self, it):
+                calls[0] += 1
+                if calls[0] == hook["nth"]:
+                    os.kill(os.getpid(), SIGNALS[action])
+                return step(self, it)
+            return stepped
+        for cls in (singan.train.ScaleTrainer, singan.consingan.train.StageState):
+            cls.step = counted(cls.step)
+        return
     real_replace, seen = os.replace, [0]
 
     def replace(src, dst, *args, **kwargs):
         if os.path.basename(dst) == hook["target"]:
             seen[0] += 1
             if seen[0] == hook["nth"]:
-                if hook["action"] == "kill-half":
+                if action == "kill-after":
+                    real_replace(src, dst, *args, **kwargs)
+                if action == "kill-half":
                     os.truncate(src, os.path.getsize(src) // 2)
-                if hook["action"].startswith("kill"):
-                    os.kill(os.getpid(), signal.SIGKILL)
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), SIGNALS[action.split("-")[0]])
         return real_replace(src, dst, *args, **kwargs)
     os.replace = replace
 

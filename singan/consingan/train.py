@@ -19,7 +19,7 @@ from ..devices import adam, autocast_context, grad_scaler
 from ..driver import scale_seed, train_stages
 from ..errors import SinGANError
 from ..image_io import save_image
-from ..interface import TrainerDefaults
+from ..interface import TrainerDefaults, history_from_state, history_state
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..layers import init_weights
@@ -65,6 +65,31 @@ class StageState:
         self.fake = out.pop("fake")
         for key, value in out.items():
             self.history[key].append(value)
+
+    def state(self) -> dict:
+        """Everything the next iterations depend on (singan.interface.StageRun.state)."""
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+                "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
+                "noise": self.noise_gen.get_state(), "choice": self.choice_gen.get_state(),
+                "fixed_noise": self.fixed_noise[self.stage], "noise_amp": list(self.noise_amp),
+                "fake": self.fake, "history": history_state(self.history)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from state() (this stage's networks and optimisers, already built)."""
+        device = self.real.device
+        self.G.load_state_dict(state["G"]), self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"]), self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
+        self.noise_gen.set_state(state["noise"]), self.choice_gen.set_state(state["choice"])
+        self.fixed_noise[self.stage] = state["fixed_noise"].to(device)   # the trainer's list
+        self.noise_amp[:] = state["noise_amp"]
+        self.fake = None if state["fake"] is None else state["fake"].to(device)
+        self.history = history_from_state(state["history"], device)
 
     def result(self) -> "StageResult":
         with torch.no_grad():
