@@ -10,6 +10,7 @@ from config import add_ray_arguments, check_ray_arguments, add_consingan_argumen
 from singan import train_model
 from singan.apps.evaluate import fine_tune_model
 from singan.apps.generation import random_samples, samples_folder
+from singan.apps.tensorboard_log import TensorBoardLog
 from config import cluster_from_args
 from singan.cli import find_image, image_stem, resolve_seed, run
 from singan.guards import check_writable
@@ -35,6 +36,10 @@ def main():
                         help="save the running scale or stage every this many minutes, and "
                              "on Ctrl-C or SIGTERM, so that running the same command again "
                              "continues it where it was (0: only on Ctrl-C or SIGTERM)")
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="also write TensorBoard event files (losses, gradient penalty, "
+                             "noise amplitudes, each finished scale's images) into DIR "
+                             "(needs requirements-tensorboard.txt)")
     graphs = parser.add_mutually_exclusive_group()
     graphs.add_argument("--cuda_graphs", action="store_true",
                         help="SinGAN on CUDA: replay each training iteration from a captured "
@@ -72,11 +77,17 @@ def main():
     stem = image_stem(args.input_name)
     if args.num_samples > 0:
         check_writable(samples_folder(args.out, stem), "samples folder")   # now, not after
-    model = train_model(image, cfg, device=args.device, seed=seed, force=args.force,
-                        low_memory=True if args.low_memory else None,
-                        cuda_graphs=True if args.cuda_graphs else
-                        False if args.no_cuda_graphs else None, show_progress=not args.quiet,
-                        checkpoint_minutes=args.checkpoint_minutes)
+    board = TensorBoardLog(args.tensorboard) if args.tensorboard else None
+    try:
+        model = train_model(image, cfg, device=args.device, seed=seed, force=args.force,
+                            low_memory=True if args.low_memory else None,
+                            cuda_graphs=True if args.cuda_graphs else
+                            False if args.no_cuda_graphs else None,
+                            show_progress=not args.quiet, progress=board,
+                            checkpoint_minutes=args.checkpoint_minutes)
+    finally:
+        if board is not None:
+            board.close()
     print(f"model: {model.folder}")
     if args.num_samples > 0:
         out = samples_folder(args.out, stem, tag=model.output_tag)

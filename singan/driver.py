@@ -35,7 +35,7 @@ from .errors import SinGANError
 from .guards import (check_free_space, check_writable, exclusive, interrupts_deferred,
                      remove_temporaries, stop_requests)
 from .image_io import write_error
-from .progress import ProgressBar, ProgressCallback, ProgressEvent
+from .progress import ProgressBar, ProgressCallback, ProgressEvent, RunLine, WorkClock
 from .reference import is_reference_folder
 from .resources import check_training
 
@@ -343,18 +343,26 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
                                         "device": str(trainer.device), **trainer.run_record()})
 
     started = time.perf_counter()
+    # the work of the whole training (a retraining's: its one stage), and this run's rate
+    scope = stages if trainer.retrains else range(n_stages)
+    clock = WorkClock({j: trainer.stage_cost(j) for j in scope}, trainer.cfg.niter)
+    line = RunLine(show_progress)
 
-    def emit(kind, k, it, losses, images=None):
+    def emit(kind, k, it, losses, images=None, noise_amp=None):
+        event = ProgressEvent(kind, trainer.method, k, n_stages, it, trainer.cfg.niter,
+                              dict(losses), time.perf_counter() - started, str(folder), images,
+                              clock.work_done(k, it), clock.seconds_left(k, it), noise_amp,
+                              unit)
+        line.show(event)
         if progress is not None:
-            progress(ProgressEvent(kind, trainer.method, k, n_stages, it, trainer.cfg.niter,
-                                   dict(losses), time.perf_counter() - started, str(folder),
-                                   images))
+            progress(event)
 
     saved = {}   # the running stage's last save: {"stage", "iteration"}
     try:
         for k in stages:
             _train_one_stage(trainer, folder, k, seed, info, log, show_progress, emit,
-                             should_stop, running if k == stages[0] else None, every_s, saved)
+                             should_stop, running if k == stages[0] else None, every_s, saved,
+                             clock)
     except KeyboardInterrupt as stop:   # Ctrl-C, or guards.Terminated (SIGTERM)
         raise type(stop)(f"{_kept(trainer, folder, saved)}; run the same command again to "
                          "resume") from None
@@ -364,12 +372,15 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
         raise TrainingStopped(f"training stopped at {unit} {at}, iteration {stop.iteration}: "
                               f"{_kept(trainer, folder, saved)}; train again with the same "
                               "settings to resume", done, str(folder)) from None
+    finally:
+        line.close()
     return trainer.model(info)
 
 
 def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
                      show_progress: bool, emit, should_stop, running: Optional[dict] = None,
-                     every_s: float = 0.0, saved: Optional[dict] = None) -> None:
+                     every_s: float = 0.0, saved: Optional[dict] = None,
+                     clock: Optional[WorkClock] = None) -> None:
     """Play stage k's iterations (from `running`, a checkpoint of it, when given), check
     them, save the stage atomically and report it."""
     unit, niter = trainer.unit, trainer.cfg.niter
@@ -396,12 +407,16 @@ def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
     bar = ProgressBar(trainer.stage_label(k), niter, show_progress, initial=first)
 
     def report(it, losses):
+        if clock is not None:
+            clock.timed(k, it - first, time.perf_counter() - iterating)
         bar.update_to(it, losses)
         emit("iteration", k, it, losses)
+    iterating = time.perf_counter()
     try:
         result = run_iterations(run, niter, unit, k, report, should_stop, first, save, every_s)
     finally:
         bar.close()
+    iterated = time.perf_counter() - iterating
     kept = (_kept(trainer, folder) if trainer.retrains else
             f"{unit}s 0-{k - 1} are kept in {folder}" if k else f"no {unit} was saved")
     check_finite(unit, k, result.losses, trainer.stage_parameters(result), kept)
@@ -412,10 +427,14 @@ def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
         with contextlib.suppress(OSError):
             (folder / RUNNING_NAME).unlink()
         saved.clear()
-    log(trainer.stage_summary(k, result, time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    if clock is not None:
+        clock.stage_overhead(seconds - iterated)
+    log(trainer.stage_summary(k, result, seconds))
     emit("stage", k, trainer.cfg.niter, {key: float(v[-1]) for key, v in result.losses.items()},
-         {"fake": result.fake.detach().cpu(),
-          "reconstruction": result.reconstruction.detach().cpu()})
+         {"real": trainer.reals[k].detach().cpu(), "fake": result.fake.detach().cpu(),
+          "reconstruction": result.reconstruction.detach().cpu()},
+         trainer.stage_noise_amp(k, result))
 
 
 def _save_finished_stage(trainer, folder: Path, k: int, result, info: dict, seed: int) -> None:

@@ -229,6 +229,10 @@ class StageTrainer(Protocol):
     def stages_to_train(self) -> List[int]:
         """The levels this run trains, in order."""
 
+    def stage_cost(self, k: int) -> float:
+        """The work of one iteration of level k (any unit, the same for every level: the
+        progress weighs the levels by it)."""
+
     def estimated_bytes(self) -> int:
         """About how much disk the model folder needs while training."""
 
@@ -250,6 +254,9 @@ class StageTrainer(Protocol):
 
     def stage_parameters(self, result) -> Iterable[torch.Tensor]:
         """The generator weights that must be finite before level k is saved."""
+
+    def stage_noise_amp(self, k: int, result) -> float:
+        """Level k's noise amplitude, once it is finished (for the progress events)."""
 
     def stage_summary(self, k: int, result, seconds: float) -> str:
         """The line logged when level k is finished."""

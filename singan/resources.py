@@ -241,6 +241,15 @@ def choose_low_memory(trainer) -> bool:
     return plain > HEADROOM * free
 
 
+def conv_macs(h: int, w: int, channels: int, layers: int = 5, ker: int = 3,
+              image_channels: int = 3) -> int:
+    """Multiply-adds of one pass of a SinGAN-style network over h x w pixels: a head from the
+    image's channels, layers - 2 body convolutions of `channels`, a tail back to the image's
+    (the measure of a stage's work per iteration that the progress weights stages by)."""
+    per_pixel = ker * ker * channels * (2 * image_channels + (layers - 2) * channels)
+    return h * w * per_pixel
+
+
 def graphs_fit(trainer) -> bool:
     """Whether a training replayed from CUDA graphs fits: a graph keeps its own memory pool
     beside the blocks its eager warm-up left cached, so twice the plain step's estimate must

@@ -28,7 +28,7 @@ from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at
 from .penalty import critic_input_gradient, penalty_gradients, supports as blockwise_fits
 from .plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
-from .resources import (choose_low_memory, graphs_fit, pyramid_draw_bytes,
+from .resources import (choose_low_memory, conv_macs, graphs_fit, pyramid_draw_bytes,
                         training_step_bytes)
 from .model import TrainedPyramid, checkpoint_dict, freeze
 
@@ -525,6 +525,13 @@ class SinGANTrainer(TrainerDefaults):
     def num_done(self) -> int:
         return self.pyramid.num_scales
 
+    def stage_cost(self, n: int) -> float:
+        """One iteration's work at scale n: its networks' multiply-adds (both networks make
+        the same passes at every scale, so one network's count weighs the scales)."""
+        cfg, (h, w) = self.cfg, self.plan.shapes[n]
+        nfc, _ = channels_at_scale(n, cfg.nfc, cfg.min_nfc)
+        return conv_macs(h + 2 * cfg.pad, w + 2 * cfg.pad, nfc, cfg.num_layer, cfg.ker_size)
+
     def estimated_bytes(self) -> int:
         """About how much disk the model folder needs while it is trained: the per-scale files
         plus model.pth, which holds everything again and is rewritten beside its previous copy."""
@@ -563,6 +570,9 @@ class SinGANTrainer(TrainerDefaults):
 
     def stage_parameters(self, result: ScaleResult):
         return result.generator.parameters()
+
+    def stage_noise_amp(self, n: int, result: ScaleResult) -> float:
+        return result.noise_amp
 
     def stage_summary(self, n: int, result: ScaleResult, seconds: float) -> str:
         h, w = self.plan.shapes[n]

@@ -32,6 +32,7 @@ from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
 from ..layers import ANIMATION_MIN_SIZE
 from ..metrics import SIFIDOptions, sample_quality
+from ..progress import format_seconds
 from .animation import write_animations
 from .generation import open_model, random_samples, samples_folder
 from .harmonize import masked_injection
@@ -231,7 +232,6 @@ class Job:
     message: str = ""                  # the last log line, or the error / stop message
     event: Optional[object] = None     # the latest singan.ProgressEvent (images dropped)
     unit: Optional[str] = None         # "scale" | "stage", once the model exists (its answer)
-    start_fraction: Optional[float] = None
     stages: List[Tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)
     losses: List[dict] = field(default_factory=list)   # {iteration, loss, value} rows to plot
     version: int = 0                   # bumped at every change, for watchers
@@ -246,11 +246,8 @@ class Job:
         return self.state in ("finished", "stopped", "failed")
 
     def seconds_left(self) -> Optional[float]:
-        """The time left, from the rate of this run so far."""
-        e = self.event
-        if e is None or self.start_fraction is None or e.fraction <= self.start_fraction:
-            return None
-        return e.elapsed * (1 - e.fraction) / (e.fraction - self.start_fraction)
+        """The time left, as the driver estimates it from this run's rate (None: not yet)."""
+        return None if self.event is None else self.event.seconds_left
 
     def describe(self, waiting_ahead: int = 0) -> str:
         """The job's state in a few lines of text."""
@@ -264,7 +261,8 @@ class Job:
         e = self.event
         if e is not None:
             lines.append(f"{self.unit or 'level'} {e.stage + 1} of {e.num_stages}, iteration "
-                         f"{e.iteration} of {e.total} ({100 * e.fraction:.0f}% done)")
+                         f"{e.iteration} of {e.total} ({100 * e.fraction:.0f}% of the work "
+                         "done)")
             left = self.seconds_left()
             if self.state == "running" and left is not None:
                 lines.append(f"time left: about {format_seconds(left)} "
@@ -274,15 +272,6 @@ class Job:
         if self.message:
             lines.append(self.message)
         return "\n".join(lines)
-
-
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class TrainingQueue:
@@ -361,8 +350,6 @@ class TrainingQueue:
 
     def _progress(self, job: Job, event) -> None:
         changes = {"event": replace(event, images=None)}
-        if job.start_fraction is None:
-            changes["start_fraction"] = event.stage / max(event.num_stages, 1)
         step = event.stage * event.total + event.iteration      # iterations of the whole run
         with self.changed:
             job.losses.extend({"iteration": step, "loss": name, "value": value}

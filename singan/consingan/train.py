@@ -24,7 +24,7 @@ from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..layers import init_weights
 from ..plots import plot_losses
-from ..resources import training_step_bytes
+from ..resources import conv_macs, training_step_bytes
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -340,6 +340,13 @@ class ConSinGANTrainer(TrainerDefaults):
     def num_done(self) -> int:
         return len(self.discriminators)
 
+    def stage_cost(self, k: int) -> float:
+        """One iteration's work at stage k: the generator's passes run every body up to k,
+        each at its stage's size, and the critic's run at stage k's (multiply-adds)."""
+        cfg, shapes = self.cfg, self.plan.shapes
+        body = [conv_macs(h, w, cfg.nfc, cfg.num_layer + 2, cfg.ker_size) for h, w in shapes]
+        return sum(body[:k + 1]) + body[k]
+
     def estimated_bytes(self) -> int:
         return estimated_model_bytes(self.plan, self.cfg)
 
@@ -385,6 +392,9 @@ class ConSinGANTrainer(TrainerDefaults):
 
     def stage_parameters(self, result: StageResult):
         return self.G.parameters()
+
+    def stage_noise_amp(self, k: int, result: StageResult) -> float:
+        return self.noise_amp[k]
 
     def stage_summary(self, k: int, result: StageResult, seconds: float) -> str:
         h, w = self.plan.shapes[k]
