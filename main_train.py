@@ -70,7 +70,8 @@ def main():
         result = many.train_folder(images, cfg, cluster=cluster_from_args(args),
                                    device=args.device, seed=seed, force=args.force,
                                    num_samples=args.num_samples, amp=args.amp, out_root=args.out,
-                                   show_progress=not args.quiet)
+                                   show_progress=not args.quiet,
+                                   checkpoint_minutes=args.checkpoint_minutes)
         many.report(result, many.summary_path(args.out, args.input_dir))
         return
     image = find_image(args.input_dir or IMAGES_DIR, args.input_name)

@@ -77,7 +77,8 @@ def check_equal(n, pyramid, nets, amp, iters, device) -> dict:
         eager, graphed = runs
         losses = max((torch.stack(eager.history[k]) - torch.stack(graphed.history[k])).abs()
                      .max().item() for k in eager.history)
-        row = {"max_diff_G": max_diff(eager.G, graphed.G), "max_diff_D": max_diff(eager.D, graphed.D),
+        row = {"max_diff_G": max_diff(eager.G, graphed.G),
+               "max_diff_D": max_diff(eager.D, graphed.D),
                "max_diff_losses": losses, "captures": graphed.graphs.captures,
                "moved_G": max_diff(eager.G, nets[0].to(device))}
         row["equal"] = (row["captures"] == 1 and max(row["max_diff_G"], row["max_diff_D"],

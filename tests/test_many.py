@@ -206,13 +206,15 @@ def test_a_killed_worker_is_retried_and_ends_with_the_uninterrupted_model(traine
     killer.start()
     run = many.train_folder(images, cfg, cluster=Cluster(cpus_per_model=1), device="cpu",
                             seed=1, root=tmp_path / "TrainedModels", out_root=tmp_path / "Output",
-                            show_progress=False,
+                            show_progress=False, checkpoint_minutes=0.00001,
                             on_progress=functools.partial(wait_to_be_killed, str(pid_file)))
     killer.join(timeout=5)
     assert killed and killed[0] != os.getpid()          # a worker was killed during scale 1
     assert run.rows[0]["status"] == "trained", run.rows
     out = capsys.readouterr().out
     assert "a: resuming" in out and "after scale 0" in out
+    # killed as it reported its 10th iteration: the retry continues from the 9th one's save
+    assert "a: resuming scale 1 at iteration 9 of 10" in out, out
 
     resumed = read_checkpoint(tmp_path / "TrainedModels" / "a" / MODEL / "model.pth")
     straight = read_checkpoint(cwd / "TrainedModels" / "a" / MODEL / "model.pth")

@@ -25,7 +25,7 @@ from typing import Callable, List, Optional, Sequence
 import torch
 
 from ..api import method_of, model_folder, train_model
-from ..driver import TrainingStopped
+from ..driver import CHECKPOINT_MINUTES, TrainingStopped
 from ..errors import SinGANError
 from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes
 from ..metrics import SIFIDOptions, sample_quality, sifid_unavailable
@@ -94,7 +94,8 @@ def _shown(path) -> str:
 
 def _train_task(image: str, config, root: str, out_root: str, device: str, seed: int,
                 force: bool, num_samples: int, amp: str, threads: int,
-                on_progress: Optional[ProgressWatcher], channel: Channel) -> dict:
+                on_progress: Optional[ProgressWatcher], channel: Channel,
+                checkpoint_minutes: float = CHECKPOINT_MINUTES) -> dict:
     """Train (or resume) the model of one image, then write its random samples; one row."""
     torch.set_num_threads(threads)
     name = Path(image).stem
@@ -119,7 +120,7 @@ def _train_task(image: str, config, root: str, out_root: str, device: str, seed:
     try:
         model = train_model(image, config, device=device, seed=seed, progress=progress,
                             should_stop=link.should_stop, force=force, show_progress=False,
-                            log=link.log, root=root)
+                            log=link.log, root=root, checkpoint_minutes=checkpoint_minutes)
         if num_samples > 0:
             link.status("samples")
             out = samples_folder(out_root, name, tag=model.output_tag)
@@ -202,17 +203,20 @@ def train_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster()
                  device: str = "auto", seed: int = 0, force: bool = False,
                  num_samples: int = 0, amp: str = "none", out_root="Output",
                  root="TrainedModels", show_progress: bool = True,
-                 on_progress: Optional[ProgressWatcher] = None) -> FolderRun:
+                 on_progress: Optional[ProgressWatcher] = None,
+                 checkpoint_minutes: float = CHECKPOINT_MINUTES) -> FolderRun:
     """Train (or resume) one model per image, each a Ray task calling train_model with
     `config` (SinGANConfig or ConSinGANConfig) into its usual folder under `root`; then
     num_samples random samples each, as main_train.py writes. on_progress(image stem, event),
     if given, sees every progress event in the task's process (it must pickle: a function of
-    a module). Rows: TRAIN_COLUMNS."""
+    a module). A task retried after its worker died continues the running stage from its
+    last save (every checkpoint_minutes). Rows: TRAIN_COLUMNS."""
     root, out_root = Path(root).resolve(), Path(out_root).resolve()
     with ray_runtime(cluster) as ray:
         kwargs = dict(config=config, root=str(root), out_root=str(out_root), device=device,
                       seed=seed, force=force, num_samples=num_samples, amp=amp,
-                      threads=threads_per_model(cluster), on_progress=on_progress)
+                      threads=threads_per_model(cluster), on_progress=on_progress,
+                      checkpoint_minutes=checkpoint_minutes)
         return run_tasks(ray, _train_task, images, kwargs, cluster,
                          gpus_per_model(ray, cluster, device), root, TRAIN_COLUMNS, "training",
                          show_progress)
