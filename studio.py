@@ -33,12 +33,18 @@ def main(argv=None):
         from singan.apps.studio import serve
     except ImportError as err:
         sys.exit(f"error: the studio needs gradio ({err}); pip install -r requirements-studio.txt")
+    from singan.guards import Terminated, raise_on_sigterm
     demo, url = serve(args.host, args.port, args.root, args.out, args.images, args.device)
     print(f"singan studio: {url}  (Ctrl-C stops it)", flush=True)
+    raise_on_sigterm()
     try:
         demo.block_thread()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:   # Ctrl-C, or SIGTERM (guards.Terminated)
+        print("stopping: the running training saves its running stage first", flush=True)
+        demo.studio_queue.shutdown()
         demo.close()
+        if isinstance(stop, Terminated):
+            sys.exit(143)
 
 
 if __name__ == "__main__":

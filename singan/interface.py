@@ -172,6 +172,20 @@ class TrainerDefaults:
         return {}
 
 
+# What every StageRun trains with, by attribute name: networks, optimisers, loss scalers.
+TRAINING_PARTS = ("G", "D", "opt_g", "opt_d", "scaler_g", "scaler_d")
+
+
+def parts_state(run, names=TRAINING_PARTS) -> dict:
+    """The state_dict() of each named part of a StageRun (for its state())."""
+    return {name: getattr(run, name).state_dict() for name in names}
+
+
+def load_parts_state(run, state: dict, names=TRAINING_PARTS) -> None:
+    for name in names:
+        getattr(run, name).load_state_dict(state[name])
+
+
 def history_state(history: dict) -> dict:
     """A StageRun's losses so far as one CPU tensor per loss (for its state())."""
     return {key: torch.stack(values).cpu() if values else torch.zeros(0)

@@ -20,7 +20,8 @@ from .errors import SinGANError
 from .graphs import StepGraph, check_graphable, make_capturable
 from .hparams import SinGANConfig
 from .image_io import save_image
-from .interface import TrainerDefaults, history_from_state, history_state
+from .interface import (TrainerDefaults, history_from_state, history_state, load_parts_state,
+                        parts_state)
 from .losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                      reconstruction_loss)
 from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at_scale,
@@ -350,20 +351,15 @@ class ScaleTrainer:
 
     def state(self) -> dict:
         """Everything the next iterations depend on (singan.interface.StageRun.state)."""
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
-                "noise": self.generator.get_state(), "noise_amp": self.noise_amp,
+        return {**parts_state(self), "noise": self.generator.get_state(),
+                "noise_amp": self.noise_amp,
                 "prev_rec": self.prev_rec, "z_opt": self.z_opt, "fake": self.fake,
                 "history": history_state(self.history)}
 
     def load_state(self, state: dict) -> None:
         """Continue from state() (the networks and optimisers of this scale, already built)."""
         device = self.real.device
-        self.G.load_state_dict(state["G"]), self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"]), self.opt_d.load_state_dict(state["opt_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        load_parts_state(self, state)
         self.generator.set_state(state["noise"])
         self.noise_amp = state["noise_amp"]
         self.prev_rec, self.z_opt = state["prev_rec"].to(device), state["z_opt"].to(device)

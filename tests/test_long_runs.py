@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from singan.checkpoint import CHECKPOINT_NAME, RUNNING_NAME, read_checkpoint, read_running
-from test_reliability import Zygote, tiny_workdir
+from test_reliability import tiny_workdir, zygote  # noqa: F401  (zygote: a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +22,6 @@ BASE = ["--input_dir", "Input", "--input_name", "tiny.png", "--max_size", "32", 
 METHODS = {"singan": [], "consingan": ["--model", "consingan", "--train_stages", "4"]}
 UNIT = {"singan": "scale", "consingan": "stage"}
 OFTEN = ["--checkpoint_minutes", "0.00001"]    # the running stage saved after every iteration
-
-
-@pytest.fixture(scope="module")
-def zygote(tmp_path_factory):
-    z = Zygote(tmp_path_factory.mktemp("zygote"))
-    yield z
-    z.close()
 
 
 def model_folder(work: Path) -> Path:
@@ -145,3 +138,33 @@ def test_a_running_stage_of_other_settings_is_not_continued(zygote, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "resuming" not in proc.stdout
     assert not (model_folder(work) / RUNNING_NAME).exists()
+
+
+def test_the_studio_queue_shutting_down_saves_the_running_stage(tmp_path):
+    """What studio.py does on Ctrl-C or SIGTERM: the running training stops after its
+    iteration, saves its running stage, and a new submission with the same settings goes on
+    from there."""
+    import time
+    from conftest import write_image, smooth_image
+    from singan.apps.studio_jobs import TrainingQueue
+    from singan.hparams import SinGANConfig
+    image = write_image(tmp_path / "tiny.png", smooth_image(28, 32, seed=4))
+    config = SinGANConfig(max_size=32, min_size=19, niter=200)
+    queue = TrainingQueue(tmp_path / "TrainedModels", log=lambda _: None)
+    job = queue.submit(image, config, device="cpu", seed=5)
+    deadline = time.monotonic() + 60
+    while (job.event is None or job.event.stage < 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    queue.shutdown(timeout=60)
+    assert job.state == "stopped", job.message
+    running = read_running(job.folder / RUNNING_NAME)
+    assert running["stage"] >= 1 and 0 < running["iteration"] < 200
+    assert f"at iteration {running['iteration']} of 200 are saved" in job.message
+    again = queue.submit(image, config, device="cpu", seed=5)
+    while again.event is None and not again.done and time.monotonic() < deadline + 60:
+        time.sleep(0.01)
+    # the last line logged before its first progress report
+    assert again.message == (f"resuming scale {running['stage']} at iteration "
+                             f"{running['iteration']} of 200"), again.message
+    queue.shutdown(timeout=60)
+    assert again.state == "stopped"

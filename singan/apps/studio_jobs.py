@@ -335,6 +335,17 @@ class TrainingQueue:
                                                            "started")
         return job
 
+    def shutdown(self, timeout: float = 120.0) -> None:
+        """Stop every job (the server is going down): the queue empties, and the running
+        training stops after its iteration in progress, saving its running stage (Start with
+        the same settings continues it), within `timeout` seconds."""
+        with self.changed:
+            jobs = [job for job in self.jobs if not job.done]
+        for job in jobs:
+            self.stop(job.id)
+        with self.changed:
+            self.changed.wait_for(lambda: all(job.done for job in jobs), timeout)
+
     def wait(self, job: Job, version: int, timeout: float) -> int:
         """Block until the job changes past `version` (or timeout); returns its version."""
         with self.changed:

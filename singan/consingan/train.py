@@ -19,7 +19,8 @@ from ..devices import adam, autocast_context, grad_scaler
 from ..driver import scale_seed, train_stages
 from ..errors import SinGANError
 from ..image_io import save_image
-from ..interface import TrainerDefaults, history_from_state, history_state
+from ..interface import (TRAINING_PARTS, TrainerDefaults, history_from_state, history_state,
+                         load_parts_state, parts_state)
 from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                       reconstruction_loss)
 from ..layers import init_weights
@@ -31,6 +32,9 @@ from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_f
 from .models import (Discriminator, GrowingGenerator, build_discriminator, build_generator,
                      receptive_field)
 from .pyramid import StagePlan, build_stage_reals, plan_stages
+
+
+STAGE_PARTS = (*TRAINING_PARTS, "sched_g", "sched_d")   # what a stage's state() saves by name
 
 
 @dataclass
@@ -68,10 +72,7 @@ class StageState:
 
     def state(self) -> dict:
         """Everything the next iterations depend on (singan.interface.StageRun.state)."""
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
-                "scaler_g": self.scaler_g.state_dict(), "scaler_d": self.scaler_d.state_dict(),
+        return {**parts_state(self, STAGE_PARTS),
                 "noise": self.noise_gen.get_state(), "choice": self.choice_gen.get_state(),
                 "fixed_noise": self.fixed_noise[self.stage], "noise_amp": list(self.noise_amp),
                 "fake": self.fake, "history": history_state(self.history)}
@@ -79,12 +80,7 @@ class StageState:
     def load_state(self, state: dict) -> None:
         """Continue from state() (this stage's networks and optimisers, already built)."""
         device = self.real.device
-        self.G.load_state_dict(state["G"]), self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"]), self.opt_d.load_state_dict(state["opt_d"])
-        self.sched_g.load_state_dict(state["sched_g"])
-        self.sched_d.load_state_dict(state["sched_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        load_parts_state(self, state, STAGE_PARTS)
         self.noise_gen.set_state(state["noise"]), self.choice_gen.set_state(state["choice"])
         self.fixed_noise[self.stage] = state["fixed_noise"].to(device)   # the trainer's list
         self.noise_amp[:] = state["noise_amp"]
