@@ -100,8 +100,18 @@ class Terminated(KeyboardInterrupt):
     save what they can and exit with code 143."""
 
 
+_sigterm = threading.Event()
+
+
 def _raise_terminated(signum, frame):
+    _sigterm.set()
     raise Terminated()
+
+
+def sigterm_received() -> bool:
+    """Whether raise_on_sigterm's handler has seen SIGTERM (for code whose KeyboardInterrupt
+    may have come through a library that raises its own, as Ray's waits do)."""
+    return _sigterm.is_set()
 
 
 def raise_on_sigterm() -> None:

@@ -35,7 +35,7 @@ from singan.apps import many                                           # noqa: E
 from singan.apps.cluster import Cluster                                # noqa: E402
 from singan.apps.evaluate import protocol_table                        # noqa: E402
 from singan.apps.ray_runner import ray_runtime                         # noqa: E402
-from singan.checkpoint import read_checkpoint                          # noqa: E402
+from singan.checkpoint import RUNNING_NAME, read_checkpoint             # noqa: E402
 from singan.hparams import SinGANConfig                                # noqa: E402
 from singan.metrics import SIFIDOptions, sifid_scores, sifid_unavailable   # noqa: E402
 
@@ -225,7 +225,10 @@ def test_a_killed_worker_is_retried_and_ends_with_the_uninterrupted_model(traine
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path, signum, code):
+    """Ctrl-C (or SIGTERM, 143) to the command: every task stops at its next iteration and
+    saves its running stage."""
     make_folder(tmp_path / "imgs", ("a", "b"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     args = ["--input_dir", "imgs", "--max_size", "32", "--min_size", "24", "--niter", "5000",
@@ -238,13 +241,14 @@ def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path):
     while not all(p.exists() for p in configs) and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
+    assert proc.returncode == code, out + err
     assert "stopping: every image stops at its next iteration" in out + err
     rows = read_rows(tmp_path / "Output" / "imgs_summary.csv")
     for stem in "ab":
         assert rows[f"{stem}.png"]["status"].startswith("stopped"), rows
+        assert (tmp_path / "TrainedModels" / stem / MODEL / RUNNING_NAME).is_file()
 
 
 @pytest.mark.slow

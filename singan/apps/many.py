@@ -27,6 +27,7 @@ import torch
 from ..api import method_of, model_folder, train_model
 from ..driver import CHECKPOINT_MINUTES, TrainingStopped
 from ..errors import SinGANError
+from ..guards import Terminated
 from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes
 from ..metrics import SIFIDOptions, sample_quality, sifid_unavailable
 from ..progress import ProgressEvent
@@ -292,8 +293,9 @@ def report(run: FolderRun, csv_path, log: Callable[[str], None] = print) -> Path
     path = write_rows(run.rows, csv_path, run.columns)
     log(f"summary: {_shown(path)}")
     if run.interrupted:
-        raise KeyboardInterrupt("every image stopped at its next iteration with its finished "
-                                "stages saved; run the same command again to resume")
+        raise (Terminated if run.terminated else KeyboardInterrupt)(
+            "every image stopped at its next iteration with its finished stages and its "
+            "running one saved; run the same command again to resume")
     failed = [row["image"] for row in run.rows if row["status"].startswith(("failed", "killed"))]
     if failed:
         raise SinGANError(f"{len(failed)} of {len(run.rows)} images failed "

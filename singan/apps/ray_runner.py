@@ -14,7 +14,9 @@ import logging
 import math
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from ..errors import SinGANError
+from ..guards import Terminated, sigterm_received
 from .cluster import DEFAULT_GPUS_PER_MODEL, Cluster
 
 STOP_POLL_SECONDS = 0.2    # how often a task looks for the run's stop file
@@ -113,6 +116,7 @@ def _connected(ray, cluster: Cluster):
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR)
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
+    on_sigterm = signal.getsignal(signal.SIGTERM)   # Ray's init installs its own: ours back
     try:
         if cluster.address:
             ray.init(address=cluster.address, **quiet)
@@ -122,6 +126,8 @@ def _connected(ray, cluster: Cluster):
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"the Ray cluster at {cluster.address}" if cluster.address else "Ray locally"
         raise SinGANError(f"cannot start {where}: {str(err).splitlines()[0]}") from None
+    if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)   # SIGTERM stops the tasks as Ctrl-C does
     try:
         yield
     finally:
@@ -211,6 +217,7 @@ class FolderRun:
     rows: List[dict]
     interrupted: bool = False
     columns: Sequence[str] = field(default_factory=tuple)
+    terminated: bool = False         # stopped by SIGTERM rather than Ctrl-C
 
 
 def _failed_row(ray, err, row: dict) -> dict:
@@ -255,7 +262,7 @@ def _drive(ray, task, images, kwargs, cluster, gpus, channel: Channel, columns, 
     refs = {remote.remote(str(Path(image).resolve()), **kwargs, channel=channel): image
             for image in images}
     rows: Dict[Path, dict] = {}
-    pending, interrupted = list(refs), False
+    pending, interrupted, terminated = list(refs), False, False
     while pending:
         try:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
@@ -274,15 +281,15 @@ def _drive(ray, task, images, kwargs, cluster, gpus, channel: Channel, columns, 
             bar.set_postfix_str(f"{len(rows) - failed} done, {len(running)} running, "
                                 f"{failed} failed" + "".join(f" | {name}: {text}" for name, text
                                                              in sorted(running.items())))
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:   # Ctrl-C, or SIGTERM (guards.Terminated)
             if interrupted:
                 for ref in pending:
                     ray.cancel(ref, force=True)
                 continue
-            interrupted = True
+            interrupted, terminated = True, isinstance(stop, Terminated) or sigterm_received()
             Path(channel.stop_file).parent.mkdir(parents=True, exist_ok=True)
             Path(channel.stop_file).touch()
             bar.write("stopping: every image stops at its next iteration and keeps its "
-                      "finished stages (Ctrl-C again kills the tasks)")
+                      "finished stages and its running one (Ctrl-C again kills the tasks)")
     bar.close()
-    return FolderRun([rows[image] for image in images], interrupted, columns)
+    return FolderRun([rows[image] for image in images], interrupted, columns, terminated)
