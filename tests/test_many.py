@@ -35,7 +35,7 @@ from singan.apps import many                                           # noqa: E
 from singan.apps.cluster import Cluster                                # noqa: E402
 from singan.apps.evaluate import protocol_table                        # noqa: E402
 from singan.apps.ray_runner import ray_runtime                         # noqa: E402
-from singan.checkpoint import RUNNING_NAME, read_checkpoint             # noqa: E402
+from singan.checkpoint import RUNNING_NAME, read_checkpoint, read_running  # noqa: E402
 from singan.hparams import SinGANConfig                                # noqa: E402
 from singan.metrics import SIFIDOptions, sifid_scores, sifid_unavailable   # noqa: E402
 
@@ -232,15 +232,16 @@ def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path, signum, code):
     make_folder(tmp_path / "imgs", ("a", "b"))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     args = ["--input_dir", "imgs", "--max_size", "32", "--min_size", "24", "--niter", "5000",
-            "--manualSeed", "1", *joined, "--num_samples", "0"]
+            "--manualSeed", "1", *joined, "--num_samples", "0", "--checkpoint_minutes", "0.01"]
     proc = subprocess.Popen([sys.executable, str(ROOT / "main_train.py"), *args], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_as_in_a_terminal)
-    configs = [tmp_path / "TrainedModels" / stem / MODEL / "config.json" for stem in "ab"]
+    # both tasks are iterating once each has saved its running stage once (after 0.6 s)
+    running = [tmp_path / "TrainedModels" / stem / MODEL / RUNNING_NAME for stem in "ab"]
     deadline = time.monotonic() + 120
-    while not all(p.exists() for p in configs) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(1)
+    while not all(p.exists() for p in running) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    saved = {p: read_running(p)["iteration"] for p in running}
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, out + err
@@ -248,7 +249,8 @@ def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path, signum, code):
     rows = read_rows(tmp_path / "Output" / "imgs_summary.csv")
     for stem in "ab":
         assert rows[f"{stem}.png"]["status"].startswith("stopped"), rows
-        assert (tmp_path / "TrainedModels" / stem / MODEL / RUNNING_NAME).is_file()
+    for path, before in saved.items():     # kept, and saved again as the task stopped
+        assert read_running(path)["iteration"] >= before
 
 
 @pytest.mark.slow
