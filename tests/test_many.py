@@ -11,6 +11,7 @@ import functools
 import importlib.util
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -153,6 +154,8 @@ def test_a_folder_trains_one_model_per_image_and_a_rerun_trains_nothing(trained,
     assert sorted(rows) == ["a.png", "b.png", "broken.png", "c.png"]
     assert rows["broken.png"]["status"].startswith("failed: cannot read ")
     assert "broken.png as an image" in rows["broken.png"]["status"]
+    nodes = {rows[f"{stem}.png"]["node"] for stem in "abc"}
+    assert len(nodes) == 1 and re.fullmatch("[0-9a-f]{56}", nodes.pop())   # one local node
     for stem in "abc":
         assert rows[f"{stem}.png"]["status"] == "trained", rows
         assert rows[f"{stem}.png"]["stages"] == STAGES

@@ -37,9 +37,12 @@ from .generation import open_model, open_trained_model, random_samples, samples_
 from .ray_runner import (Channel, FolderRun, Link, gpus_per_model, ray_runtime, run_tasks,
                          threads_per_model)
 
-TRAIN_COLUMNS = ("image", "method", "stages", "seconds", "status", "model folder")
-SAMPLE_COLUMNS = ("image", "method", "samples", "diversity", "status", "samples folder")
-EVALUATE_COLUMNS = ("image", "method", "samples", *PROTOCOL_COLUMNS, "status", "model folder")
+# "node": the Ray node each image last ran on
+TRAIN_COLUMNS = ("image", "method", "stages", "seconds", "status", "node", "model folder")
+SAMPLE_COLUMNS = ("image", "method", "samples", "diversity", "status", "node",
+                  "samples folder")
+EVALUATE_COLUMNS = ("image", "method", "samples", *PROTOCOL_COLUMNS, "status", "node",
+                    "model folder")
 
 # on_progress(image name, event): what train_folder's caller may watch, in the task's process
 ProgressWatcher = Callable[[str, ProgressEvent], None]
@@ -104,6 +107,7 @@ def _train_task(image: str, config, root: str, out_root: str, device: str, seed:
     row = {"image": Path(image).name, "method": method_of(config), "stages": "",
            "seconds": 0.0, "status": "", "model folder": _shown(folder)}
     link = Link(channel, name)
+    row["node"] = link.node
     if link.should_stop():
         return dict(row, status="stopped before it started")
     started = time.perf_counter()
@@ -150,6 +154,7 @@ def _sample_task(image: str, config, root: str, out_root: str, num_samples: int,
     row = {"image": image.name, "method": "", "samples": 0, "diversity": "", "status": "",
            "samples folder": ""}
     link = Link(channel, image.stem)
+    row["node"] = link.node
     if link.should_stop():
         return dict(row, status="stopped before it started")
     link.status("sampling")
@@ -181,6 +186,7 @@ def _evaluate_task(image: str, config, root: str, num_samples: int, seed: int,
     row = dict.fromkeys(EVALUATE_COLUMNS, "")
     row.update(image=image.name, **{"model folder": _shown(folder)})
     link = Link(channel, image.stem)
+    row["node"] = link.node
     if link.should_stop():
         return dict(row, status="stopped before it started")
     link.status("loading")

@@ -193,6 +193,11 @@ class Link:
         self.board, self.stop_file, self.name = channel.board, channel.stop_file, name
         self._stopped, self._polled = False, -math.inf
 
+    @property
+    def node(self) -> str:
+        """The id of the Ray node this task runs on (the tables' "node" column)."""
+        return _ray().get_runtime_context().get_node_id()
+
     def should_stop(self) -> bool:
         """train_model's should_stop: asked before every iteration."""
         now = time.monotonic()
