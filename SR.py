@@ -9,7 +9,7 @@ input scaled down to --max_size) and <image>_compare.png (bicubic upsampling | S
 """
 import argparse
 
-from config import check_arguments, config_from_args, get_arguments
+from config import add_checkpoint_argument, check_arguments, config_from_args, get_arguments
 from singan.apps.sr import MIN_SR_FACTOR, SR_ALPHA, super_resolution
 from singan.cli import find_image, resolve_seed, run
 from singan.image_io import IMAGES_DIR
@@ -36,13 +36,14 @@ def main():
     parser.add_argument("--force", action="store_true",
                         help="retrain the SR model from scratch even if it exists")
     parser.add_argument("--mode", default="SR", choices=["SR"], help="task")
+    add_checkpoint_argument(parser)
     args = parser.parse_args()
     check_arguments(parser, args)
 
     folder, hr, compare = super_resolution(
         find_image(args.input_dir, args.input_name), args.sr_factor,
         config_from_args(args), args.device, resolve_seed(args.manualSeed),
-        args.out, args.force, args.quiet)
+        args.out, args.force, args.quiet, checkpoint_minutes=args.checkpoint_minutes)
     print(f"model: {folder}")
     print(f"super-resolved: {hr} (side by side with bicubic: {compare})")
 

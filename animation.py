@@ -11,7 +11,7 @@ MP4 would need imageio-ffmpeg or PyAV, which singan does not depend on.
 """
 from pathlib import Path
 
-from config import (check_arguments, config_from_args, fraction, get_arguments,
+from config import (add_checkpoint_argument, check_arguments, config_from_args, fraction, get_arguments,
                     non_negative_int, positive_float, positive_int)
 from singan.apps.animation import DEFAULT_ALPHA, DEFAULT_BETAS, FPS, NUM_FRAMES, animation
 from singan.cli import find_image, resolve_seed, run
@@ -40,6 +40,7 @@ def main():
     parser.add_argument("--model_dir", help="a trained animation model to use instead of "
                         "training one (SinGAN's, or ConSinGAN's --train_mode animation)")
     parser.add_argument("--mode", default="animation", choices=["animation"], help="task")
+    add_checkpoint_argument(parser)
     args = parser.parse_args()
     check_arguments(parser, args)
 
@@ -55,7 +56,7 @@ def main():
         alphas=[DEFAULT_ALPHA if args.alpha_animation is None else args.alpha_animation],
         betas=DEFAULT_BETAS if args.beta_animation is None else [args.beta_animation],
         num_frames=args.num_frames, fps=args.fps, force=args.force, quiet=args.quiet,
-        model_dir=args.model_dir)
+        model_dir=args.model_dir, checkpoint_minutes=args.checkpoint_minutes)
     print(f"{len(gifs)} GIF{'s' if len(gifs) > 1 else ''} of {args.num_frames} frames: "
           f"{gifs[0].parent.parent}")
 

@@ -97,6 +97,14 @@ def get_arguments(description: str = None, both_methods: bool = False) -> Argume
     return parser
 
 
+def add_checkpoint_argument(parser: ArgumentParser) -> None:
+    """--checkpoint_minutes, for the scripts that train."""
+    parser.add_argument("--checkpoint_minutes", type=non_negative_float, default=10.0,
+                        help="save the running scale or stage every this many minutes, and "
+                             "on Ctrl-C or SIGTERM, so that running the same command again "
+                             "continues it where it was (0: only on Ctrl-C or SIGTERM)")
+
+
 def check_arguments(parser: ArgumentParser, args) -> None:
     """Checks that involve several options: one clear line each, from argument parsing."""
     if args.min_size > args.max_size:

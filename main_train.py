@@ -6,7 +6,7 @@
     python main_train.py --input_dir <folder> [...]      # one model per image, on Ray
 """
 from config import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
-    get_arguments, non_negative_float, non_negative_int, training_config_from_args
+    add_checkpoint_argument, get_arguments, non_negative_int, training_config_from_args
 from singan import train_model
 from singan.apps.evaluate import fine_tune_model
 from singan.apps.generation import random_samples, samples_folder
@@ -32,10 +32,7 @@ def main():
                         help="SinGAN's lean training step: the same numbers with about half the "
                              "memory (default: taken by itself when the plain step would not "
                              "fit)")
-    parser.add_argument("--checkpoint_minutes", type=non_negative_float, default=10.0,
-                        help="save the running scale or stage every this many minutes, and "
-                             "on Ctrl-C or SIGTERM, so that running the same command again "
-                             "continues it where it was (0: only on Ctrl-C or SIGTERM)")
+    add_checkpoint_argument(parser)
     parser.add_argument("--tensorboard", default=None, metavar="DIR",
                         help="also write TensorBoard event files (losses, gradient penalty, "
                              "noise amplitudes, each finished scale's images) into DIR "

@@ -14,6 +14,7 @@ import torch
 
 from ..api import TRAINED_ROOT, model_folder, train_model
 from ..devices import resolve_device
+from ..driver import CHECKPOINT_MINUTES
 from ..errors import SinGANError
 from ..hparams import SinGANConfig
 from ..image_io import atomic_write_bytes, to_uint8
@@ -78,7 +79,8 @@ def animation(image_path, cfg: SinGANConfig, device="auto", seed: int = 0, out_r
               alphas: Sequence[float] = (DEFAULT_ALPHA,),
               betas: Sequence[float] = DEFAULT_BETAS, num_frames: int = NUM_FRAMES,
               fps: float = FPS, force: bool = False, quiet: bool = False,
-              root=TRAINED_ROOT, model_dir=None) -> List[Path]:
+              root=TRAINED_ROOT, model_dir=None,
+              checkpoint_minutes: float = CHECKPOINT_MINUTES) -> List[Path]:
     """Train (or reuse) the SinGAN animation model of an image, or open the animation model in
     model_dir (SinGAN's or ConSinGAN's), and write its GIFs; returns their paths."""
     if model_dir:
@@ -90,6 +92,7 @@ def animation(image_path, cfg: SinGANConfig, device="auto", seed: int = 0, out_r
             check_frame_count(*plan_for(*shape, cfg).shapes[-1], num_frames,
                               resolve_device(device))
         model = train_model(image_path, cfg, model_folder(Path(image_path).name, cfg, root),
-                            device=device, seed=seed, force=force, show_progress=not quiet)
+                            device=device, seed=seed, force=force, show_progress=not quiet,
+                            checkpoint_minutes=checkpoint_minutes)
     return write_animations(model, Path(image_path).stem, seed, out_root, start_scales, alphas,
                             betas, num_frames, fps)

@@ -15,6 +15,7 @@ import torch
 
 from ..api import TRAINED_ROOT, model_folder, train_model
 from ..devices import resolve_device
+from ..driver import CHECKPOINT_MINUTES
 from ..errors import SinGANError
 from ..hparams import SinGANConfig
 from ..image_io import save_grid, save_image
@@ -81,7 +82,8 @@ def sr_output_folder(out_root, sr_factor: float) -> Path:
 
 def super_resolution(image_path, sr_factor: float, cfg: SinGANConfig, device="auto",
                      seed: int = 0, out_root="Output", force: bool = False,
-                     quiet: bool = False, root=TRAINED_ROOT) -> Tuple[Path, Path, Path]:
+                     quiet: bool = False, root=TRAINED_ROOT,
+                     checkpoint_minutes: float = CHECKPOINT_MINUTES) -> Tuple[Path, Path, Path]:
     """Train (or reuse) the SR model of an image, super-resolve it, and write
     Output/SR/<factor>/<image>_HR.png and <image>_compare.png (bicubic | SinGAN).
 
@@ -96,7 +98,7 @@ def super_resolution(image_path, sr_factor: float, cfg: SinGANConfig, device="au
     stem = Path(image_path).stem
     folder = model_folder(Path(image_path).name, cfg, root)
     pyramid = train_model(image_path, cfg, folder, device=device, seed=seed, force=force,
-                          show_progress=not quiet)
+                          show_progress=not quiet, checkpoint_minutes=checkpoint_minutes)
     generator = torch.Generator(device=pyramid.device).manual_seed(seed)
     hr = super_resolve(pyramid, sr_factor, generator)                 # [1, 3, fH, fW]
     bicubic = imresize_to_shape(pyramid.reals[-1], hr.shape[2:])
