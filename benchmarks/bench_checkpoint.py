@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from common import DEFAULT_IMAGE, describe_machine, load_image, plan_and_reals, random_pyramid
-from singan.checkpoint import FORMAT_VERSION, RUNNING_NAME, save_checkpoint
+from singan.checkpoint import RUNNING_NAME, save_checkpoint
 from singan.consingan.hparams import ConSinGANConfig
+from singan.driver import running_checkpoint
 from singan.consingan.train import ConSinGANTrainer
 from singan.hparams import SinGANConfig
 from singan.models import Discriminator, Generator, channels_at_scale, init_weights
@@ -50,10 +51,7 @@ def seconds_per_save(run, folder: Path, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        save_checkpoint(folder / RUNNING_NAME, {"format_version": FORMAT_VERSION,
-                                                "kind": "running stage", "identity": {},
-                                                "stage": 0, "iteration": 1, "niter": 2000,
-                                                "run": run.state(), "rng": {}})
+        save_checkpoint(folder / RUNNING_NAME, running_checkpoint({}, 0, 1, 2000, run))
         best = min(best, time.perf_counter() - start)
     return best
 

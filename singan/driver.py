@@ -266,6 +266,14 @@ def run_identity(trainer, seed: int) -> dict:
             "record": trainer.run_record(), "seed": seed}
 
 
+def running_checkpoint(identity: dict, stage: int, iteration: int, niter: int, run) -> dict:
+    """What RUNNING_NAME holds: stage `stage` of the run `identity` after `iteration` of its
+    niter iterations, the StageRun's state() and torch's global random streams."""
+    return {"format_version": FORMAT_VERSION, "kind": "running stage", "identity": identity,
+            "stage": stage, "iteration": iteration, "niter": niter, "run": run.state(),
+            "rng": _rng_states()}
+
+
 def _rng_states() -> dict:
     """torch's global random streams (the stages draw from their own generators, but a
     method's code may use these too)."""
@@ -398,10 +406,8 @@ def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
     def save(it):
         """The running stage after `it` iterations, atomically, Ctrl-C held back."""
         with interrupts_deferred():
-            save_checkpoint(folder / RUNNING_NAME, {
-                "format_version": FORMAT_VERSION, "kind": "running stage",
-                "identity": identity, "stage": k, "iteration": it, "niter": niter,
-                "run": run.state(), "rng": _rng_states()})
+            save_checkpoint(folder / RUNNING_NAME,
+                            running_checkpoint(identity, k, it, niter, run))
         saved.update(stage=k, iteration=it)
 
     bar = ProgressBar(trainer.stage_label(k), niter, show_progress, initial=first)

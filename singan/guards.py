@@ -134,21 +134,29 @@ def _act_on(signum: int, previous) -> None:
 
 
 @contextlib.contextmanager
+def _stop_handlers(handler):
+    """`handler` for Ctrl-C (SIGINT) and SIGTERM within the block; yields the handlers it
+    replaced, put back afterwards. Only in the main thread: elsewhere signals cannot be
+    handled, the block just runs and gets None."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield previous
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+@contextlib.contextmanager
 def interrupts_deferred():
     """Hold Ctrl-C (SIGINT) and SIGTERM back until the block has finished, then act on them:
     the block's files are all written before the program stops. Only in the main thread
     (elsewhere signals cannot be handled and the block just runs)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     received = []
-    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum))
-                for s in STOP_SIGNALS}
-    try:
+    with _stop_handlers(lambda signum, frame: received.append(signum)) as previous:
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     for signum in dict.fromkeys(received):
         _act_on(signum, previous[signum])
 
@@ -173,11 +181,7 @@ class StopRequests:
 
 @contextlib.contextmanager
 def stop_requests():
-    stops = StopRequests()
-    if threading.current_thread() is not threading.main_thread():
-        yield stops
-        return
-    previous = {}
+    stops, previous = StopRequests(), {}
 
     def handler(signum, frame):
         if stops.signum is None:
@@ -187,9 +191,6 @@ def stop_requests():
             signal.signal(s, old)
         _act_on(signum, previous[signum])
 
-    previous.update({s: signal.signal(s, handler) for s in STOP_SIGNALS})
-    try:
+    with _stop_handlers(handler) as replaced:
+        previous.update(replaced or {})
         yield stops
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)

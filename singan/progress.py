@@ -1,7 +1,7 @@
 """What training reports while it runs: structured events for programs (the web studio, a
 cluster task) and the terminal's progress bar, which is one consumer of those events."""
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import torch
 

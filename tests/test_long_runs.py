@@ -5,12 +5,16 @@ exactly the model of an uninterrupted run, for SinGAN and ConSinGAN.
 The runs go through test_reliability's zygote (forked children of one preloaded process: real
 processes, real signals, no import time per run)."""
 import signal
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import smooth_image, write_image
+from singan.apps.studio_jobs import TrainingQueue
 from singan.checkpoint import CHECKPOINT_NAME, RUNNING_NAME, read_checkpoint, read_running
+from singan.hparams import SinGANConfig
 from test_reliability import tiny_workdir, zygote  # noqa: F401  (zygote: a fixture)
 
 pytestmark = pytest.mark.slow
@@ -144,10 +148,6 @@ def test_the_studio_queue_shutting_down_saves_the_running_stage(tmp_path):
     """What studio.py does on Ctrl-C or SIGTERM: the running training stops after its
     iteration, saves its running stage, and a new submission with the same settings goes on
     from there."""
-    import time
-    from conftest import write_image, smooth_image
-    from singan.apps.studio_jobs import TrainingQueue
-    from singan.hparams import SinGANConfig
     image = write_image(tmp_path / "tiny.png", smooth_image(28, 32, seed=4))
     config = SinGANConfig(max_size=32, min_size=19, niter=200)
     queue = TrainingQueue(tmp_path / "TrainedModels", log=lambda _: None)
