@@ -61,7 +61,9 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
                 show_progress: bool = True, log: Callable[[str], None] = print,
                 root=TRAINED_ROOT, low_memory: Optional[bool] = None,
                 cuda_graphs: Optional[bool] = None,
-                checkpoint_minutes: float = CHECKPOINT_MINUTES) -> TrainedModel:
+                checkpoint_minutes: float = CHECKPOINT_MINUTES,
+                on_saved: Optional[Callable[[int, int], None]] = None,
+                image_source: Optional[str] = None) -> TrainedModel:
     """Train SinGAN or ConSinGAN (by the type of `config`) on one image, or resume it.
 
     image: a path, or a [1, 3, H, W] tensor in [-1, 1] (then model_dir is required);
@@ -78,8 +80,10 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     that iteration, bit for bit. cuda_graphs: SinGAN on CUDA replays each iteration from a captured
     CUDA graph (singan.graphs: the same kernels and noise, far fewer launches); None takes it
     for the plain fp32 step on CUDA, where it was proven equal and faster; True also under
-    --amp bf16; refused off CUDA, with fp16 and for ConSinGAN. Returns the model, its folder
-    in .folder.
+    --amp bf16; refused off CUDA, with fp16 and for ConSinGAN. on_saved(stage, iteration) is
+    called after every save into the folder (singan.driver.train_stages). image_source: where
+    the image came from, recorded in the model instead of the path given (a folder run's task
+    reads a copy of the driver's file). Returns the model, its folder in .folder.
     """
     trainer_class = trainer_for(config)
     device = resolve_device(device)
@@ -92,13 +96,13 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
         tensor, info = image.to(device), {"name": Path(model_dir).parent.name}
     else:
         tensor = read_image(image, device)
-        info = {"name": Path(image).name, "path": str(image)}
+        info = {"name": Path(image).name, "path": str(image_source or image)}
     info.update(height=tensor.shape[2], width=tensor.shape[3])
     folder = Path(model_dir) if model_dir is not None else model_folder(info["name"], config,
                                                                          root)
     trainer = trainer_class(tensor, config, low_memory=low_memory, cuda_graphs=cuda_graphs)
     model = train_stages(trainer, folder, seed, info, force, log, show_progress, progress,
-                         should_stop, checkpoint_minutes)
+                         should_stop, checkpoint_minutes, on_saved)
     model.folder = folder
     return model
 

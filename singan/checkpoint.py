@@ -36,18 +36,21 @@ def save_torch(path, obj) -> None:
     atomic_write_bytes(path, buffer.getvalue(), durable=True)
 
 
-def load_torch(path):
+def load_torch(path, data: Optional[bytes] = None):
     """torch.load(weights_only=True) with one clear error for a missing, truncated, empty or
-    foreign file (never a raw unpickling traceback, never code execution)."""
+    foreign file (never a raw unpickling traceback, never code execution). data: the file's
+    bytes, received rather than read (a folder run's node sent them; `path` names them)."""
     path = Path(path)
-    if path.is_dir():
-        raise SinGANError(f"{path} is a folder, not a checkpoint file")
-    if not path.is_file():
-        raise SinGANError(f"missing file: {path}")
-    if path.stat().st_size == 0:
+    if data is None:
+        if path.is_dir():
+            raise SinGANError(f"{path} is a folder, not a checkpoint file")
+        if not path.is_file():
+            raise SinGANError(f"missing file: {path}")
+    if (len(data) if data is not None else path.stat().st_size) == 0:
         raise SinGANError(f"{path} is empty (0 bytes): the model is incomplete; retrain it")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path if data is None else io.BytesIO(data), map_location="cpu",
+                          weights_only=True)
     except Exception as err:  # any unpickling failure means the same to the user
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SinGANError(f"{path} is not a readable SinGAN checkpoint ({first[:120]}); "
@@ -101,17 +104,17 @@ def save_checkpoint(path, ckpt: dict) -> None:
     save_torch(path, {**body, CHECKSUM_KEY: content_digest(body)})
 
 
-def read_checkpoint(path) -> dict:
-    ckpt = load_torch(path)
+def read_checkpoint(path, data: Optional[bytes] = None) -> dict:
+    ckpt = load_torch(path, data)
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "scales" not in ckpt:
         raise SinGANError(f"{path} is not a singan checkpoint (no format_version); "
                           "retrain, or use --force")
     return _verified(path, ckpt)
 
 
-def read_running(path) -> dict:
+def read_running(path, data: Optional[bytes] = None) -> dict:
     """A running stage's checkpoint (RUNNING_NAME), verified like model.pth."""
-    ckpt = load_torch(path)
+    ckpt = load_torch(path, data)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != "running stage" \
             or CHECKSUM_KEY not in ckpt:
         raise SinGANError(f"{path} is not a running stage's checkpoint")

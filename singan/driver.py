@@ -193,7 +193,8 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
                  force: bool = False, log: Callable[[str], None] = print,
                  show_progress: bool = True, progress: Optional[ProgressCallback] = None,
                  should_stop: Optional[Callable[[], bool]] = None,
-                 checkpoint_minutes: float = CHECKPOINT_MINUTES):
+                 checkpoint_minutes: float = CHECKPOINT_MINUTES,
+                 on_saved: Optional[Callable[[int, int], None]] = None):
     """Train (or resume) the stages of `trainer` (a method's StageTrainer, singan.interface,
     holding the reals, the config and the plan) into `folder`; return the trained model.
 
@@ -205,6 +206,10 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
     Ctrl-C raises KeyboardInterrupt (SIGTERM guards.Terminated) and should_stop() raises
     TrainingStopped, all saying what is saved. The running stage is saved every
     checkpoint_minutes (0: only when stopped) and the next call continues it.
+    on_saved(stage, iteration), when given, is called after each of these saves, once the
+    files are in place: iteration == niter when the stage finished (model.pth lists it), else
+    the running stage's checkpoint holds it after that many iterations (a folder run sends
+    the changed files to its driver then).
     """
     folder = Path(folder)
     if not (isinstance(checkpoint_minutes, (int, float)) and checkpoint_minutes >= 0
@@ -221,7 +226,7 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
     with exclusive(folder):
         return _train_locked(trainer, folder, seed, dict(image_info or {}), force, log,
                              show_progress, progress, should_stop, needed,
-                             60.0 * checkpoint_minutes)
+                             60.0 * checkpoint_minutes, on_saved)
 
 
 def _resume(trainer, folder: Path, ckpt: dict, seed: int, log) -> int:
@@ -314,7 +319,7 @@ def _running_to_continue(trainer, folder: Path, stage: int, seed: int, seed_know
 
 
 def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, progress,
-                  should_stop, needed, every_s):
+                  should_stop, needed, every_s, on_saved=None):
     """train_stages' work, while this process holds `folder`."""
     unit, n_stages = trainer.unit, trainer.plan.n_stages
     ckpt_path = folder / CHECKPOINT_NAME
@@ -370,7 +375,7 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
         for k in stages:
             _train_one_stage(trainer, folder, k, seed, info, log, show_progress, emit,
                              should_stop, running if k == stages[0] else None, every_s, saved,
-                             clock)
+                             clock, on_saved)
     except KeyboardInterrupt as stop:   # Ctrl-C, or guards.Terminated (SIGTERM)
         raise type(stop)(f"{_kept(trainer, folder, saved)}; run the same command again to "
                          "resume") from None
@@ -388,7 +393,8 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
 def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
                      show_progress: bool, emit, should_stop, running: Optional[dict] = None,
                      every_s: float = 0.0, saved: Optional[dict] = None,
-                     clock: Optional[WorkClock] = None) -> None:
+                     clock: Optional[WorkClock] = None,
+                     on_saved: Optional[Callable[[int, int], None]] = None) -> None:
     """Play stage k's iterations (from `running`, a checkpoint of it, when given), check
     them, save the stage atomically and report it."""
     unit, niter = trainer.unit, trainer.cfg.niter
@@ -409,6 +415,8 @@ def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
             save_checkpoint(folder / RUNNING_NAME,
                             running_checkpoint(identity, k, it, niter, run))
         saved.update(stage=k, iteration=it)
+        if on_saved is not None:
+            on_saved(k, it)
 
     bar = ProgressBar(trainer.stage_label(k), niter, show_progress, initial=first)
 
@@ -433,6 +441,8 @@ def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
         with contextlib.suppress(OSError):
             (folder / RUNNING_NAME).unlink()
         saved.clear()
+    if on_saved is not None:
+        on_saved(k, niter)
     seconds = time.perf_counter() - start
     if clock is not None:
         clock.stage_overhead(seconds - iterated)

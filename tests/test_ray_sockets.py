@@ -23,6 +23,7 @@ if __import__("importlib").util.find_spec("ray") is None:
     optional("ray")   # skipped here, an error in CI
 
 MODEL = "scale_factor=0.750000,alpha=10"
+RUNNING_NAME = "running_stage.pth"   # singan.checkpoint.RUNNING_NAME (singan is not imported here)
 LISTEN = "0A"          # the TCP state LISTEN in /proc/net/tcp
 
 
@@ -115,11 +116,12 @@ def test_a_folder_runs_local_runtime_listens_on_loopback_only_with_a_token(tmp_p
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main_train.py"), "--input_dir", "imgs", "--max_size", "32",
          "--min_size", "24", "--niter", "5000", "--manualSeed", "1", "--num_cpus", "1",
-         "--num_samples", "0", "--quiet"],
+         "--num_samples", "0", "--quiet", "--checkpoint_minutes", "0.01"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=ctrl_c_as_in_a_terminal)
     try:
-        config = tmp_path / "TrainedModels" / "a" / MODEL / "config.json"
+        # the task is training once the driver holds its first save of the running stage
+        config = tmp_path / "TrainedModels" / "a" / MODEL / RUNNING_NAME
         deadline = time.monotonic() + 180
         while not config.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -2,7 +2,7 @@
 import shlex
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import torch
 
@@ -69,15 +69,24 @@ def open_trained_model(folder, input_name: Optional[str] = None,
     return open_model(folder, device, scale_factor, hint)
 
 
+# the reference's folders of random samples, plain and at arbitrary sizes ('Arbitrery' sic)
+SAMPLES_TOPS = ("RandomSamples", "RandomSamples_ArbitrerySizes")
+
+
 def samples_folder(out_root, stem: str, gen_start_scale: int = 0, scale_v: float = 1.0,
                    scale_h: float = 1.0, arbitrary: bool = False, tag: str = "") -> Path:
     """The reference's output folders (its spelling of 'Arbitrery' included); a tag (the
     model's output_tag) adds a level, so that a ConSinGAN model's samples never mix with SinGAN's."""
-    root = Path(out_root) / ("RandomSamples_ArbitrerySizes" if arbitrary else "RandomSamples")
+    root = Path(out_root) / SAMPLES_TOPS[bool(arbitrary)]
     base = root / stem / tag if tag else root / stem
     if arbitrary:
         return base / ("scale_v=%f_scale_h=%f" % (scale_v, scale_h))
     return base / f"gen_start_scale={gen_start_scale}"
+
+
+def samples_roots(out_root, stem: str) -> List[Path]:
+    """Every folder under which samples_folder puts an image's samples (and their grids)."""
+    return [Path(out_root) / top / stem for top in SAMPLES_TOPS]
 
 
 def write_images(folder: Path, images: torch.Tensor, start: int = 0) -> list:

@@ -18,22 +18,26 @@ iteration, keeping its finished stages.
 import contextlib
 import csv
 import io
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
 from ..api import method_of, model_folder, train_model
-from ..driver import CHECKPOINT_MINUTES, TrainingStopped
+from ..checkpoint import CHECKPOINT_NAME, RUNNING_NAME
+from ..driver import CHECKPOINT_MINUTES, TrainingStopped, prepare_model_folder
 from ..errors import SinGANError
-from ..guards import Terminated
+from ..guards import Terminated, exclusive
 from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes
 from ..metrics import SIFIDOptions, sample_quality, sifid_unavailable
 from ..progress import ProgressEvent
 from .cluster import Cluster
 from .evaluate import PROTOCOL_COLUMNS, evaluate_protocol, load_sifid_extractor
-from .generation import open_model, open_trained_model, random_samples, samples_folder
+from .folder_copy import MAX_FILE_BYTES, Mirror, checked_batch, read_files, write_batch
+from .generation import (open_model, open_trained_model, random_samples, samples_folder,
+                         samples_roots)
 from .ray_runner import (Channel, FolderRun, Link, gpus_per_model, ray_runtime, run_tasks,
                          threads_per_model)
 
@@ -95,113 +99,226 @@ def _shown(path) -> str:
 
 
 # ---- the tasks: one image each ------------------------------------------------------------------
+#
+# A task never reads or writes a path of the driver's machine: its image arrives as bytes with
+# the model files it needs (singan.apps.folder_copy), it works in a temporary folder of its
+# own node, and it sends back every file it saves; the driver writes them into its own
+# TrainedModels/ and Output/ (`_Folders`).
 
-def _train_task(image: str, config, root: str, out_root: str, device: str, seed: int,
-                force: bool, num_samples: int, amp: str, threads: int,
-                on_progress: Optional[ProgressWatcher], channel: Channel,
-                checkpoint_minutes: float = CHECKPOINT_MINUTES) -> dict:
-    """Train (or resume) the model of one image, then write its random samples; one row."""
-    torch.set_num_threads(threads)
-    name = Path(image).stem
-    folder = model_folder(Path(image).name, config, root)
-    row = {"image": Path(image).name, "method": method_of(config), "stages": "",
-           "seconds": 0.0, "status": "", "model folder": _shown(folder)}
-    link = Link(channel, name)
-    row["node"] = link.node
-    if link.should_stop():
-        return dict(row, status="stopped before it started")
-    started = time.perf_counter()
-    events: List[ProgressEvent] = []
+MODEL, OUTPUT = "model", "output"     # the driver's folders a task's files go to
+RESUME_FILES = (CHECKPOINT_NAME, RUNNING_NAME, "config.json")   # what a training continues from
+MODEL_FILES = (CHECKPOINT_NAME, "config.json")                  # what a trained model loads from
 
-    def progress(event: ProgressEvent) -> None:
-        events[:] = [event]
-        done = event.stage + (event.kind == "stage")
-        link.status(f"stage {min(done + 1, event.num_stages)}/{event.num_stages}"
-                    if done < event.num_stages else "saving")
-        if on_progress is not None:
-            on_progress(name, event)
 
-    link.status("starting")
+class _Space:
+    """A task's working folder on its node: the image written from its bytes, the model
+    folder from the files sent (`files`; those named in `gone` the driver holds too, and
+    the first batch removes them unless the task makes them again), a Mirror of it (what
+    the driver holds), and the task's Link. Removed afterwards."""
+
+    def __init__(self, scratch: Path, image_name: str, image_bytes: bytes, config,
+                 files: Dict[str, bytes], gone: Sequence[str], link: Link):
+        if Path(image_name).name != image_name or image_name.startswith("."):
+            raise SinGANError(f"{image_name!r} is not an image file name")
+        self.root, self.out = scratch / "TrainedModels", scratch / "Output"
+        self.image = scratch / "images" / image_name
+        self.image.parent.mkdir(parents=True)
+        self.image.write_bytes(image_bytes)
+        self.folder = model_folder(image_name, config, self.root)
+        write_batch(self.folder, checked_batch(list(files.items()), image_name))
+        self.model = Mirror(self.folder, held={**files, **dict.fromkeys(gone, b"")})
+        self.link = link
+
+    def send_model(self, note: str = "") -> None:
+        self.link.send(MODEL, self.model.changes(), note)
+
+    def send_output(self) -> None:
+        self.link.send(OUTPUT, Mirror(self.out).changes())
+
+    def shown(self, path: Path, out_shown: str) -> str:
+        """How the driver names `path`, a folder under this task's Output/."""
+        return str(Path(out_shown) / path.relative_to(self.out))
+
+
+@contextlib.contextmanager
+def _on_node(channel: Channel, image_name: str, image_bytes: bytes, config,
+             files: Optional[Dict[str, bytes]] = None, gone: Sequence[str] = ()):
+    link = Link(channel, Path(image_name).stem)
     try:
-        model = train_model(image, config, device=device, seed=seed, progress=progress,
-                            should_stop=link.should_stop, force=force, show_progress=False,
-                            log=link.log, root=root, checkpoint_minutes=checkpoint_minutes)
-        if num_samples > 0:
-            link.status("samples")
-            out = samples_folder(out_root, name, tag=model.output_tag)
-            random_samples(model, out, num_samples, seed=seed, amp=amp)
-        row.update(method=model.method, stages=f"{model.num_scales}/{model.planned_stages}",
-                   status="trained" if events else "already trained")
-    except TrainingStopped as err:
-        total = events[0].num_stages if events else "?"
-        row.update(stages=f"{err.stages_done}/{total}",
-                   status=f"stopped: {err.stages_done} stages saved; run again to resume")
-    except SinGANError as err:
-        row.update(status=f"failed: {err}")
+        with tempfile.TemporaryDirectory(prefix="singan-task-") as scratch:
+            yield _Space(Path(scratch), image_name, image_bytes, config, files or {}, gone,
+                         link)
     finally:
         link.status(None)
-    row["seconds"] = round(time.perf_counter() - started, 1)
+        link.flush()
+
+
+def _stopped_row(row: dict, link: Link) -> Optional[dict]:
+    row["node"] = link.node
+    return dict(row, status="stopped before it started") if link.stopped_before_start() \
+        else None
+
+
+def _train_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
+                gone: Sequence[str], source: str, shown: str, out_shown: str, config,
+                device: str, seed: int, force: bool, num_samples: int, amp: str, threads: int,
+                on_progress: Optional[ProgressWatcher], checkpoint_minutes: float,
+                channel: Channel) -> dict:
+    """Train (or resume, from `files`) the model of one image, then write its random samples;
+    every save goes back to the driver. One row."""
+    torch.set_num_threads(threads)
+    name = Path(image_name).stem
+    row = {"image": image_name, "method": method_of(config), "stages": "", "seconds": 0.0,
+           "status": "", "model folder": shown}
+    with _on_node(channel, image_name, image_bytes, config, files, gone) as space:
+        link = space.link
+        stopped = _stopped_row(row, link)
+        if stopped:
+            return stopped
+        started = time.perf_counter()
+        events: List[ProgressEvent] = []
+
+        def progress(event: ProgressEvent) -> None:
+            events[:] = [event]
+            done = event.stage + (event.kind == "stage")
+            link.status(f"stage {min(done + 1, event.num_stages)}/{event.num_stages}"
+                        if done < event.num_stages else "saving")
+            if on_progress is not None:
+                on_progress(name, event)
+
+        def saved(stage: int, iteration: int) -> None:
+            niter = config.niter
+            space.send_model(f"stage {stage} finished" if iteration >= niter else
+                             f"stage {stage} at iteration {iteration} of {niter}")
+
+        link.status("starting")
+        try:
+            model = train_model(space.image, config, device=device, seed=seed,
+                                progress=progress, should_stop=link.should_stop, force=force,
+                                show_progress=False, log=link.log, root=space.root,
+                                checkpoint_minutes=checkpoint_minutes, on_saved=saved,
+                                image_source=source)
+            space.send_model()    # what no save announced (config.json of a finished model)
+            if num_samples > 0:
+                link.status("samples")
+                out = samples_folder(space.out, name, tag=model.output_tag)
+                random_samples(model, out, num_samples, seed=seed, amp=amp)
+                space.send_output()
+            row.update(method=model.method, stages=f"{model.num_scales}/{model.planned_stages}",
+                       status="trained" if events else "already trained")
+        except TrainingStopped as err:
+            total = events[0].num_stages if events else "?"
+            row.update(stages=f"{err.stages_done}/{total}",
+                       status=f"stopped: {err.stages_done} stages saved; run again to resume")
+        except SinGANError as err:
+            row.update(status=f"failed: {err}")
+        row["seconds"] = round(time.perf_counter() - started, 1)
     return row
 
 
-def _sample_task(image: str, config, root: str, out_root: str, num_samples: int,
-                 gen_start_scale: int, scale_v: float, scale_h: float, arbitrary: bool,
-                 seed: int, amp: str, device: str, threads: int, channel: Channel) -> dict:
-    """Random samples of one image's trained model (random_samples.py's, per image); one row."""
+def _sample_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], out_shown: str,
+                 config, num_samples: int, gen_start_scale: int, scale_v: float,
+                 scale_h: float, arbitrary: bool, seed: int, amp: str, device: str,
+                 threads: int, channel: Channel) -> dict:
+    """Random samples of one image's trained model (random_samples.py's, per image), sent
+    back to the driver's Output/; one row."""
     torch.set_num_threads(threads)
-    image = Path(image)
-    folder = model_folder(image.name, config, root)
-    row = {"image": image.name, "method": "", "samples": 0, "diversity": "", "status": "",
+    row = {"image": image_name, "method": "", "samples": 0, "diversity": "", "status": "",
            "samples folder": ""}
-    link = Link(channel, image.stem)
-    row["node"] = link.node
-    if link.should_stop():
-        return dict(row, status="stopped before it started")
-    link.status("sampling")
-    try:
-        model = open_trained_model(folder, image.name, config, device, str(image.parent))
-        out = samples_folder(out_root, image.stem, gen_start_scale, scale_v, scale_h, arbitrary,
-                             model.output_tag)
-        samples = random_samples(model, out, num_samples, gen_start_scale, scale_v, scale_h,
-                                 seed, amp=amp)
-        quality = sample_quality(samples, model.trained_real)
-        row.update(method=model.method, samples=num_samples, status="done",
-                   diversity="" if quality.diversity is None else round(quality.diversity, 4),
-                   **{"samples folder": _shown(out)})
-    except SinGANError as err:
-        row.update(status=f"failed: {err}")
-    finally:
-        link.status(None)
+    with _on_node(channel, image_name, image_bytes, config, files) as space:
+        stopped = _stopped_row(row, space.link)
+        if stopped:
+            return stopped
+        space.link.status("sampling")
+        try:
+            model = open_trained_model(space.folder, image_name, config, device,
+                                       str(space.image.parent))
+            out = samples_folder(space.out, space.image.stem, gen_start_scale, scale_v,
+                                 scale_h, arbitrary, model.output_tag)
+            samples = random_samples(model, out, num_samples, gen_start_scale, scale_v,
+                                     scale_h, seed, amp=amp)
+            space.send_output()
+            quality = sample_quality(samples, model.trained_real)
+            row.update(method=model.method, samples=num_samples, status="done",
+                       diversity="" if quality.diversity is None else round(quality.diversity, 4),
+                       **{"samples folder": space.shown(out, out_shown)})
+        except SinGANError as err:
+            row.update(status=f"failed: {err}")
     return row
 
 
-def _evaluate_task(image: str, config, root: str, num_samples: int, seed: int,
-                   sifid: Optional[SIFIDOptions], no_sifid: str, device: str, threads: int,
-                   train_hint: str, channel: Channel) -> dict:
+def _evaluate_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], shown: str,
+                   config, num_samples: int, seed: int, sifid: Optional[SIFIDOptions],
+                   no_sifid: str, device: str, threads: int, train_hint: str,
+                   channel: Channel) -> dict:
     """The paper's Table 2 protocol (singan.apps.evaluate.evaluate_protocol) for one image's
-    model; one row."""
+    model; one row. SIFID's weights are the node's own (its lookup, never a download)."""
     torch.set_num_threads(threads)
-    image = Path(image)
-    folder = model_folder(image.name, config, root)
     row = dict.fromkeys(EVALUATE_COLUMNS, "")
-    row.update(image=image.name, **{"model folder": _shown(folder)})
-    link = Link(channel, image.stem)
-    row["node"] = link.node
-    if link.should_stop():
-        return dict(row, status="stopped before it started")
-    link.status("loading")
-    try:
-        model = open_model(folder, device, train_hint=train_hint)
-        row.update(method=model.method, samples=num_samples)
-        values, notes = evaluate_protocol(model, num_samples, seed,
-                                          load_sifid_extractor(sifid, model.device), no_sifid,
-                                          link.status)
-        row.update(values, status="; ".join(["done"] + notes))
-    except SinGANError as err:
-        row["status"] = f"failed: {err}"
-    finally:
-        link.status(None)
+    row.update(image=image_name, **{"model folder": shown})
+    with _on_node(channel, image_name, image_bytes, config, files) as space:
+        stopped = _stopped_row(row, space.link)
+        if stopped:
+            return stopped
+        space.link.status("loading")
+        try:
+            if not files:
+                raise SinGANError(f"no trained model at {shown}; train it first: {train_hint}")
+            model = open_model(space.folder, device, train_hint=train_hint)
+            row.update(method=model.method, samples=num_samples)
+            if sifid is not None and sifid_unavailable(sifid):
+                sifid, no_sifid = None, "weights missing on its node"
+            values, notes = evaluate_protocol(model, num_samples, seed,
+                                              load_sifid_extractor(sifid, model.device),
+                                              no_sifid, space.link.status)
+            row.update(values, status="; ".join(["done"] + notes))
+        except SinGANError as err:
+            row["status"] = f"failed: {err}"
     return row
+
+
+# ---- the driver's side: what a task gets, where its files go ------------------------------------
+
+class _Folders:
+    """The driver's folders of a run over images: what each image's task is sent (the image
+    as bytes, the model files it needs from the driver's copy) and where the files it sends
+    back are written, checked (folder_copy.checked_batch) and only inside that image's own
+    model folder or its own samples folders."""
+
+    def __init__(self, config, root, out_root=None):
+        self.config = config
+        self.root = Path(root).resolve()
+        self.out_root = Path(out_root).resolve() if out_root is not None else None
+
+    def model_folder(self, image: Path) -> Path:
+        return model_folder(Path(image).name, self.config, self.root)
+
+    def image(self, image: Path) -> dict:
+        size = Path(image).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SinGANError(f"{Path(image).name} is {size / 2**20:.0f} MB: more than the "
+                              f"{MAX_FILE_BYTES >> 20} MB a task is sent")
+        return {"image_name": Path(image).name, "image_bytes": Path(image).read_bytes()}
+
+    def files(self, image: Path, names: Sequence[str]) -> Dict[str, bytes]:
+        return read_files(self.model_folder(image), names)
+
+    def all_names(self, image: Path) -> List[str]:
+        return sorted(read_files(self.model_folder(image)))
+
+    def receive(self, image: Path, area: str, batch, note: str) -> None:
+        if area == MODEL:
+            folder, inside = self.model_folder(image), ()
+        elif area == OUTPUT and self.out_root is not None:
+            folder = self.out_root
+            inside = [str(p.relative_to(folder)) for p in samples_roots(folder, image.stem)]
+        else:
+            raise SinGANError(f"refused files for {area!r}: not a folder of this run")
+        write_batch(folder, checked_batch(batch, _shown(folder), inside))
+
+
+def _read_error(image: Path, err: OSError) -> SinGANError:
+    return SinGANError(f"cannot read {image}: {err.strerror or err}")
 
 
 # ---- the runs -----------------------------------------------------------------------------------
@@ -213,20 +330,55 @@ def train_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster()
                  on_progress: Optional[ProgressWatcher] = None,
                  checkpoint_minutes: float = CHECKPOINT_MINUTES) -> FolderRun:
     """Train (or resume) one model per image, each a Ray task calling train_model with
-    `config` (SinGANConfig or ConSinGANConfig) into its usual folder under `root`; then
-    num_samples random samples each, as main_train.py writes. on_progress(image stem, event),
-    if given, sees every progress event in the task's process (it must pickle: a function of
-    a module). A task retried after its worker died continues the running stage from its
-    last save (every checkpoint_minutes). Rows: TRAIN_COLUMNS."""
-    root, out_root = Path(root).resolve(), Path(out_root).resolve()
-    with ray_runtime(cluster) as ray:
-        kwargs = dict(config=config, root=str(root), out_root=str(out_root), device=device,
-                      seed=seed, force=force, num_samples=num_samples, amp=amp,
-                      threads=threads_per_model(cluster), on_progress=on_progress,
-                      checkpoint_minutes=checkpoint_minutes)
-        return run_tasks(ray, _train_task, images, kwargs, cluster,
-                         gpus_per_model(ray, cluster, device), root, TRAIN_COLUMNS, "training",
+    `config` (SinGANConfig or ConSinGANConfig); then num_samples random samples each, as
+    main_train.py writes. Every file a task saves comes back to this process, which writes it
+    into the image's usual folder under `root` (samples under `out_root`): the nodes need no
+    shared storage. on_progress(image stem, event), if given, sees every progress event in
+    the task's process (it must pickle: a function of a module). A task whose worker or node
+    is lost runs again from this process's copy of its running stage (saved every
+    checkpoint_minutes). Rows: TRAIN_COLUMNS."""
+    folders = _Folders(config, root, out_root)
+    common = dict(config=config, device=device, seed=seed, num_samples=num_samples, amp=amp,
+                  on_progress=on_progress, checkpoint_minutes=checkpoint_minutes,
+                  out_shown=_shown(folders.out_root))
+
+    def kwargs_for(image: Path, first: bool) -> dict:
+        forced = force and first      # a retry continues what the first try saved
+        try:
+            return dict(folders.image(image), **common, force=forced,
+                        files={} if forced else folders.files(image, RESUME_FILES),
+                        gone=folders.all_names(image) if forced else (),
+                        source=str(Path(image).resolve()),
+                        shown=_shown(folders.model_folder(image)), threads=threads)
+        except OSError as err:
+            raise _read_error(image, err) from None
+
+    with ray_runtime(cluster) as ray, _held(folders, images):
+        threads = threads_per_model(cluster)
+        return run_tasks(ray, _train_task, images, kwargs_for, folders.receive, cluster,
+                         gpus_per_model(ray, cluster, device), TRAIN_COLUMNS, "training",
                          show_progress)
+
+
+@contextlib.contextmanager
+def _held(folders: _Folders, images: Sequence[Path]):
+    """Each image's model folder locked (guards.exclusive) while the run writes into it, as
+    a local training holds its own; a folder left empty is removed afterwards."""
+    with contextlib.ExitStack() as stack:
+        made = []
+        for image in images:
+            folder = folders.model_folder(image)
+            if not folder.exists():
+                made.append(folder)
+            prepare_model_folder(folder, 0)
+            stack.enter_context(exclusive(folder))
+        try:
+            yield
+        finally:
+            for folder in made:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+                    folder.parent.rmdir()
 
 
 def sample_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(),
@@ -235,16 +387,25 @@ def sample_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(
                   amp: str = "none", device: str = "auto", out_root="Output",
                   root="TrainedModels", show_progress: bool = True) -> FolderRun:
     """Random samples of every image's trained model (the one `config` names), one Ray task
-    per image, in random_samples.py's folders. Rows: SAMPLE_COLUMNS."""
-    root, out_root = Path(root).resolve(), Path(out_root).resolve()
+    per image, written into random_samples.py's folders under `out_root` by this process
+    (the tasks send them). Rows: SAMPLE_COLUMNS."""
+    folders = _Folders(config, root, out_root)
+
+    def kwargs_for(image: Path, first: bool) -> dict:
+        try:
+            return dict(folders.image(image), files=folders.files(image, MODEL_FILES),
+                        out_shown=_shown(folders.out_root), config=config,
+                        num_samples=num_samples, gen_start_scale=gen_start_scale,
+                        scale_v=scale_v, scale_h=scale_h, arbitrary=arbitrary, seed=seed,
+                        amp=amp, device=device, threads=threads)
+        except OSError as err:
+            raise _read_error(image, err) from None
+
     with ray_runtime(cluster) as ray:
-        kwargs = dict(config=config, root=str(root), out_root=str(out_root),
-                      num_samples=num_samples, gen_start_scale=gen_start_scale,
-                      scale_v=scale_v, scale_h=scale_h, arbitrary=arbitrary, seed=seed, amp=amp,
-                      device=device, threads=threads_per_model(cluster))
-        return run_tasks(ray, _sample_task, images, kwargs, cluster,
-                         gpus_per_model(ray, cluster, device), root, SAMPLE_COLUMNS,
-                         "sampling", show_progress)
+        threads = threads_per_model(cluster)
+        return run_tasks(ray, _sample_task, images, kwargs_for, folders.receive, cluster,
+                         gpus_per_model(ray, cluster, device), SAMPLE_COLUMNS, "sampling",
+                         show_progress)
 
 
 def evaluate_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(),
@@ -253,22 +414,30 @@ def evaluate_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluste
                     train_hint: str = "", show_progress: bool = True,
                     log: Callable[[str], None] = print) -> FolderRun:
     """The paper's Table 2 protocol over every image's trained model, one Ray task per image
-    (singan.apps.evaluate.evaluate_protocol). sifid=None, or missing weights, leaves SIFID out
-    (the columns say why) and measures diversity only. Rows: EVALUATE_COLUMNS;
-    singan.apps.evaluate.protocol_table sums them up."""
+    (singan.apps.evaluate.evaluate_protocol). sifid=None, or missing weights (here, or on a
+    task's node), leaves SIFID out (the columns say why) and measures diversity only. Rows:
+    EVALUATE_COLUMNS; singan.apps.evaluate.protocol_table sums them up."""
     no_sifid = "not measured"
     if sifid is not None:
         problem = sifid_unavailable(sifid)
         if problem:
             log(f"warning: SIFID not measured: {problem}")
             sifid, no_sifid = None, "weights missing"
-    root = Path(root).resolve()
+    folders = _Folders(config, root)
+
+    def kwargs_for(image: Path, first: bool) -> dict:
+        try:
+            return dict(folders.image(image), files=folders.files(image, MODEL_FILES),
+                        shown=_shown(folders.model_folder(image)), config=config,
+                        num_samples=num_samples, seed=seed, sifid=sifid, no_sifid=no_sifid,
+                        device=device, threads=threads, train_hint=train_hint)
+        except OSError as err:
+            raise _read_error(image, err) from None
+
     with ray_runtime(cluster) as ray:
-        kwargs = dict(config=config, root=str(root), num_samples=num_samples, seed=seed,
-                      sifid=sifid, no_sifid=no_sifid, device=device,
-                      threads=threads_per_model(cluster), train_hint=train_hint)
-        return run_tasks(ray, _evaluate_task, images, kwargs, cluster,
-                         gpus_per_model(ray, cluster, device), root, EVALUATE_COLUMNS,
+        threads = threads_per_model(cluster)
+        return run_tasks(ray, _evaluate_task, images, kwargs_for, folders.receive, cluster,
+                         gpus_per_model(ray, cluster, device), EVALUATE_COLUMNS,
                          "evaluating", show_progress)
 
 

@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
@@ -109,6 +108,50 @@ def _check_loopback(ray) -> None:
                           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing it")
 
 
+def code_environment() -> dict:
+    """Ray's runtime environment for a cluster's tasks: the singan package travels with the
+    job (Ray uploads it once and unpacks it on every node), so that a node needs only Python,
+    Ray and our dependencies; no model, image or output folder goes with it."""
+    package = Path(__file__).resolve().parents[1]
+    return {"py_modules": [str(package)], "excludes": ["__pycache__", "*.pyc"]}
+
+
+@contextlib.contextmanager
+def _stderr_to_file() -> Iterator[Callable[[], str]]:
+    """Whatever this process (Ray's C++ core included) writes to its standard error during
+    the block, kept in a file instead: the block gets a function returning it (also after
+    the block); written out afterwards, unless the block failed."""
+    import tempfile
+    sys.stderr.flush()
+    saved, kept = os.dup(2), {"text": ""}
+    with tempfile.TemporaryFile() as file:
+        os.dup2(file.fileno(), 2)
+        failed = True
+        try:
+            yield lambda: kept["text"]
+            failed = False
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            file.seek(0)
+            kept["text"] = file.read().decode(errors="replace")
+    if not failed:
+        sys.stderr.write(kept["text"])
+
+
+def _refusal(cluster: Cluster, err, said: str) -> str:
+    """One line for a cluster that cannot be joined."""
+    if "InvalidAuthToken" in said or "Unauthenticated" in said:
+        given = "RAY_AUTH_TOKEN is not its token" if os.environ.get("RAY_AUTH_TOKEN") \
+            else "RAY_AUTH_TOKEN is not set"
+        return (f"the Ray cluster at {cluster.address} refused this run: it requires its "
+                f"token and {given}; set RAY_AUTH_TOKEN to the token its nodes were started "
+                "with (and RAY_AUTH_MODE=token), see the README's 'On a cluster'")
+    return (f"cannot join the Ray cluster at {cluster.address}: "
+            f"{str(err).splitlines()[0]} (is `ray start --head` running there, and the port "
+            "reachable from here?)")
+
+
 @contextlib.contextmanager
 def _connected(ray, cluster: Cluster):
     # A runtime started without RAY_AUTH_MODE turns token authentication on and warns that it
@@ -117,15 +160,18 @@ def _connected(ray, cluster: Cluster):
         logging.ERROR)
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     on_sigterm = signal.getsignal(signal.SIGTERM)   # Ray's init installs its own: ours back
-    try:
-        if cluster.address:
-            ray.init(address=cluster.address, **quiet)
-        else:
+    if cluster.address:
+        try:
+            with _stderr_to_file() as said:
+                ray.init(address=cluster.address, runtime_env=code_environment(), **quiet)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            raise SinGANError(_refusal(cluster, err, said())) from None
+    else:
+        try:
             ray.init(address="local", num_cpus=cluster.num_cpus, include_dashboard=False,
                      _node_ip_address="127.0.0.1", **quiet)
-    except (ConnectionError, ValueError, RuntimeError) as err:
-        where = f"the Ray cluster at {cluster.address}" if cluster.address else "Ray locally"
-        raise SinGANError(f"cannot start {where}: {str(err).splitlines()[0]}") from None
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            raise SinGANError(f"cannot start Ray locally: {str(err).splitlines()[0]}") from None
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_sigterm)   # SIGTERM stops the tasks as Ctrl-C does
     try:
@@ -151,12 +197,16 @@ def threads_per_model(cluster: Cluster) -> int:
 # ---- a task's side of the run -------------------------------------------------------------------
 
 class Board:
-    """A small Ray actor to which one run's tasks report, without waiting for an answer: each
-    running image's stage, and their log lines; the driver takes them to show them."""
+    """A small Ray actor, on the driver's node, to which one run's tasks report without
+    waiting for an answer: each running image's stage, their log lines and the files they
+    send back (singan.apps.folder_copy batches); the driver takes them to show and write
+    them. It also holds the run's stop flag, which the tasks poll."""
 
     def __init__(self):
         self._status: Dict[str, str] = {}
         self._lines: List[str] = []
+        self._files: List[tuple] = []
+        self._stop = False
 
     def status(self, name: str, text: Optional[str]) -> None:
         if text is None:
@@ -167,31 +217,44 @@ class Board:
     def log(self, name: str, line: str) -> None:
         self._lines.append(f"{name}: {line}")
 
+    def files(self, name: str, area: str, batch: list, note: str) -> None:
+        self._files.append((name, area, batch, note))
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def stopped(self) -> bool:
+        return self._stop
+
     def take(self):
-        """(each running image's status, the log lines since the last call)."""
+        """(each running image's status, the log lines and the files since the last
+        call)."""
         lines, self._lines = self._lines, []
-        return dict(self._status), lines
+        files, self._files = self._files, []
+        return dict(self._status), lines, files
 
 
 @dataclass(frozen=True)
 class Channel:
-    """What the driver hands every task of a run: the Board, and the stop file that the driver
-    creates on Ctrl-C, beside the model folders (storage every node sees).
+    """What the driver hands every task of a run: the Board.
 
-    Why a file and not a flag in the Board: a task blocked in ray.get (asking the actor) gives
-    its CPUs back to Ray meanwhile, which starts another task on them; polled every 0.2 s,
-    that ran three 1-CPU trainings at once on 2 CPUs."""
+    The stop flag is polled with ray.wait(timeout=0), never with ray.get: a task blocked in
+    ray.get gives its CPUs back to Ray meanwhile, which starts another task on them (polled
+    every 0.2 s, that ran three 1-CPU trainings at once on 2 CPUs); ray.wait with no timeout
+    does not block, and keeps them."""
     board: object
-    stop_file: str
 
 
 class Link:
-    """One task's side of the run, for the image `name`: should_stop (the stop file, looked for
-    at most every STOP_POLL_SECONDS), its status on the Board and its log."""
+    """One task's side of the run, for the image `name`: should_stop (the Board's stop flag,
+    asked at most every STOP_POLL_SECONDS), its status and log on the Board, and the files it
+    sends back to the driver."""
 
     def __init__(self, channel: Channel, name: str):
-        self.board, self.stop_file, self.name = channel.board, channel.stop_file, name
+        self.board, self.name = channel.board, name
         self._stopped, self._polled = False, -math.inf
+        self._asked = None     # the Board's answer to "stopped?", on its way
+        self._sent = None      # the last batch of files, on its way
 
     @property
     def node(self) -> str:
@@ -202,15 +265,54 @@ class Link:
         """train_model's should_stop: asked before every iteration."""
         now = time.monotonic()
         if not self._stopped and now - self._polled >= STOP_POLL_SECONDS:
-            self._stopped = os.path.exists(self.stop_file)
             self._polled = now
+            self._stopped = self._answer()
         return self._stopped
+
+    def _answer(self) -> bool:
+        ray = _ray()
+        if self._asked is None:
+            self._asked = self.board.stopped.remote()
+        ready, _ = ray.wait([self._asked], timeout=0)
+        if not ready:
+            return False
+        answer, self._asked = ray.get(self._asked), None
+        return bool(answer)
+
+    def stopped_before_start(self, seconds: float = 2.0) -> bool:
+        """Whether the run was stopped before this task began: the Board's answer, waited for
+        (at most `seconds`) without giving the task's CPUs back."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            ready, _ = _ray().wait([self._asked or self._ask()], timeout=0)
+            if ready:
+                self._stopped = self._answer()
+                return self._stopped
+            time.sleep(0.005)
+        return False
+
+    def _ask(self):
+        self._asked = self.board.stopped.remote()
+        return self._asked
 
     def status(self, text: Optional[str]) -> None:
         self.board.status.remote(self.name, text)
 
     def log(self, line: str) -> None:
         self.board.log.remote(self.name, line)
+
+    def send(self, area: str, batch: list, note: str = "") -> None:
+        """Files for the driver to write (a folder_copy batch into its folder `area`), sent
+        without waiting; they arrive in the order sent."""
+        if batch:
+            self._sent = self.board.files.remote(self.name, area, batch, note)
+
+    def flush(self) -> None:
+        """Wait until the Board holds every batch sent (the task's last act: its row must not
+        reach the driver before its files)."""
+        if self._sent is not None:
+            _ray().get(self._sent)
+            self._sent = None
 
 
 # ---- the driver ---------------------------------------------------------------------------------
@@ -225,76 +327,157 @@ class FolderRun:
     terminated: bool = False         # stopped by SIGTERM rather than Ctrl-C
 
 
-def _failed_row(ray, err, row: dict) -> dict:
+# The failures of a task's machine rather than of its work: the driver runs the task again,
+# from its latest copy of the task's files.
+LOST = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError",
+        "OwnerDiedError", "ActorDiedError")
+
+
+def _lost(ray, err) -> Optional[str]:
+    """Why a task's worker or node was lost, in words, or None for any other failure."""
+    if isinstance(err, ray.exceptions.NodeDiedError):
+        return "its node was lost"
+    kinds = tuple(getattr(ray.exceptions, name) for name in LOST
+                  if hasattr(ray.exceptions, name))
+    if isinstance(err, kinds):
+        return "its worker died (killed, or out of memory)"
+    return None
+
+
+def _failed_row(ray, err, row: dict, tries: int) -> dict:
     """The row of a task that raised instead of returning one (a bug, a worker that died
-    more than max_retries times, a task killed by a second Ctrl-C)."""
+    on every try, a task killed by a second Ctrl-C)."""
     if isinstance(err, ray.exceptions.TaskCancelledError):
         return dict(row, status="killed (stopped twice)")
-    if isinstance(err, ray.exceptions.WorkerCrashedError):
-        return dict(row, status="failed: its worker died on every try (killed, or out of "
-                                "memory)")
+    lost = _lost(ray, err)
+    if lost:
+        return dict(row, status=f"failed: {lost} on every try ({tries})")
     cause = getattr(err, "cause", None) or err
     text = str(cause).strip().splitlines()
     return dict(row, status=f"failed: {type(cause).__name__}: {text[-1] if text else ''}")
 
 
-def run_tasks(ray, task: Callable[..., dict], images: Sequence[Path], kwargs: dict,
-              cluster: Cluster, gpus: float, root: Path, columns: Sequence[str], desc: str,
-              show_progress: bool) -> FolderRun:
-    """One task per image, `task(image, **kwargs, channel=...)`, each taking
+# receive(image, area, batch, note): write the files a task sent (SinGANError: refused)
+Receiver = Callable[[Path, str, list, str], None]
+
+
+def run_tasks(ray, task: Callable[..., dict], images: Sequence[Path],
+              kwargs_for: Callable[[Path, bool], dict], receive: Receiver, cluster: Cluster,
+              gpus: float, columns: Sequence[str], desc: str, show_progress: bool) -> FolderRun:
+    """One task per image, `task(**kwargs_for(image, first try?), channel=...)`, each taking
     cluster.cpus_per_model CPUs and `gpus` GPUs; a progress bar over the images (done / running
-    / failed) with each running image's stage. Ctrl-C creates the run's stop file (in `root`)
-    and waits for the tasks to stop at their next iteration; a second Ctrl-C kills them."""
+    / failed) with each running image's stage. The files the tasks send go to receive(); a
+    task whose worker or node is lost runs again (at most cluster.max_retries times) with
+    kwargs_for(image, False) asked anew, i.e. from the driver's latest copy of its files (a
+    SinGANError from it fails the image's row). Ctrl-C sets
+    the run's stop flag and waits for the tasks to stop at their next iteration; a second
+    Ctrl-C kills them."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     from tqdm import tqdm
-    stop_file = Path(root) / f".stop-{uuid.uuid4().hex}"
-    channel = Channel(ray.remote(Board).options(num_cpus=0).remote(), str(stop_file))
-    try:
-        return _drive(ray, task, images, kwargs, cluster, gpus, channel, columns,
-                      tqdm(total=len(images), desc=desc, dynamic_ncols=True,
-                           disable=None if show_progress else True,
-                           bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images "
-                                      "[{elapsed}{postfix}]"))
-    finally:
-        stop_file.unlink(missing_ok=True)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    channel = Channel(ray.remote(Board).options(num_cpus=0, scheduling_strategy=here).remote())
+    bar = tqdm(total=len(images), desc=desc, dynamic_ncols=True,
+               disable=None if show_progress else True,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images [{elapsed}{postfix}]")
+    return _Drive(ray, task, kwargs_for, receive, cluster, gpus, channel, columns, bar).run(
+        images)
 
 
-def _drive(ray, task, images, kwargs, cluster, gpus, channel: Channel, columns, bar):
-    """run_tasks' loop: submit, then collect the rows and show the Board until every task
-    ended."""
-    remote = ray.remote(task).options(num_cpus=cluster.cpus_per_model, num_gpus=gpus,
-                                      max_retries=cluster.max_retries)
-    # absolute paths: a cluster's workers do not share the driver's working folder
-    refs = {remote.remote(str(Path(image).resolve()), **kwargs, channel=channel): image
-            for image in images}
-    rows: Dict[Path, dict] = {}
-    pending, interrupted, terminated = list(refs), False, False
-    while pending:
+class _Drive:
+    """run_tasks' loop: submit, then take the Board's files and lines, collect the rows and
+    run lost tasks again, until every task ended."""
+
+    def __init__(self, ray, task, kwargs_for, receive, cluster, gpus, channel, columns, bar):
+        self.ray, self.kwargs_for, self.receive = ray, kwargs_for, receive
+        self.cluster, self.channel, self.columns, self.bar = cluster, channel, columns, bar
+        self.remote = ray.remote(task).options(num_cpus=cluster.cpus_per_model, num_gpus=gpus,
+                                               max_retries=0)   # retried here, see run_tasks
+        self.refs: Dict[object, Path] = {}
+        self.tries: Dict[Path, int] = {}
+        self.saved: Dict[Path, str] = {}      # what each image's last batch saved, in words
+        self.refused: Dict[Path, str] = {}
+        self.rows: Dict[Path, dict] = {}
+
+    def submit(self, image: Path) -> None:
+        """Run the image's task (again); what cannot be sent fails its row at once."""
+        first = image not in self.tries
+        self.tries[image] = self.tries.get(image, 0) + 1
         try:
-            done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
-            for ref in done:
-                blank = dict.fromkeys(columns, "")
-                blank["image"] = refs[ref].name
-                try:
-                    rows[refs[ref]] = ray.get(ref)
-                except ray.exceptions.RayError as err:
-                    rows[refs[ref]] = _failed_row(ray, err, blank)
-            running, lines = ray.get(channel.board.take.remote())
-            for line in lines:
-                bar.write(line)
-            failed = sum(row["status"].startswith(("failed", "killed")) for row in rows.values())
-            bar.update(len(rows) - bar.n)
-            bar.set_postfix_str(f"{len(rows) - failed} done, {len(running)} running, "
-                                f"{failed} failed" + "".join(f" | {name}: {text}" for name, text
-                                                             in sorted(running.items())))
-        except KeyboardInterrupt as stop:   # Ctrl-C, or SIGTERM (guards.Terminated)
-            if interrupted:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
+            kwargs = self.kwargs_for(image, first)
+        except SinGANError as err:
+            self.rows[image] = dict(dict.fromkeys(self.columns, ""), image=Path(image).name,
+                                    status=f"failed: {err}")
+            return
+        self.refs[self.remote.remote(**kwargs, channel=self.channel)] = image
+
+    def run(self, images: Sequence[Path]) -> FolderRun:
+        by_name = {Path(image).stem: image for image in images}
+        for image in images:
+            self.submit(image)
+        rows = self.rows
+        interrupted = terminated = False
+        while self.refs:
+            try:
+                done, _ = self.ray.wait(list(self.refs), num_returns=len(self.refs),
+                                        timeout=0.5)
+                running = self.take(by_name)
+                for ref in done:
+                    self.collect(ref, rows, interrupted)
+                failed = sum(row["status"].startswith(("failed", "killed"))
+                             for row in rows.values())
+                self.bar.update(len(rows) - self.bar.n)
+                self.bar.set_postfix_str(
+                    f"{len(rows) - failed} done, {len(running)} running, {failed} failed"
+                    + "".join(f" | {name}: {text}" for name, text in sorted(running.items())))
+            except KeyboardInterrupt as stop:   # Ctrl-C, or SIGTERM (guards.Terminated)
+                if interrupted:
+                    for ref in self.refs:
+                        self.ray.cancel(ref, force=True)
+                    continue
+                interrupted, terminated = True, isinstance(stop, Terminated) or sigterm_received()
+                self.channel.board.stop.remote()
+                self.bar.write("stopping: every image stops at its next iteration and keeps "
+                               "its finished stages and its running one (Ctrl-C again kills "
+                               "the tasks)")
+        self.bar.close()
+        return FolderRun([rows[image] for image in images], interrupted, self.columns,
+                         terminated)
+
+    def take(self, by_name: Dict[str, Path]) -> Dict[str, str]:
+        """Show the Board's lines, write the files it holds; each running image's status."""
+        running, lines, files = self.ray.get(self.channel.board.take.remote())
+        for line in lines:
+            self.bar.write(line)
+        for name, area, batch, note in files:
+            image = by_name.get(name)
+            if image is None or image in self.refused:
                 continue
-            interrupted, terminated = True, isinstance(stop, Terminated) or sigterm_received()
-            Path(channel.stop_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(channel.stop_file).touch()
-            bar.write("stopping: every image stops at its next iteration and keeps its "
-                      "finished stages and its running one (Ctrl-C again kills the tasks)")
-    bar.close()
-    return FolderRun([rows[image] for image in images], interrupted, columns, terminated)
+            try:
+                self.receive(image, area, batch, note)
+                self.saved[image] = note or self.saved.get(image, "")
+            except SinGANError as err:
+                self.refused[image] = str(err)
+                self.bar.write(f"{name}: {err}")
+        return running
+
+    def collect(self, ref, rows: Dict[Path, dict], interrupted: bool) -> None:
+        """The row of a finished task; a lost one runs again."""
+        image = self.refs.pop(ref)
+        blank = dict.fromkeys(self.columns, "")
+        blank["image"] = Path(image).name
+        try:
+            row = self.ray.get(ref)
+        except self.ray.exceptions.RayError as err:
+            lost = _lost(self.ray, err)
+            if lost and not interrupted and self.tries[image] <= self.cluster.max_retries:
+                since = self.saved.get(image)
+                self.bar.write(f"{Path(image).stem}: {lost}; running it again (try "
+                               f"{self.tries[image] + 1} of {self.cluster.max_retries + 1}) "
+                               + (f"from the driver's copy ({since})" if since else
+                                  "from the start (nothing had been saved)"))
+                self.submit(image)
+                return
+            row = _failed_row(self.ray, err, blank, self.tries[image])
+        if image in self.refused:
+            row = dict(row, status=f"failed: {self.refused[image]}")
+        rows[image] = row
