@@ -218,6 +218,9 @@ def test_a_killed_worker_is_retried_and_ends_with_the_uninterrupted_model(traine
     assert "a: resuming" in out and "after scale 0" in out
     # killed as it reported its 10th iteration: the retry continues from the 9th one's save
     assert "a: resuming scale 1 at iteration 9 of 10" in out, out
+    # run again by the driver itself, from its own copy of what the task had sent
+    assert ("a: its worker died (killed, or out of memory); running it again (try 2 of 4) "
+            "from the driver's copy (stage 1 at iteration 9 of 10)") in out, out
 
     resumed = read_checkpoint(tmp_path / "TrainedModels" / "a" / MODEL / "model.pth")
     straight = read_checkpoint(cwd / "TrainedModels" / "a" / MODEL / "model.pth")
