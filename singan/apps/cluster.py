@@ -8,7 +8,7 @@ from typing import Optional
 DEFAULT_CPUS_PER_MODEL = 1
 # Not measured here (no GPU): a SinGAN training fills a small part of a GPU, four share one.
 DEFAULT_GPUS_PER_MODEL = 0.25
-MAX_RETRIES = 3            # retries of a task whose worker died (the task resumes the model)
+MAX_RETRIES = 3   # a task whose worker or node was lost runs again (from the driver's copy)
 
 
 @dataclass(frozen=True)
