@@ -12,7 +12,9 @@ that did not travel with the job, would fail. Token authentication is on.
 Tested: four images train on both nodes (the `node` column) into the driver's folders,
 equal to local trainings; a second run whose second node's raylet is killed (kill -9) in
 the middle of a stage ends with the same models, the lost tasks continuing on the head from
-the driver's copy of their running stage; a driver without the token is refused in one line.
+the driver's copy of their running stage; random_samples.py and evaluate_folder.py on those
+models (SIFID with weights only the driver has) write into the driver's Output/; a driver
+without the token is refused in one line.
 """
 import csv
 import importlib.util
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 from conftest import ROOT, optional, smooth_image, write_image
 from loopback_cluster import PORT, LoopbackCluster, why_no_namespaces
@@ -89,8 +92,8 @@ def train_on_cluster(cluster, out: Path, *extra, env=None, popen=False):
                           text=True, timeout=600)
 
 
-def rows_of(out: Path) -> dict:
-    with open(out / "Output" / "imgs_summary.csv", newline="") as f:
+def rows_of(out: Path, name: str = "imgs_summary.csv") -> dict:
+    with open(out / "Output" / name, newline="") as f:
         return {row["image"]: row for row in csv.DictReader(f)}
 
 
@@ -118,10 +121,16 @@ def assert_equal_models(out: Path, local: dict) -> None:
         assert sorted(p.name for p in samples.iterdir()) == ["0.png", "1.png"]
 
 
-def test_four_images_train_on_both_nodes_into_the_drivers_folders(cluster, local_models):
+@pytest.fixture(scope="module")
+def first_run(cluster):
+    """The four images trained on the cluster into the driver's run1/: (folder, process)."""
     lc, driver_dir = cluster
     out = driver_dir / "run1"
-    proc = train_on_cluster(lc, out)
+    return out, train_on_cluster(lc, out)
+
+
+def test_four_images_train_on_both_nodes_into_the_drivers_folders(first_run, local_models):
+    out, proc = first_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = rows_of(out)
     assert sorted(rows) == [f"{stem}.png" for stem in STEMS]
@@ -131,6 +140,41 @@ def test_four_images_train_on_both_nodes_into_the_drivers_folders(cluster, local
     assert_equal_models(out, local_models)
     # nothing the tasks made is left in the node's temporary folders, and nothing else was
     # written beside the driver's folders
+    assert sorted(p.name for p in out.iterdir()) == ["Output", "TrainedModels"]
+
+
+def test_samples_and_evaluation_of_the_models_arrive_in_the_drivers_output(cluster, first_run):
+    """random_samples.py and evaluate_folder.py --input_dir with --ray_address: every image's
+    samples and rows in the driver's Output/, from both nodes; SIFID measured everywhere with
+    a weights file only the driver has (its folder is hidden from the second node)."""
+    lc, driver_dir = cluster
+    out, trained = first_run
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    torch.manual_seed(0)
+    weights = driver_dir / "inception.pth"        # random weights: SIFID's values, not quality
+    torch.save(torchvision.models.inception_v3(weights=None, aux_logits=True,
+                                               init_weights=True).state_dict(), weights)
+    common = ("--input_dir", "../imgs", *ARGS, "--ray_address", f"127.0.0.1:{PORT}")
+    proc = subprocess.run(lc.inside(sys.executable, str(ROOT / "random_samples.py"), *common,
+                                    "--gen_start_scale", "1", cwd=out),
+                          env=lc.env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = rows_of(out, "imgs_samples.csv")
+    assert {row["status"] for row in rows.values()} == {"done"}, rows
+    assert len({row["node"] for row in rows.values()}) == 2, rows
+    for stem in STEMS:
+        folder = out / "Output" / "RandomSamples" / stem / "gen_start_scale=1"
+        assert sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png"]
+    proc = subprocess.run(lc.inside(sys.executable, str(ROOT / "evaluate_folder.py"), *common,
+                                    "--weights", str(weights), cwd=out),
+                          env=lc.env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = rows_of(out, "imgs_evaluation.csv")
+    assert {row["status"] for row in rows.values()} == {"done"}, rows
+    assert len({row["node"] for row in rows.values()}) == 2, rows
+    for row in rows.values():
+        for label in ("N", "N-1"):
+            assert float(row[f"SIFID {label}"]) > 0 and float(row[f"diversity {label}"]) > 0
     assert sorted(p.name for p in out.iterdir()) == ["Output", "TrainedModels"]
 
 

@@ -31,7 +31,7 @@ from ..driver import CHECKPOINT_MINUTES, TrainingStopped, prepare_model_folder
 from ..errors import SinGANError
 from ..guards import Terminated, exclusive
 from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes
-from ..metrics import SIFIDOptions, sample_quality, sifid_unavailable
+from ..metrics import SIFIDOptions, sample_quality
 from ..progress import ProgressEvent
 from .cluster import Cluster
 from .evaluate import PROTOCOL_COLUMNS, evaluate_protocol, load_sifid_extractor
@@ -248,11 +248,11 @@ def _sample_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], o
 
 
 def _evaluate_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], shown: str,
-                   config, num_samples: int, seed: int, sifid: Optional[SIFIDOptions],
-                   no_sifid: str, device: str, threads: int, train_hint: str,
-                   channel: Channel) -> dict:
+                   config, num_samples: int, seed: int, extractor, no_sifid: str, device: str,
+                   threads: int, train_hint: str, channel: Channel) -> dict:
     """The paper's Table 2 protocol (singan.apps.evaluate.evaluate_protocol) for one image's
-    model; one row. SIFID's weights are the node's own (its lookup, never a download)."""
+    model; one row. `extractor` is SIFID's, loaded by the driver from its own weights file
+    and sent with the task (None: no SIFID, the cells say `no_sifid`)."""
     torch.set_num_threads(threads)
     row = dict.fromkeys(EVALUATE_COLUMNS, "")
     row.update(image=image_name, **{"model folder": shown})
@@ -266,11 +266,10 @@ def _evaluate_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
                 raise SinGANError(f"no trained model at {shown}; train it first: {train_hint}")
             model = open_model(space.folder, device, train_hint=train_hint)
             row.update(method=model.method, samples=num_samples)
-            if sifid is not None and sifid_unavailable(sifid):
-                sifid, no_sifid = None, "weights missing on its node"
-            values, notes = evaluate_protocol(model, num_samples, seed,
-                                              load_sifid_extractor(sifid, model.device),
-                                              no_sifid, space.link.status)
+            if extractor is not None:
+                extractor = extractor.to(model.device)
+            values, notes = evaluate_protocol(model, num_samples, seed, extractor, no_sifid,
+                                              space.link.status)
             row.update(values, status="; ".join(["done"] + notes))
         except SinGANError as err:
             row["status"] = f"failed: {err}"
@@ -416,26 +415,31 @@ def evaluate_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluste
     """The paper's Table 2 protocol over every image's trained model, one Ray task per image
     (singan.apps.evaluate.evaluate_protocol). sifid=None, or missing weights (here, or on a
     task's node), leaves SIFID out (the columns say why) and measures diversity only. Rows:
-    EVALUATE_COLUMNS; singan.apps.evaluate.protocol_table sums them up."""
-    no_sifid = "not measured"
+    EVALUATE_COLUMNS; singan.apps.evaluate.protocol_table sums them up. SIFID's weights are
+    the driver's: its feature extractor (a few hundred KB) travels with the tasks, so that no
+    node needs the weights file."""
+    no_sifid, extractor = "not measured", None
     if sifid is not None:
-        problem = sifid_unavailable(sifid)
-        if problem:
-            log(f"warning: SIFID not measured: {problem}")
-            sifid, no_sifid = None, "weights missing"
+        from SIFID import SIFIDError   # stands apart from singan; imported on demand
+        try:
+            extractor = load_sifid_extractor(sifid, "cpu")
+        except SIFIDError as err:      # missing or unreadable weights: a note, not an error
+            log(f"warning: SIFID not measured: {str(err).splitlines()[0]}")
+            no_sifid = "weights missing"
     folders = _Folders(config, root)
 
     def kwargs_for(image: Path, first: bool) -> dict:
         try:
             return dict(folders.image(image), files=folders.files(image, MODEL_FILES),
                         shown=_shown(folders.model_folder(image)), config=config,
-                        num_samples=num_samples, seed=seed, sifid=sifid, no_sifid=no_sifid,
+                        num_samples=num_samples, seed=seed, extractor=shared, no_sifid=no_sifid,
                         device=device, threads=threads, train_hint=train_hint)
         except OSError as err:
             raise _read_error(image, err) from None
 
     with ray_runtime(cluster) as ray:
         threads = threads_per_model(cluster)
+        shared = None if extractor is None else ray.put(extractor)   # sent once, not per task
         return run_tasks(ray, _evaluate_task, images, kwargs_for, folders.receive, cluster,
                          gpus_per_model(ray, cluster, device), EVALUATE_COLUMNS,
                          "evaluating", show_progress)

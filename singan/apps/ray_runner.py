@@ -109,11 +109,12 @@ def _check_loopback(ray) -> None:
 
 
 def code_environment() -> dict:
-    """Ray's runtime environment for a cluster's tasks: the singan package travels with the
-    job (Ray uploads it once and unpacks it on every node), so that a node needs only Python,
-    Ray and our dependencies; no model, image or output folder goes with it."""
-    package = Path(__file__).resolve().parents[1]
-    return {"py_modules": [str(package)], "excludes": ["__pycache__", "*.pyc"]}
+    """Ray's runtime environment for a cluster's tasks: the singan and SIFID packages travel
+    with the job (Ray uploads them once and unpacks them on every node), so that a node needs
+    only Python, Ray and our dependencies; no model, image or output folder goes with it."""
+    import SIFID   # stands apart from singan; the evaluate tasks unpickle its extractor
+    packages = [Path(__file__).resolve().parents[1], Path(SIFID.__file__).resolve().parent]
+    return {"py_modules": [str(p) for p in packages], "excludes": ["__pycache__", "*.pyc"]}
 
 
 @contextlib.contextmanager
