@@ -10,6 +10,10 @@ share the actions object and the model list.
 The page never reads or writes a path that a client sends: models are chosen by name from the
 server's list, uploads are copied into a temporary folder, results go under the output folder,
 in a folder of each client's own.
+
+On a shared server (accounts given), studio_accounts.SignInGate wraps the whole web app: every
+route, Gradio's and any added later, needs a signed-in session, and each user's work is
+their own (studio_space).
 """
 import os
 import types
@@ -20,11 +24,15 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr   # noqa: E402  (after the analytics switch)
 
+from starlette.middleware import Middleware                       # noqa: E402
+
 from ..image_io import IMAGES_DIR                                  # noqa: E402
 from . import studio_checks as check                               # noqa: E402
 from .studio_actions import (CANVAS_STARTS, TASKS, StudioActions, log_line,  # noqa: E402
                              progress_bar)
+from .studio_accounts import SignInGate, user_of                   # noqa: E402
 from .studio_jobs import MAX_UPLOAD_BYTES, METHODS, PURPOSES, UploadFolder  # noqa: E402
+from .studio_space import UPLOAD_WINDOW, default_max_trainings     # noqa: E402
 
 MASK_BRUSH = ("#ff0000", 0.6)
 MAX_SCALE = 30           # the sliders' range until the page has described the chosen model
@@ -255,13 +263,20 @@ def build_animation_tab(actions: StudioActions, model) -> SimpleNamespace:
 
 def build_studio(root="TrainedModels", out_root="Output", images_dir=IMAGES_DIR,
                  app_examples=("Input/Harmonization", "Input/Editing"), device="auto",
-                 uploads=None) -> gr.Blocks:
-    """The studio's page over the models in `root`, writing results under `out_root`."""
-    actions = StudioActions(root, out_root, images_dir, app_examples, device, uploads)
+                 uploads=None, accounts: bool = False, quota_bytes=None,
+                 max_trainings=None) -> gr.Blocks:
+    """The studio's page over the models in `root`, writing results under `out_root`; with
+    accounts, each signed-in user's own work within quota_bytes, and at most max_trainings
+    trainings at once (default: one per GPU, else one)."""
+    actions = StudioActions(root, out_root, images_dir, app_examples, device, uploads,
+                            accounts, quota_bytes, max_trainings or default_max_trainings())
     names = actions.model_names()
-    with gr.Blocks(title="singan studio") as demo:
+    # With accounts, Gradio's own copies of uploads and results are kept an hour at most.
+    cache = (600, int(UPLOAD_WINDOW)) if accounts else None
+    with gr.Blocks(title="singan studio", delete_cache=cache) as demo:
         gr.Markdown("# singan studio\nTrain SinGAN or ConSinGAN on one image, then draw "
                     "samples, harmonize, edit, paint, super-resolve and animate with it.")
+        signed_in = gr.HTML(elem_id="signed-in") if accounts else None
         with gr.Row():
             model = gr.Dropdown(names, value=names[-1] if names else None, scale=4,
                                 allow_custom_value=True, elem_id="model",
@@ -286,6 +301,8 @@ def build_studio(root="TrainedModels", out_root="Output", images_dir=IMAGES_DIR,
                      parts["paint"].scale, parts["animation"].start, parts["paint"].canvas]
         describe = (actions.describe_model, model, described)
         demo.load(*refresh_models, **PRIVATE).then(*describe, **PRIVATE)
+        if signed_in is not None:
+            demo.load(actions.signed_in, None, signed_in, **PRIVATE)
         refresh_button.click(*refresh_models, **PRIVATE)
         for tab, _ in tabs.values():
             tab.select(*refresh_models, **PRIVATE)
@@ -299,18 +316,42 @@ def build_studio(root="TrainedModels", out_root="Output", images_dir=IMAGES_DIR,
     return demo
 
 
+STARTUP_PATH = "/gradio_api/startup-events"   # launch() calls it before anyone can sign in
+
+
 def serve(host="127.0.0.1", port=7860, root="TrainedModels", out_root="Output",
-          images_dir=IMAGES_DIR, device="auto"):
-    """Build the page and serve it on http://host:port (never shared publicly), in the
-    background; returns the Blocks (demo.block_thread() waits) and its address."""
+          images_dir=IMAGES_DIR, device="auto", accounts=None, quota_bytes=2 * 10 ** 9,
+          max_trainings=None, ssl_certfile=None, ssl_keyfile=None):
+    """Build the page and serve it on http(s)://host:port (never shared publicly), in the
+    background; returns the Blocks (demo.block_thread() waits) and its address.
+
+    accounts: {user: hash} (studio_accounts.read_accounts): every route then needs a signed-in
+    session, and each user has their own work and quota_bytes of space. Whether a host may
+    be served without accounts is the caller's check (studio_accounts.check_host)."""
     uploads = UploadFolder()
-    demo = build_studio(root, out_root, images_dir, device=device, uploads=uploads)
+    demo = build_studio(root, out_root, images_dir, device=device, uploads=uploads,
+                        accounts=bool(accounts), quota_bytes=quota_bytes,
+                        max_trainings=max_trainings)
     demo.queue(default_concurrency_limit=1)
     Path(out_root).mkdir(parents=True, exist_ok=True)
+    secure = {}
+    if accounts:
+        open_paths = {STARTUP_PATH}
+        space = demo.studio_actions.space
+        gate = Middleware(SignInGate, accounts=accounts, private=space.private_folders(),
+                          upload_refusal=space.upload_refusal,
+                          secure_cookie=bool(ssl_certfile), open_paths=open_paths)
+        secure = {"auth_dependency": user_of, "app_kwargs": {"middleware": [gate]}}
+    if ssl_certfile or ssl_keyfile:
+        # ssl_verify=False: only launch()'s request to itself skips the check (a lab's
+        # self-signed certificate); browsers check the certificate as usual.
+        secure.update(ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, ssl_verify=False)
     _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True,
                             max_file_size=MAX_UPLOAD_BYTES, prevent_thread_lock=True,
                             allowed_paths=[str(Path(out_root).resolve()),
                                            str(uploads.folder), str(Path(images_dir).resolve()),
                                            "Input"],
-                            footer_links=["api"], ssr_mode=False, css=CSS)
+                            footer_links=["api"], ssr_mode=False, css=CSS, **secure)
+    if accounts:
+        open_paths.clear()      # from now on the start-up route needs a session too
     return demo, url

@@ -5,10 +5,14 @@ page shows. A SinGANError becomes the page's one-line message (gr.Error, no trac
 server's terminal: one line there per refused request).
 
 Every client's results go to its own folder, <out>/studio/<session>/, laid out as the scripts
-lay out Output/, so that two clients at once never overwrite each other's files.
+lay out Output/, so that two clients at once never overwrite each other's files. With accounts
+(a studio on a shared server) each signed-in user has their own models, results, uploads,
+trainings and quota (studio_space.Workspace), and sees and stops only their own trainings;
+the models of the root are shared and read-only.
 """
 import functools
 import hashlib
+import html
 import sys
 import traceback
 from pathlib import Path
@@ -22,9 +26,10 @@ from ..image_io import IMAGE_SUFFIXES, read_image
 from . import studio_checks as check
 from .harmonize import mask_path
 from .studio_jobs import (METHODS, PURPOSES, ModelCache, TrainingQueue, UploadFolder, animate,
-                          blank_canvas, draw_samples, find_model, find_models, from_uint8,
-                          harmonize, mask_from_layers, paint, palette, super_resolution,
-                          training_config, training_image)
+                          blank_canvas, draw_samples, find_model, find_models, find_user_models,
+                          from_uint8, harmonize, mask_from_layers, paint, palette,
+                          super_resolution, training_config, training_image)
+from .studio_space import Workspace
 
 WATCH_EVERY = 1.0        # s: how often a page's progress is refreshed at the latest
 TASKS = ("harmonization", "editing")
@@ -119,31 +124,66 @@ class StudioActions:
     """The studio's state and its actions (each one a Gradio event handler)."""
 
     def __init__(self, root, out_root, images_dir, app_examples, device="auto",
-                 uploads=None):
+                 uploads=None, accounts: bool = False, quota_bytes=None, max_trainings=1):
         self.root, self.out_root, self.device = Path(root), Path(out_root), device
         self.uploads = uploads or UploadFolder()
-        self.queue = TrainingQueue(root)
+        self.accounts = accounts
+        self.space = Workspace(root, out_root, self.uploads.folder,
+                               quota_bytes if accounts else None)
+        self.queue = TrainingQueue(root, max_running=max_trainings)
         self.models = ModelCache()
         self.examples = image_files(images_dir)
         self.naive_examples = image_files(*app_examples)
 
     # -- helpers --
 
-    def open(self, name):
-        entry = find_model(self.root, name)
+    def user(self, request):
+        """The signed-in user of a request (None: a studio without accounts)."""
+        if not self.accounts:
+            return None
+        user = getattr(request, "username", None)
+        if not user:
+            raise SinGANError("sign in first")
+        return user
+
+    def signed_in(self, request: gr.Request = None) -> str:
+        """Who is signed in, and the way out."""
+        return (f'Signed in as <b>{html.escape(str(self.user(request)))}</b> · '
+                '<a href="logout" id="sign-out">Sign out</a>')
+
+    def entries(self, user):
+        """The models a user may use: the root's (shared), then their own."""
+        shared = find_models(self.root)
+        return shared if user is None else shared + find_user_models(self.root, user)
+
+    def open(self, name, request=None):
+        entry = find_model(self.root, name, self.entries(self.user(request)))
         return entry, self.models.open(entry, self.device)
 
-    def model_names(self):
-        return [e.name for e in find_models(self.root)]
+    def model_names(self, user=None):
+        return [e.name for e in self.entries(user)]
 
     def out_for(self, request) -> Path:
-        """This client's output folder: <out>/studio/<a digest of its session>/."""
+        """This client's output folder: <out>/studio/[<user>/]<a digest of its session>/."""
         session = getattr(request, "session_hash", None) or "local"
-        return self.out_root / "studio" / hashlib.sha256(str(session).encode()).hexdigest()[:16]
+        return self.space.results(self.user(request)) / hashlib.sha256(
+            str(session).encode()).hexdigest()[:16]
 
-    def train_image(self, example, upload) -> Path:
+    def writing(self, request, make):
+        """make(folder) writes a result into this client's output folder, within the user's
+        quota (studio_space.Workspace.staged)."""
+        return self.space.staged(self.user(request), self.out_for(request), make)
+
+    def scratch(self, request) -> UploadFolder:
+        """The upload folder of the request's user."""
+        return self.uploads.of(self.user(request))
+
+    def train_image(self, example, upload, request=None) -> Path:
         if upload:
-            return self.uploads.keep_image(upload, "the training image")
+            user = self.user(request)
+            return self.scratch(request).keep_image(
+                upload, "the training image",
+                room=lambda size: self.space.refuse_if_full(user, size, "this upload"))
         if not isinstance(example, str) or example not in self.examples:
             raise SinGANError("choose an example image or upload a photo")
         return self.examples[example]
@@ -179,7 +219,7 @@ class StudioActions:
 
     @user_errors_stream
     def train(self, example, upload, method, purpose, max_size, min_size, niter, scale_factor,
-              stages, seed, train_device):
+              stages, seed, train_device, request: gr.Request = None):
         """Start (or resume) a training and follow it until it ends; a second one waits in
         the queue."""
         method = check.one_of(method, "the method", METHODS)
@@ -194,43 +234,47 @@ class StudioActions:
                               check.whole(stages, "stages", check.STAGES), min_size)
         device = check.one_of(train_device, "the device", self.devices())
         seed = check.whole(seed, "the seed", check.SEED)
-        job = self.queue.submit(self.train_image(example, upload), cfg, device, seed, method)
+        user = self.user(request)
+        self.space.refuse_if_full(user, 0, "a new training")
+        job = self.queue.submit(self.train_image(example, upload, request), cfg, device, seed,
+                                method, user, self.space.models_root(user))
         yield from self.follow(job)
 
     def devices(self):
         return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
     @user_errors_stream
-    def watch(self, job_id=None):
-        """Show the running training, or the last one (a reopened page)."""
-        job = self.queue.get(job_id if isinstance(job_id, int) else None)
+    def watch(self, job_id=None, request: gr.Request = None):
+        """Show the running training, or the last one (a reopened page): the user's own."""
+        job = self.queue.get(job_id if isinstance(job_id, int) else None, self.user(request))
         if job is None or job.done:
             yield self.job_outputs(job)
             return
         yield from self.follow(job)
 
     @user_errors
-    def stop(self, job_id=None):
-        """Stop the training (it keeps its finished stages; Start again resumes it)."""
-        job = self.queue.stop(job_id if isinstance(job_id, int) else None)
+    def stop(self, job_id=None, request: gr.Request = None):
+        """Stop the training (it keeps its finished stages; Start again resumes it); only the
+        user who started it can."""
+        job = self.queue.stop(job_id if isinstance(job_id, int) else None, self.user(request))
         if job is None:
             return "No training to stop."
         return f"Stop asked for {job.name}: it stops before its next iteration."
 
     @user_errors
-    def show_training_image(self, example, upload):
-        return str(self.train_image(example, upload))
+    def show_training_image(self, example, upload, request: gr.Request = None):
+        return str(self.train_image(example, upload, request))
 
     # -- the model and the tabs that use it --
 
     @user_errors
-    def describe_model(self, name):
+    def describe_model(self, name, request: gr.Request = None):
         """What the chosen model is, and every tab's scale choices for it."""
         if not name:
             none = level_slider(range(0))
             return ("No model chosen: train one on the Train tab.", none, none, none, none,
                     gr.ImageEditor())
-        entry, model = self.open(name)
+        entry, model = self.open(name, request)
         inj = model.injection_scales
         injection = level_slider(inj, inj[len(inj) // 2] if len(inj) else None)
         canvas = gr.ImageEditor(value=editor_value(training_image(model)),
@@ -238,8 +282,8 @@ class StudioActions:
         return (f"**{entry.name}** — {model.describe()}", level_slider(model.sample_start_scales),
                 injection, injection, level_slider(range(model.num_scales)), canvas)
 
-    def refresh(self, current):
-        names = self.model_names()
+    def refresh(self, current, request: gr.Request = None):
+        names = self.model_names(self.user(request))
         value = current if current in names else (names[-1] if names else None)
         return gr.Dropdown(choices=names, value=value)
 
@@ -251,16 +295,18 @@ class StudioActions:
         scale_v = check.real(scale_v, "the vertical scale", check.RETARGET)
         scale_h = check.real(scale_h, "the horizontal scale", check.RETARGET)
         seed, sifid = check.whole(seed, "the seed", check.SEED), check.flag(sifid, "SIFID")
-        entry, model = self.open(name)
+        entry, model = self.open(name, request)
         start = check.level(gen_start_scale, "the start scale", model.sample_start_scales)
-        paths, zip_path, figures = draw_samples(model, entry, self.out_for(request),
-                                                num_samples, start, scale_v, scale_h, seed,
-                                                sifid)
-        return [str(p) for p in paths], figures, str(zip_path)
+
+        def make(out):
+            paths, zip_path, figures = draw_samples(model, entry, out, num_samples, start,
+                                                    scale_v, scale_h, seed, sifid)
+            return [str(p) for p in paths], figures, str(zip_path)
+        return self.writing(request, make)
 
     @user_errors
-    def start_from_training_image(self, name):
-        _, model = self.open(name)
+    def start_from_training_image(self, name, request: gr.Request = None):
+        _, model = self.open(name, request)
         return editor_value(training_image(model))
 
     @user_errors
@@ -278,7 +324,7 @@ class StudioActions:
         the files to download."""
         task = check.one_of(task, "the task", TASKS)
         seed = check.whole(seed, "the seed", check.SEED)
-        entry, model = self.open(name)
+        entry, model = self.open(name, request)
         start_scale = check.level(start_scale, "the injection scale", model.injection_scales)
         naive = editor_image(edited, "background", "upload, paste or load the naive image")
         layers = edited.get("layers") or []
@@ -287,16 +333,22 @@ class StudioActions:
         if painted or not mask_file:
             mask = mask_from_layers(layers)
         else:
-            mask = read_image(self.uploads.keep_image(mask_file, "the mask"))
-        made = harmonize(model, entry, self.out_for(request), self.uploads.new_folder(), task,
-                         naive, mask, start_scale, seed)
-        return (str(made["result"]), str(made["naive"]), str(made["grid"]),
-                [str(p) for p in made["files"]])
+            user = self.user(request)
+            mask = read_image(self.scratch(request).keep_image(
+                mask_file, "the mask",
+                room=lambda size: self.space.refuse_if_full(user, size, "this upload")))
+        scratch = self.scratch(request).new_folder()
+
+        def make(out):
+            made = harmonize(model, entry, out, scratch, task, naive, mask, start_scale, seed)
+            return (str(made["result"]), str(made["naive"]), str(made["grid"]),
+                    [str(p) for p in made["files"]])
+        return self.writing(request, make)
 
     @user_errors
-    def new_canvas(self, name, start):
+    def new_canvas(self, name, start, request: gr.Request = None):
         start = check.one_of(start, "the canvas start", CANVAS_STARTS)
-        _, model = self.open(name)
+        _, model = self.open(name, request)
         image = training_image(model) if start == "training image" else blank_canvas(model)
         return gr.ImageEditor(value=editor_value(image),
                               brush=gr.Brush(colors=palette(model), color_mode="fixed"))
@@ -306,24 +358,43 @@ class StudioActions:
         """Paint to image: the painting injected at a scale (optionally colour-quantised)."""
         quantize = check.flag(quantize, "quantize")
         seed = check.whole(seed, "the seed", check.SEED)
-        entry, model = self.open(name)
+        entry, model = self.open(name, request)
         start_scale = check.level(start_scale, "the injection scale", model.injection_scales)
         part = "composite" if isinstance(painting, dict) and painting.get("composite") is not None \
             else "background"      # a canvas not painted on yet is its background
         image = editor_image(painting, part, "paint on the canvas (start it from the training "
                                              "image)")
-        path = self.uploads.save("painting.png", image)
-        result = paint(model, entry, self.out_for(request), path, start_scale, quantize, seed)
-        return str(result), str(result)
+        path = self.scratch(request).save("painting.png", image)
+        user = self.user(request)
+        if quantize:
+            self.space.refuse_if_full(user, 0, "a quantised model")
+
+        def make(out):
+            result = paint(model, entry, out, path, start_scale, quantize, seed,
+                           self.own_folder(entry, user))
+            return str(result), str(result)
+        return self.writing(request, make)
+
+    def own_folder(self, entry, user) -> Path:
+        """Where what a model makes beside itself (paint's quantised model) goes for a user:
+        beside the model when it is theirs (or there are no accounts), else at the same place
+        in their own models folder (the root's models are read-only)."""
+        mine = self.space.models_root(user)
+        if user is None or mine in entry.folder.parents:
+            return entry.folder
+        return mine / entry.image / entry.folder.name
 
     @user_errors
     def sr(self, name, factor, seed, request: gr.Request = None):
         """Super-resolution: bicubic | SinGAN."""
         factor = check.real(factor, "the factor", check.SR_FACTOR)
         seed = check.whole(seed, "the seed", check.SEED)
-        entry, model = self.open(name)
-        bicubic, hr = super_resolution(model, entry, self.out_for(request), factor, seed)
-        return str(bicubic), str(hr), [str(bicubic), str(hr)]
+        entry, model = self.open(name, request)
+
+        def make(out):
+            bicubic, hr = super_resolution(model, entry, out, factor, seed)
+            return str(bicubic), str(hr), [str(bicubic), str(hr)]
+        return self.writing(request, make)
 
     @user_errors
     def animation(self, name, start_scale, alpha, beta, num_frames, fps, seed,
@@ -334,9 +405,11 @@ class StudioActions:
         num_frames = check.whole(num_frames, "the number of frames", check.NUM_FRAMES)
         fps = check.real(fps, "frames per second", check.FPS)
         seed = check.whole(seed, "the seed", check.SEED)
-        entry, model = self.open(name)
+        entry, model = self.open(name, request)
         model.require("animation")
         start_scale = check.level(start_scale, "the start scale", range(model.num_scales))
-        gif = animate(model, entry, self.out_for(request), start_scale, alpha, beta, num_frames,
-                      fps, seed)
-        return str(gif), str(gif)
+
+        def make(out):
+            gif = animate(model, entry, out, start_scale, alpha, beta, num_frames, fps, seed)
+            return str(gif), str(gif)
+        return self.writing(request, make)

@@ -10,6 +10,7 @@ import hashlib
 import shutil
 import tempfile
 import threading
+import time
 import traceback
 import uuid
 import zipfile
@@ -40,6 +41,8 @@ from .paint import kmeans_colours, paint2image
 from .sr import super_resolve, sr_output_folder
 
 MAX_UPLOAD_BYTES = 25 * 2 ** 20          # uploads larger than this are refused
+REQUEST_FILES_SECONDS = 3600             # a request's scratch files are kept this long
+MAX_WAITING_PER_USER = 3                 # queued trainings of one signed-in user
 PURPOSES = ("generation", "animation", "harmonization", "editing")   # what a model is trained for
 METHODS = ("SinGAN", "ConSinGAN")        # the Train tab's choice
 
@@ -60,14 +63,21 @@ def find_models(root=TRAINED_ROOT) -> List[ModelEntry]:
             for folder in find_model_folders(root)]
 
 
-def find_model(root, name) -> ModelEntry:
-    """The model called `name` in find_models(root); a name not in that list is an error
-    (a client never gives a path)."""
+def find_user_models(root, user: str) -> List[ModelEntry]:
+    """A signed-in user's own models (in <root>/studio/<user>/), named '<user>/<image>/<model
+    folder>' so that they never share a name with a model of the shared root."""
+    return [replace(entry, name=f"{user}/{entry.name}")
+            for entry in find_models(Path(root) / "studio" / user)]
+
+
+def find_model(root, name, models: Optional[List[ModelEntry]] = None) -> ModelEntry:
+    """The model called `name` in `models` (default find_models(root)); a name not in that list
+    is an error (a client never gives a path)."""
     if not name:
         raise SinGANError("choose a trained model first (train one on the Train tab)")
     if not isinstance(name, str):
         raise SinGANError(f"a model is chosen by its name, got {str(name)[:40]!r}")
-    for entry in find_models(root):
+    for entry in find_models(root) if models is None else models:
         if entry.name == name:
             return entry
     hint = ("a model is chosen from the list, never by a path" if ".." in name or
@@ -106,9 +116,14 @@ class UploadFolder:
     def __init__(self, folder=None):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="singan-studio-"))
 
-    def keep_image(self, upload, what: str = "the upload") -> Path:
-        """Copy an uploaded file in, after checking its size and that it reads as an image;
-        returns the kept path (the file's own name, so that its model is named after it)."""
+    def of(self, user: Optional[str]) -> "UploadFolder":
+        """The same for one signed-in user: its sub-folder <user>/ (None: this one)."""
+        return self if user is None else UploadFolder(self.folder / user)
+
+    def keep_image(self, upload, what: str = "the upload", room=None) -> Path:
+        """Copy an uploaded file in, after checking its size and that it reads as an image, and
+        room(nbytes) (the user's quota; it raises when full); returns the kept path (the file's
+        own name, so that its model is named after it)."""
         if not isinstance(upload, (str, Path)) or not Path(upload).is_file():
             raise SinGANError(f"{what} did not arrive as a file; upload it again")
         upload = Path(upload)
@@ -128,13 +143,25 @@ class UploadFolder:
         digest = hashlib.sha256(upload.read_bytes()).hexdigest()[:16]
         kept = self.folder / digest / name
         if not kept.exists():
+            if room is not None:
+                room(size)
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(upload, kept)
         return kept
 
     def new_folder(self) -> Path:
-        """A fresh folder for one request's files."""
-        folder = self.folder / "requests" / uuid.uuid4().hex
+        """A fresh folder for one request's files; those of requests older than
+        REQUEST_FILES_SECONDS are removed."""
+        requests = self.folder / "requests"
+        if requests.is_dir():
+            old = time.time() - REQUEST_FILES_SECONDS
+            for folder in requests.iterdir():
+                try:
+                    if folder.stat().st_mtime < old:
+                        shutil.rmtree(folder, ignore_errors=True)
+                except OSError:
+                    pass
+        folder = requests / uuid.uuid4().hex
         folder.mkdir(parents=True)
         return folder
 
@@ -228,6 +255,7 @@ class Job:
     seed: int
     folder: Path
     label: str = ""                    # the method, as the Train tab names it
+    user: Optional[str] = None         # who started it (None: the single-user studio)
     state: str = "queued"              # queued | running | finished | stopped | failed
     message: str = ""                  # the last log line, or the error / stop message
     event: Optional[object] = None     # the latest singan.ProgressEvent (images dropped)
@@ -275,43 +303,57 @@ class Job:
 
 
 class TrainingQueue:
-    """One training at a time, the others waiting in order, in a worker thread of the server.
+    """At most `max_running` trainings at once (each in a worker thread of the server), and at
+    most one of each signed-in user; the others wait in order.
 
-    submit() refuses a second job for a model folder that is already queued or training;
-    stop() sets a job's Stop flag (train_model's should_stop), or takes it off the queue.
+    submit() refuses a second job for a model folder that is already queued or training, and a
+    user's job past MAX_WAITING_PER_USER waiting ones; stop() sets a job's Stop flag
+    (train_model's should_stop), or takes it off the queue. With a `user`, get() and stop()
+    see that user's jobs only.
     """
 
-    def __init__(self, root=TRAINED_ROOT, log=print):
+    def __init__(self, root=TRAINED_ROOT, log=print, max_running: int = 1):
         self.root = Path(root)
         self.server_log = log
         self.jobs: List[Job] = []
         self.waiting: deque = deque()
         self.changed = threading.Condition()
-        self.worker = threading.Thread(target=self._work, name="singan-training", daemon=True)
-        self.worker.start()
+        self.workers = [threading.Thread(target=self._work, args=(slot,), daemon=True,
+                                         name=f"singan-training-{slot}")
+                        for slot in range(max(1, int(max_running)))]
+        for worker in self.workers:
+            worker.start()
 
     def submit(self, image: Path, config, device: str = "auto", seed: int = 0,
-               label: str = "") -> Job:
-        folder = model_folder(Path(image).name, config, self.root)
+               label: str = "", user: Optional[str] = None, root=None) -> Job:
+        """Queue a training of `image` into its model folder under `root` (default the
+        queue's)."""
+        folder = model_folder(Path(image).name, config, self.root if root is None else root)
         with self.changed:
             for job in self.jobs:
                 if job.folder == folder and not job.done:
                     raise SinGANError(f"{job.name} is already {job.state} (job {job.id}); wait "
                                       "for it, or Stop it first")
+            if user is not None and sum(j.user == user for j in self.waiting) >= \
+                    MAX_WAITING_PER_USER:
+                raise SinGANError(f"you already have {MAX_WAITING_PER_USER} trainings waiting; "
+                                  "wait for them, or Stop one first")
             job = Job(len(self.jobs) + 1, Path(image), config, device, int(seed), folder,
-                      label)
+                      label, user)
             self.jobs.append(job)
             self.waiting.append(job)
             self.changed.notify_all()
         return job
 
-    def get(self, job_id: Optional[int] = None) -> Optional[Job]:
-        """Job `job_id`; without one, the running job, else the last one submitted."""
+    def get(self, job_id: Optional[int] = None, user: Optional[str] = None) -> Optional[Job]:
+        """Job `job_id`; without one, the running job, else the last one submitted (with a
+        user: among that user's jobs only)."""
         with self.changed:
+            jobs = [j for j in self.jobs if user is None or j.user == user]
             if job_id:
-                return next((j for j in self.jobs if j.id == job_id), None)
-            running = [j for j in self.jobs if j.state == "running"]
-            return running[0] if running else (self.jobs[-1] if self.jobs else None)
+                return next((j for j in jobs if j.id == job_id), None)
+            running = [j for j in jobs if j.state == "running"]
+            return running[0] if running else (jobs[-1] if jobs else None)
 
     def ahead(self, job: Job) -> int:
         """How many trainings run or wait before `job`."""
@@ -321,10 +363,15 @@ class TrainingQueue:
             running = sum(j.state == "running" for j in self.jobs)
             return running + list(self.waiting).index(job) if job in self.waiting else running
 
-    def stop(self, job_id: Optional[int] = None) -> Optional[Job]:
+    def stop(self, job_id: Optional[int] = None, user: Optional[str] = None) -> Optional[Job]:
         """Stop job `job_id` (default: the running one): a queued job leaves the queue, a
-        running one stops before its next iteration and keeps its finished stages."""
-        job = self.get(job_id)
+        running one stops before its next iteration and keeps its finished stages. With a
+        user, only a job that user started: another's is a SinGANError."""
+        if user is not None and job_id and self.get(job_id) is not None and \
+                self.get(job_id, user) is None:
+            raise SinGANError(f"training {job_id} was started by another user; only they can "
+                              "stop it")
+        job = self.get(job_id, user)
         if job is None or job.done:
             return job
         with self.changed:
@@ -372,17 +419,30 @@ class TrainingQueue:
             changes["unit"] = load_model(job.folder).unit
         self._update(job, **changes)
 
-    def _work(self) -> None:
+    def _next(self) -> Optional[Job]:
+        """The first waiting job whose user has no training running."""
+        busy = {j.user for j in self.jobs if j.state == "running" and j.user is not None}
+        return next((j for j in self.waiting if j.user is None or j.user not in busy), None)
+
+    def _work(self, slot: int) -> None:
         while True:
             with self.changed:
-                self.changed.wait_for(lambda: self.waiting)
-                job = self.waiting.popleft()
+                self.changed.wait_for(lambda: self._next() is not None)
+                job = self._next()
+                self.waiting.remove(job)
                 self._update(job, state="running")
-            self._run(job)
+            self._run(job, slot)
 
-    def _run(self, job: Job) -> None:
+    @staticmethod
+    def _device(device: str, slot: int) -> str:
+        """Worker `slot`'s GPU where there are several (one training per GPU)."""
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return f"cuda:{slot % count}" if count > 1 and device in ("auto", "cuda") else device
+
+    def _run(self, job: Job, slot: int = 0) -> None:
         try:
-            model = train_model(job.image, job.config, job.folder, device=job.device,
+            model = train_model(job.image, job.config, job.folder,
+                                device=self._device(job.device, slot),
                                 seed=job.seed, progress=lambda e: self._progress(job, e),
                                 should_stop=job.stop.is_set, show_progress=False,
                                 log=lambda line: self._update(job, message=line))
@@ -445,13 +505,14 @@ def harmonize(model: TrainedModel, entry: ModelEntry, out_root, scratch: Path, t
 
 
 def paint(model: TrainedModel, entry: ModelEntry, out_root, painting: Path, start_scale: int,
-          quantize: bool = False, seed: int = 0) -> Path:
-    """paint2image.py on a painting file; returns the result's path."""
+          quantize: bool = False, seed: int = 0, model_dir=None) -> Path:
+    """paint2image.py on a painting file; returns the result's path. A quantised model goes
+    beside `model_dir` (default the model's folder)."""
     model.require("quantised_paint" if quantize else "injection")
     written = paint2image(model, entry.image, painting, start_scale, seed=seed,
                           out_root=out_root, quantization=quantize, quiet=True,
                           log=lambda line: None,
-                          model_dir=entry.folder)   # a quantised model goes beside it
+                          model_dir=model_dir or entry.folder)
     return written[-1]
 
 

@@ -1,0 +1,165 @@
+"""Where each signed-in user's work lives on a shared studio server, and their quota.
+
+    <root>/studio/<user>/<image>/<model folder>/   the user's trainings
+    <out>/studio/<user>/<session>/...              the user's results
+    <uploads>/<user>/...                           the user's uploads and request scratch
+
+The models of <root> itself are shared, read-only, with every signed-in user. Everything the
+user owns counts against the quota (uploads, results, trainings, and what they sent to
+Gradio's own upload route within the last hour). A result is written into a staging folder
+first and moved into place only when it fits, so a refused one leaves nothing behind.
+Without accounts (user None) the studio keeps its single-user layout.
+"""
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import torch
+
+from ..errors import SinGANError
+
+STUDIO = "studio"
+UPLOAD_WINDOW = 3600.0     # s: Gradio's upload cache is emptied of files older than this
+
+
+def default_max_trainings() -> int:
+    """Trainings at once by default: one per GPU, else one."""
+    return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+
+
+def parse_size(text: str) -> int:
+    """'2GB', '500 MB', '1.5G', '1048576' -> bytes (decimal units; KiB/MiB/GiB binary)."""
+    units = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6,
+             "g": 10 ** 9, "gb": 10 ** 9, "t": 10 ** 12, "tb": 10 ** 12, "kib": 2 ** 10,
+             "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
+    if not match or match.group(2).lower() not in units:
+        raise SinGANError(f"a size is a number with an optional unit (500MB, 2GB), got "
+                          f"{str(text)[:40]!r}")
+    size = float(match.group(1)) * units[match.group(2).lower()]
+    if not 0 < size < 2 ** 62:
+        raise SinGANError(f"a size must be positive, got {text!r}")
+    return int(size)
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under `folder` (0 when absent)."""
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.2f} GB"
+
+
+def relocate(value, old: Path, new: Path):
+    """`value` (a path string, or lists / tuples / dicts of them) with paths under `old` moved
+    to the same place under `new`."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(relocate(v, old, new) for v in value)
+    if isinstance(value, dict):
+        return {k: relocate(v, old, new) for k, v in value.items()}
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        if path == old or old in path.parents:
+            moved = new / path.relative_to(old)
+            return str(moved) if isinstance(value, str) else moved
+    return value
+
+
+class Workspace:
+    """The folders and the quota of each user (None: the single-user studio)."""
+
+    def __init__(self, root, out_root, uploads_root, quota_bytes: Optional[int] = None):
+        self.root, self.out_root = Path(root), Path(out_root)
+        self.uploads_root = Path(uploads_root)
+        self.quota = quota_bytes
+        self.sent: Dict[str, deque] = {}          # user -> (time, bytes) sent to Gradio's upload
+        self.lock = threading.Lock()
+
+    # -- folders --
+
+    def models_root(self, user: Optional[str]) -> Path:
+        return self.root if user is None else self.root / STUDIO / user
+
+    def results(self, user: Optional[str]) -> Path:
+        return self.out_root / STUDIO if user is None else self.out_root / STUDIO / user
+
+    def uploads(self, user: Optional[str]) -> Path:
+        return self.uploads_root if user is None else self.uploads_root / user
+
+    def private_folders(self):
+        """The folders whose sub-folder <user>/ is that user's alone (for the sign-in gate)."""
+        return [self.out_root / STUDIO, self.uploads_root, self.root / STUDIO]
+
+    # -- the quota --
+
+    def _recently_sent(self, user: str) -> int:
+        times = self.sent.setdefault(user, deque())
+        while times and times[0][0] < time.monotonic() - UPLOAD_WINDOW:
+            times.popleft()
+        return sum(n for _, n in times)
+
+    def usage(self, user: str) -> int:
+        with self.lock:
+            sent = self._recently_sent(user)
+        return sent + sum(folder_bytes(f) for f in (self.models_root(user), self.results(user),
+                                                    self.uploads(user)))
+
+    def refuse_if_full(self, user: Optional[str], adding: int = 0, what: str = "this") -> None:
+        """A SinGANError when `adding` more bytes would take the user past the quota."""
+        if user is None or self.quota is None:
+            return
+        used = self.usage(user)
+        if used + adding > self.quota:
+            raise SinGANError(f"{what} would take your space on this server past its quota "
+                              f"({_gb(used)} used of {_gb(self.quota)}"
+                              + (f", {_gb(adding)} more asked" if adding else "") +
+                              "); ask the server's owner for more, or for old results and "
+                              "trainings to be removed")
+
+    def upload_refusal(self, user: str, nbytes: int) -> Optional[str]:
+        """For the gate: None if the user may send nbytes to Gradio's upload route (recorded),
+        else the line that refuses it."""
+        try:
+            self.refuse_if_full(user, nbytes, "this upload")
+        except SinGANError as err:
+            return str(err)
+        with self.lock:
+            self.sent.setdefault(user, deque()).append((time.monotonic(), nbytes))
+        return None
+
+    def staged(self, user: Optional[str], final: Path, make: Callable[[Path], object]):
+        """make(folder) writes a result into a fresh staging folder; when it fits the user's
+        quota its files are moved to the same places under `final` and its return value
+        (paths) relocated there; when it does not, nothing is kept and a SinGANError says so.
+        Without a user, make(final) directly."""
+        if user is None or self.quota is None:
+            return make(final)
+        self.refuse_if_full(user)
+        staging = self.out_root / STUDIO / ".staging" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        try:
+            result = make(staging)
+            self.refuse_if_full(user, folder_bytes(staging), "this result")
+            for parent, _, files in os.walk(staging):
+                for name in files:
+                    source = Path(parent) / name
+                    target = final / source.relative_to(staging)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(source, target)
+            return relocate(result, staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
