@@ -4,8 +4,8 @@ import random
 import sys
 from pathlib import Path
 
-from .errors import SinGANError
-from .guards import Terminated, raise_on_sigterm
+from ..errors import SinGANError
+from ..guards import Terminated, raise_on_sigterm
 
 
 class ArgumentParser(argparse.ArgumentParser):
