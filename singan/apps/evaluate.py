@@ -17,7 +17,7 @@ from ..image_io import read_image, save_image
 from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
 from ..metrics import SIFIDOptions, sample_quality
-from .animation import write_gif
+from .animation import check_format, write_animation
 from .generation import open_model, write_images
 from .harmonize import fit_to_shape, inject_with_mask, mask_path
 
@@ -149,12 +149,13 @@ def output_folder(model: TrainedModel, out_root="Output") -> Path:
 
 def evaluate(model: ConSinGAN, out_folder, num_samples: int = 50, naive_img=None,
              seed: Optional[int] = None, num_frames: int = 100,
-             log=print) -> List[Path]:
+             log=print, format: str = "gif") -> List[Path]:
     """What the reference's evaluation does for the model's train mode; returns what it wrote.
 
     generation, retarget: reconstruction.png, real_image.png, random_samples/0..N-1.png, and
       in retarget mode random_samples_scale_h_<h>_scale_w_<w>/ for (1, 2), (2, 1), (2, 2);
-    animation: start_scale=<s>_alpha=0.1_beta=<b>.gif for s in 0, 1, 2 and b in 0.80..0.95;
+    animation: start_scale=<s>_alpha=0.1_beta=<b>.gif for s in 0, 1, 2 and b in 0.80..0.95
+      (format "mp4": .mp4, H.264);
     harmonization, editing (naive_img required): <naive stem>/harmonized_wo_mask.png (or
       edited_...), and harmonized_w_mask.png when <naive>_mask<ext> exists.
     """
@@ -178,10 +179,12 @@ def evaluate(model: ConSinGAN, out_folder, num_samples: int = 50, naive_img=None
             write_images(out_folder / name, samples)
             written.append(out_folder / name)
     elif mode == "animation":
+        check_format(format)
         for start_scale in GIF_START_SCALES[:model.num_scales]:
             for beta in GIF_BETAS:
-                path = out_folder / f"start_scale={start_scale}_alpha=0.1_beta={beta:.2f}.gif"
-                write_gif(path, model.animate(0.1, beta, start_scale, num_frames, generator))
+                path = out_folder / f"start_scale={start_scale}_alpha=0.1_beta={beta:.2f}.{format}"
+                write_animation(path, model.animate(0.1, beta, start_scale, num_frames,
+                                                    generator), format=format)
                 written.append(path)
     else:
         if naive_img is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from . import ArgumentParser
+from ..apps.animation import FORMATS, check_format
 from ..consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
 from ..image_io import IMAGES_DIR
 from ..layers import ANIMATION_MIN_SIZE
@@ -106,6 +107,15 @@ def add_checkpoint_argument(parser: ArgumentParser) -> None:
                              "continues it where it was (0: only on Ctrl-C or SIGTERM)")
 
 
+def add_format_argument(parser: ArgumentParser) -> None:
+    """--format gif|mp4, for the scripts that write animations; MP4 without PyAV installed is
+    refused when the options are checked (check_arguments)."""
+    parser.add_argument("--format", choices=FORMATS, default="gif",
+                        help="animation file format: an endlessly looping GIF, or an H.264 MP4 "
+                             "that browsers and phones play (needs PyAV: pip install -r "
+                             "requirements-video.txt)")
+
+
 def check_arguments(parser: ArgumentParser, args) -> None:
     """Checks that involve several options: one clear line each, from argument parsing."""
     if args.min_size > args.max_size:
@@ -113,6 +123,8 @@ def check_arguments(parser: ArgumentParser, args) -> None:
     if args.not_cuda:
         args.device = "cpu"
     check_device(parser, args.device)
+    if getattr(args, "format", "gif") != "gif":
+        check_format(args.format)
     if getattr(args, "amp", "none") != "none":
         from singan.devices import amp_slowdown, resolve_device
         reason = amp_slowdown(resolve_device(args.device), args.amp)
