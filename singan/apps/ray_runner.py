@@ -142,7 +142,8 @@ def _stderr_to_file() -> Iterator[Callable[[], str]]:
 
 def _refusal(cluster: Cluster, err, said: str) -> str:
     """One line for a cluster that cannot be joined."""
-    if "InvalidAuthToken" in said or "Unauthenticated" in said:
+    if "InvalidAuthToken" in said or "Unauthenticated" in said or \
+            type(err).__name__ == "AuthenticationError":   # Ray >= 2.60: no token found here
         given = "RAY_AUTH_TOKEN is not its token" if os.environ.get("RAY_AUTH_TOKEN") \
             else "RAY_AUTH_TOKEN is not set"
         return (f"the Ray cluster at {cluster.address} refused this run: it requires its "
@@ -165,7 +166,8 @@ def _connected(ray, cluster: Cluster):
         try:
             with _stderr_to_file() as said:
                 ray.init(address=cluster.address, runtime_env=code_environment(), **quiet)
-        except (ConnectionError, ValueError, RuntimeError) as err:
+        except (ConnectionError, ValueError, RuntimeError,
+                getattr(ray.exceptions, "AuthenticationError", RuntimeError)) as err:
             raise SinGANError(_refusal(cluster, err, said())) from None
     else:
         try:
