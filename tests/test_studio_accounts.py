@@ -183,6 +183,39 @@ def test_a_user_cannot_reach_another_users_work(server):
     assert bob.predict(api_name="/stop") == "No training to stop."
 
 
+def outputs_until(job, words, seconds=90):
+    """The latest outputs of a streaming call once its status has `words` in it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        outputs = job.outputs()
+        if outputs and words in outputs[-1][0]:
+            return outputs[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no {words!r} in {job.outputs()[-1:]}")
+
+
+def test_the_servers_training_limit_one_per_user(server):
+    """max_trainings=2: alice's second training waits while hers runs, though bob's starts at
+    once beside it; bob's Stop stops his own only."""
+    alice, bob = server.client("alice"), server.client("bob")
+    long = ("SinGAN", "generation", 40, "15", 2000, 0.75, 3, 0, "cpu")
+    a1 = alice.submit("astronaut.png", None, *long, api_name="/train")
+    outputs_until(a1, "iteration")
+    a2 = alice.submit("chelsea.png", None, *long, api_name="/train")
+    assert "waiting in the queue (1 training ahead)" in outputs_until(a2, "waiting")[0]
+    b1 = bob.submit("astronaut.png", None, *long, api_name="/train")
+    assert "running" in outputs_until(b1, "iteration")[0]
+    assert "waiting in the queue" in a2.outputs()[-1][0]           # still: one per user
+    assert "Stop asked" in bob.predict(api_name="/stop")
+    assert "stopped" in b1.result()[0]
+    assert "running" in a1.outputs()[-1][0] and not a1.done()    # bob's Stop was his own
+    alice.predict(api_name="/stop")
+    assert "stopped" in a1.result()[0]
+    outputs_until(a2, "iteration")                                 # her next one starts
+    alice.predict(api_name="/stop")
+    assert "stopped" in a2.result()[0]
+
+
 def test_only_the_user_who_started_a_training_can_stop_it(monkeypatch, tmp_path):
     started = threading.Event()
 

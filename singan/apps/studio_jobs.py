@@ -284,7 +284,7 @@ class Job:
             return f"{head}: starting"
         if self.state == "queued":
             return (f"{head}: waiting in the queue ({waiting_ahead} training"
-                    f"{'s' if waiting_ahead != 1 else ''} ahead; one runs at a time)")
+                    f"{'s' if waiting_ahead != 1 else ''} ahead)")
         lines = [f"{head}: {self.state}"]
         e = self.event
         if e is not None:
