@@ -11,13 +11,13 @@ writes H.264 MP4s instead (through PyAV: pip install -r requirements-video.txt).
 """
 from pathlib import Path
 
+from ..apps.animation import DEFAULT_ALPHA, DEFAULT_BETAS, FPS, NUM_FRAMES, animation
+from ..image_io import IMAGES_DIR
+from ..layers import ANIMATION_MIN_SIZE
+from . import find_image, resolve_seed
 from .options import (add_checkpoint_argument, add_format_argument, check_arguments,
                       config_from_args, fraction, get_arguments, non_negative_int,
                       positive_float, positive_int)
-from ..apps.animation import DEFAULT_ALPHA, DEFAULT_BETAS, FPS, NUM_FRAMES, animation
-from . import find_image, resolve_seed
-from ..image_io import IMAGES_DIR
-from ..layers import ANIMATION_MIN_SIZE
 
 
 def main():

@@ -9,11 +9,11 @@ start_scale=<n>_masked.png (the training image outside the dilated mask).
 """
 from pathlib import Path
 
-from .options import add_injection_arguments, check_arguments, config_from_args, get_arguments, \
-    model_dir_from_args
 from ..apps.generation import open_trained_model
 from ..apps.harmonize import masked_injection
 from . import resolve_seed
+from .options import (add_injection_arguments, check_arguments, config_from_args,
+                      get_arguments, model_dir_from_args)
 
 
 def main():

@@ -10,12 +10,13 @@ the mean and spread over the images printed beside the paper's values. One Ray t
 image, as main_train.py --input_dir. Without the Inception weights (SIFID/README.md) the SIFID
 columns say so and diversity is still measured.
 """
-from .options import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
-    cluster_from_args, get_arguments, positive_int, training_config_from_args
 from ..apps import many
 from ..apps.evaluate import protocol_table
-from . import resolve_seed
 from ..metrics import SIFIDOptions
+from . import resolve_seed
+from .options import (add_consingan_arguments, add_ray_arguments, check_arguments,
+                      check_consingan_arguments, check_ray_arguments, cluster_from_args,
+                      get_arguments, positive_int, training_config_from_args)
 
 
 def main():

@@ -9,11 +9,11 @@ mp4: MP4s);
 harmonization/editing: the naive image harmonized/edited (and blended with <image>_mask<ext>).
 Results go to Output/ConSinGAN/<image>/<model folder>/.
 """
-from .options import add_format_argument, add_gpu_argument, apply_gpu_argument, \
-    check_arguments, get_arguments, positive_int
 from ..apps.evaluate import evaluate, output_folder
 from ..apps.generation import open_model
 from . import resolve_seed
+from .options import (add_format_argument, add_gpu_argument, apply_gpu_argument,
+                      check_arguments, get_arguments, positive_int)
 
 
 def main():

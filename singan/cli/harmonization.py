@@ -10,11 +10,11 @@ Output/Harmonization/<image>/<R>_out/start_scale=<n>.png.
 """
 from pathlib import Path
 
-from .options import add_injection_arguments, check_arguments, config_from_args, get_arguments, \
-    model_dir_from_args
 from ..apps.generation import open_trained_model
 from ..apps.harmonize import masked_injection
 from . import resolve_seed
+from .options import (add_injection_arguments, check_arguments, config_from_args,
+                      get_arguments, model_dir_from_args)
 
 
 def main():

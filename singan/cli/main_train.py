@@ -5,16 +5,17 @@
     python main_train.py --model consingan --fine_tune --model_dir <model> --naive_img <image>
     python main_train.py --input_dir <folder> [...]      # one model per image, on Ray
 """
-from .options import add_ray_arguments, check_ray_arguments, add_consingan_arguments, check_arguments, check_consingan_arguments, \
-    add_checkpoint_argument, get_arguments, non_negative_int, training_config_from_args
 from .. import train_model
 from ..apps.evaluate import fine_tune_model
 from ..apps.generation import random_samples, samples_folder
 from ..apps.tensorboard_log import TensorBoardLog
-from .options import cluster_from_args
-from . import find_image, image_stem, resolve_seed
 from ..guards import check_writable
 from ..image_io import IMAGES_DIR
+from . import find_image, image_stem, resolve_seed
+from .options import (add_checkpoint_argument, add_consingan_arguments, add_ray_arguments,
+                      check_arguments, check_consingan_arguments, check_ray_arguments,
+                      cluster_from_args, get_arguments, non_negative_int,
+                      training_config_from_args)
 
 
 def main():

@@ -10,14 +10,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
-from . import ArgumentParser
 from ..apps.animation import FORMATS, check_format
-from ..consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
-from ..image_io import IMAGES_DIR
-from ..layers import ANIMATION_MIN_SIZE
 from ..apps.cluster import DEFAULT_CPUS_PER_MODEL, DEFAULT_GPUS_PER_MODEL, MAX_RETRIES, \
     Cluster
+from ..consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
 from ..hparams import SinGANConfig
+from ..image_io import IMAGES_DIR
+from ..layers import ANIMATION_MIN_SIZE
+from . import ArgumentParser
 
 
 def _typed(kind, test, what):

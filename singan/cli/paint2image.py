@@ -12,11 +12,11 @@ TrainedModels/<image>/scale_factor=<s>_paint/start_scale=<n>/ (later runs reuse 
 import argparse
 from pathlib import Path
 
-from .options import add_injection_arguments, check_arguments, config_from_args, get_arguments, \
-    model_dir_from_args
 from ..apps.generation import open_trained_model
 from ..apps.paint import paint2image
 from . import resolve_seed
+from .options import (add_injection_arguments, check_arguments, config_from_args,
+                      get_arguments, model_dir_from_args)
 
 
 def flag(text: str) -> bool:

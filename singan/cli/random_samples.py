@@ -8,14 +8,13 @@
 """
 import sys
 
-from .options import add_ray_arguments, check_ray_arguments, check_arguments, config_from_args, get_arguments, model_dir_from_args, \
-    positive_float, positive_int
-from ..apps.generation import open_trained_model, random_samples, \
-    samples_folder
-from .options import cluster_from_args
-from . import image_stem, resolve_seed
+from ..apps.generation import open_trained_model, random_samples, samples_folder
 from ..image_io import IMAGES_DIR
 from ..metrics import SIFID_SKIPPED, SIFIDOptions, sample_quality
+from . import image_stem, resolve_seed
+from .options import (add_ray_arguments, check_arguments, check_ray_arguments,
+                      cluster_from_args, config_from_args, get_arguments, model_dir_from_args,
+                      positive_float, positive_int)
 
 
 def main():

@@ -9,10 +9,10 @@ input scaled down to --max_size) and <image>_compare.png (bicubic upsampling | S
 """
 import argparse
 
-from .options import add_checkpoint_argument, check_arguments, config_from_args, get_arguments
 from ..apps.sr import MIN_SR_FACTOR, SR_ALPHA, super_resolution
-from . import find_image, resolve_seed
 from ..image_io import IMAGES_DIR
+from . import find_image, resolve_seed
+from .options import add_checkpoint_argument, check_arguments, config_from_args, get_arguments
 
 
 def sr_factor(text: str) -> float:
