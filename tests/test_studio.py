@@ -202,8 +202,18 @@ def test_paint_sr_and_animation(studio, tmp_path):
     assert read(result).shape == (27, 40, 3)
     bicubic, hr, files = call(studio, "/sr", MODEL, 2, 0)
     assert read(bicubic).shape == read(hr).shape == (54, 80, 3)
-    gif, _ = call(studio, "/animation", ANIMATION_MODEL, 1, 0.1, 0.9, 5, 10, 0)
-    assert iio.imread(gif, index=None).shape[0] == 5
+    gif, video, _ = call(studio, "/animation", ANIMATION_MODEL, 1, 0.1, 0.9, 5, 10, 0)
+    assert iio.imread(gif, index=None).shape[0] == 5 and video is None
+    av = pytest.importorskip("av")
+    gif, video, download = call(studio, "/animation", ANIMATION_MODEL, 1, 0.1, 0.9, 6, 12, 0,
+                                "mp4")
+    assert gif is None and Path(download).suffix == ".mp4"
+    with av.open(video["video"] if isinstance(video, dict) else video) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.average_rate == 12
+        assert sum(1 for _ in container.decode(stream)) == 6
+    refused = app_error(studio, "/animation", ANIMATION_MODEL, 1, 0.1, 0.9, 5, 10, 0, "avi")
+    assert refused.startswith("Format:") and "'avi'" in refused and "mp4" in refused
     assert "animation needs a model trained for it" in app_error(
         studio, "/animation", MODEL, 0, 0.1, 0.9, 5, 10, 0)
 

@@ -193,3 +193,7 @@ def test_screenshot_of_the_animation_tab(page):
     open_tab(page, "Animation")
     page.wait_for_timeout(300)
     screenshot(page, "animation")
+    assert page.locator("#animation-gif").is_visible()
+    page.get_by_label("MP4 (H.264: far smaller, plays everywhere)").check()
+    page.locator("#animation-video").wait_for(state="visible")   # MP4s play in a video player
+    assert not page.locator("#animation-gif").is_visible()

@@ -248,14 +248,20 @@ def build_animation_tab(actions: StudioActions, model) -> SimpleNamespace:
                                        label=ranged("Frames", check.NUM_FRAMES))
                 fps = gr.Number(10, label=ranged("Frames per second", check.FPS))
             seed = gr.Number(0, precision=0, label="Seed")
+            file_format = gr.Radio([("GIF", "gif"), ("MP4 (H.264: far smaller, plays everywhere)",
+                                                     "mp4")], value="gif", label="Format",
+                                   elem_id="animation-format")
             run = gr.Button("Run", variant="primary", elem_id="animation-run")
         with gr.Column():
             gif = gr.Image(label="Animation (an animation model: Train for animation)",
                            type="filepath", format="gif", height=420,
-                           elem_classes="studio-pixels")
+                           elem_classes="studio-pixels", elem_id="animation-gif")
+            video = gr.Video(label="Animation (MP4)", height=420, visible=False, loop=True,
+                             autoplay=True, elem_id="animation-video")
             download = gr.File(label="Download")
-    run.click(actions.animation, [model, start, alpha, beta, num_frames, fps, seed],
-              [gif, download], api_name="animation")
+    run.click(actions.animation, [model, start, alpha, beta, num_frames, fps, seed, file_format],
+              [gif, video, download], api_name="animation")
+    file_format.change(actions.show_format, file_format, [gif, video], **PRIVATE)
     return SimpleNamespace(start=start)
 
 

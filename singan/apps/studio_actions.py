@@ -24,6 +24,7 @@ import torch
 from ..errors import SinGANError
 from ..image_io import IMAGE_SUFFIXES, read_image
 from . import studio_checks as check
+from .animation import FORMATS, check_format
 from .harmonize import mask_path
 from .studio_jobs import (METHODS, PURPOSES, ModelCache, TrainingQueue, UploadFolder, animate,
                           blank_canvas, draw_samples, find_model, find_models, find_user_models,
@@ -397,9 +398,12 @@ class StudioActions:
         return self.writing(request, make)
 
     @user_errors
-    def animation(self, name, start_scale, alpha, beta, num_frames, fps, seed,
+    def animation(self, name, start_scale, alpha, beta, num_frames, fps, seed, format="gif",
                   request: gr.Request = None):
-        """Animation: a GIF of a random walk around the reconstruction."""
+        """Animation: a GIF or an MP4 (H.264) of a random walk around the reconstruction,
+        shown in the picture or the video player; (GIF or None, MP4 or None, the file)."""
+        format = check.one_of(format, "the format", FORMATS)
+        check_format(format)            # MP4 without PyAV: one line, before any drawing
         alpha, beta = (check.real(value, what, check.WALK)
                        for value, what in ((alpha, "alpha"), (beta, "beta")))
         num_frames = check.whole(num_frames, "the number of frames", check.NUM_FRAMES)
@@ -410,6 +414,12 @@ class StudioActions:
         start_scale = check.level(start_scale, "the start scale", range(model.num_scales))
 
         def make(out):
-            gif = animate(model, entry, out, start_scale, alpha, beta, num_frames, fps, seed)
-            return str(gif), str(gif)
+            made = str(animate(model, entry, out, start_scale, alpha, beta, num_frames, fps,
+                               seed, format))
+            return (made if format == "gif" else None), (made if format == "mp4" else None), made
         return self.writing(request, make)
+
+    @staticmethod
+    def show_format(format):
+        """The Animation tab shows a GIF as a picture and an MP4 in the video player."""
+        return gr.Image(visible=format != "mp4"), gr.Video(visible=format == "mp4")

@@ -532,9 +532,9 @@ def super_resolution(model: TrainedModel, entry: ModelEntry, out_root, sr_factor
 
 def animate(model: TrainedModel, entry: ModelEntry, out_root, start_scale: int = 0,
             alpha: float = 0.1, beta: float = 0.9, num_frames: int = 100, fps: float = 10,
-            seed: int = 0) -> Path:
-    """One GIF of an animation model (apps.animation.write_animations), where animation.py
-    writes it."""
+            seed: int = 0, format: str = "gif") -> Path:
+    """One GIF or MP4 (format) of an animation model (apps.animation.write_animations), where
+    animation.py writes it."""
     model.require("animation")
     return write_animations(model, entry.image, seed, out_root, [start_scale], [alpha], [beta],
-                            num_frames, fps)[0]
+                            num_frames, fps, format)[0]
