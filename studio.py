@@ -10,93 +10,12 @@ On a shared server every visitor signs in (README, "On a shared server"):
     python studio.py --auth_file studio_users.txt --add_user alice     # once per user
     python studio.py --host 0.0.0.0 --auth_file studio_users.txt \
         --ssl_certfile cert.pem --ssl_keyfile key.pem
+
+Its options and its work live in singan/cli/studio.py; `python -m singan studio --help` (or
+`singan studio` where singan is installed) is the same command.
 """
-import argparse
-import os
-import sys
-
-from singan.image_io import IMAGES_DIR
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to serve on (0.0.0.0: every network interface)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
-    parser.add_argument("--root", default="TrainedModels", help="folder of the trained models")
-    parser.add_argument("--out", default="Output", help="folder the results are written to")
-    parser.add_argument("--images", default=IMAGES_DIR, help="folder of the example images")
-    parser.add_argument("--device", default="auto",
-                        help="device of the applications (auto | cpu | cuda); training's is "
-                             "chosen in the page")
-    parser.add_argument("--auth_file", default=None,
-                        help="accounts, one 'user:hash' line each: every visitor signs in and "
-                             "has their own work (required with a --host beyond loopback)")
-    parser.add_argument("--add_user", default=None, metavar="NAME",
-                        help="add NAME to --auth_file (the password is asked twice, or read as "
-                             "two lines from standard input), then exit")
-    parser.add_argument("--max_trainings", type=int, default=None,
-                        help="trainings at once, each user at most one (default: one per GPU, "
-                             "else one)")
-    parser.add_argument("--user_quota", default="2GB",
-                        help="each user's space for uploads, results and trainings (with "
-                             "--auth_file)")
-    parser.add_argument("--ssl_certfile", default=None, help="serve HTTPS with this certificate")
-    parser.add_argument("--ssl_keyfile", default=None, help="...and this private key")
-    return parser.parse_args(argv)
-
-
-def studio_settings(args, accounts) -> dict:
-    """serve()'s account, limit and HTTPS settings from the options, checked."""
-    from singan.apps.studio_space import parse_size
-    from singan.errors import SinGANError
-    accounts.check_host(args.host, args.auth_file)
-    if args.max_trainings is not None and args.max_trainings < 1:
-        raise SinGANError(f"--max_trainings must be at least 1, got {args.max_trainings}")
-    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
-        raise SinGANError("HTTPS needs both --ssl_certfile and --ssl_keyfile")
-    for path in filter(None, (args.ssl_certfile, args.ssl_keyfile)):
-        if not os.path.isfile(path):
-            raise SinGANError(f"{path} does not exist (see the README's 'On a shared server' "
-                              "for making a certificate)")
-    return {"accounts": accounts.read_accounts(args.auth_file) if args.auth_file else None,
-            "quota_bytes": parse_size(args.user_quota), "max_trainings": args.max_trainings,
-            "ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile}
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    from singan.apps import studio_accounts as accounts
-    from singan.errors import SinGANError
-    if args.add_user:
-        if not args.auth_file:
-            raise SinGANError("--add_user needs --auth_file FILE (the account file to add the "
-                              "user to)")
-        accounts.add_user(args.auth_file, args.add_user, accounts.ask_password())
-        print(f"added {args.add_user} to {args.auth_file}")
-        return
-    settings = studio_settings(args, accounts)
-    try:
-        from singan.apps.studio import serve
-    except ImportError as err:
-        raise SinGANError(f"the studio needs gradio ({err}); pip install -r "
-                          "requirements-studio.txt") from None
-    from singan.guards import Terminated, raise_on_sigterm
-    demo, url = serve(args.host, args.port, args.root, args.out, args.images, args.device,
-                      **settings)
-    print(f"singan studio: {url}  (Ctrl-C stops it)", flush=True)
-    raise_on_sigterm()
-    try:
-        demo.block_thread()
-    except KeyboardInterrupt as stop:   # Ctrl-C, or SIGTERM (guards.Terminated)
-        print("stopping: the running training saves its running stage first", flush=True)
-        demo.studio_queue.shutdown()
-        demo.close()
-        if isinstance(stop, Terminated):
-            sys.exit(143)
-
+from singan.cli import run
+from singan.cli.studio import main
 
 if __name__ == "__main__":
-    from singan.cli import run
     run(main)

@@ -4,6 +4,7 @@ covered too), a user cannot reach another's results, trainings or models, failed
 an address out, the quota and the training limit hold, beyond-loopback without accounts is
 refused, and HTTPS works with a self-signed pair made here. Servers are bound to 127.0.0.1."""
 import contextlib
+import os
 import re
 import shutil
 import subprocess
@@ -380,6 +381,10 @@ def test_beyond_loopback_without_accounts_is_refused(tmp_path):
         done = run_studio("--host", host, "--port", str(free_port()))
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert done.stderr.count("\n") == 1 and "--add_user" in done.stderr, done.stderr
+    installed = subprocess.run([sys.executable, "-m", "singan", "studio", "--host", "0.0.0.0"],
+                               capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert installed.returncode == 2 and "--add_user" in installed.stderr   # the same command
     users = tmp_path / "users.txt"
     added = run_studio("--auth_file", str(users), "--add_user", "dana",
                        stdin="dana-password\ndana-password\n")

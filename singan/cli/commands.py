@@ -20,6 +20,7 @@ COMMANDS = {
     "animation": "animations of a trained image",
     "evaluate_model": "ConSinGAN's evaluation of a trained model",
     "evaluate_folder": "the SinGAN paper's Table 2 over a folder's models",
+    "studio": "the web studio (local, or a shared server with accounts)",
 }
 
 
