@@ -1,15 +1,9 @@
 """The local web studio: train SinGAN or ConSinGAN, draw samples, harmonize, edit, paint,
 super-resolve and animate in the browser.
 
-    pip install -r requirements-studio.txt
-    python studio.py                      # then open http://127.0.0.1:7860
-
-Served on this machine only (127.0.0.1) unless --host says otherwise; never shared publicly.
-On a shared server every visitor signs in (README, "On a shared server"):
-
-    python studio.py --auth_file studio_users.txt --add_user alice     # once per user
-    python studio.py --host 0.0.0.0 --auth_file studio_users.txt \
-        --ssl_certfile cert.pem --ssl_keyfile key.pem
+studio.py's options and work (its docstring has the commands; the README's "Web studio" and
+"On a shared server" the rest). Served on 127.0.0.1 unless --host says otherwise; a host beyond
+loopback needs --auth_file.
 """
 import argparse
 import os
