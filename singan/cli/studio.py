@@ -6,6 +6,7 @@ studio.py's options and work (its docstring has the commands; the README's "Web 
 loopback needs --auth_file.
 """
 import argparse
+import importlib
 import os
 import sys
 
@@ -72,8 +73,8 @@ def main(argv=None):
         print(f"added {args.add_user} to {args.auth_file}")
         return
     settings = studio_settings(args)
-    try:
-        from ..apps.studio import serve
+    try:   # gradio is optional: the page's module is imported only to serve it
+        serve = importlib.import_module("singan.apps.studio").serve
     except ImportError as err:
         raise SinGANError(f"the studio needs gradio ({err}); pip install -r "
                           "requirements-studio.txt") from None
