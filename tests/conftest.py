@@ -28,12 +28,14 @@ REFERENCE = SHARED / "reference"
 
 
 # The test files that take longest (seconds in one process on 2 cores: cluster 115, many 140,
-# reliability 95, train 95, apps 94, quality_vs_time 83, studio_browser 62, studio 56, design 36, api 27),
+# reliability 95, train 95, apps 94, quality_vs_time 83, studio_browser 62, studio 56, studio_accounts 50,
+# package 30, notebook 25, design 36, api 27),
 # run first: pytest-xdist hands whole files to its workers in collection order, so the long
 # ones start early and the two workers end together instead of one waiting for the other.
 LONGEST_FIRST = ("test_cluster.py", "test_many.py", "test_reliability.py", "test_long_runs.py",
                  "test_train.py", "test_apps.py",
                  "test_quality_vs_time.py", "test_studio_browser.py", "test_studio.py",
+                 "test_studio_accounts.py", "test_package.py", "test_notebook.py",
                  "test_design.py", "test_api.py")
 
 
