@@ -17,4 +17,4 @@ from .model import TrainedPyramid
 __all__ = ["ConSinGANConfig", "ProgressEvent", "SinGANConfig", "SinGANError", "TrainedModel",
            "TrainedPyramid", "TrainingStopped", "load_model", "model_folder", "read_image",
            "train_model"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"
