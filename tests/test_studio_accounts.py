@@ -183,6 +183,13 @@ def test_a_user_cannot_reach_another_users_work(server):
                      ).status_code == 403
     # bob's Stop never reaches alice's training
     assert bob.predict(api_name="/stop") == "No training to stop."
+    # nor does bob read alice's result stream by naming her Gradio session
+    with server.http("alice") as a, server.http("bob") as b:
+        for client, status in ((b, 403), (a, 200)):
+            for url in (f"/gradio_api/queue/data?session_hash={alice.session_hash}",
+                        f"/gradio_api/heartbeat/{alice.session_hash}"):
+                with client.stream("GET", url) as answer:
+                    assert answer.status_code == status, (url, status)
 
 
 def outputs_until(job, words, seconds=90):

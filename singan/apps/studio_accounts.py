@@ -5,8 +5,9 @@ The gate is an ASGI middleware wrapped around the whole web app (Gradio's routes
 added later), so there is one check and no route can forget it: without a valid session a
 request gets the sign-in page (a browser's page request) or 401 (anything else: the API, the
 queue, uploads, files, websockets); /login and /logout are the only routes it answers itself.
-It also keeps each user's files their own: a file route that names a path inside another
-user's folder is refused (403), and uploads through Gradio's own upload route count against
+It also keeps each user's files and results their own: a file route that names a path inside
+another user's folder is refused (403), so is a Gradio session (its result stream) named by
+another user than the one who opened it, and uploads through Gradio's own upload route count against
 the user's quota.
 
 The account file has one `name:hash` line per user; the hash is the standard library's scrypt
@@ -29,7 +30,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Optional
 from urllib.parse import parse_qs
@@ -250,6 +251,7 @@ class SignInGate:
         self.open_paths = set() if open_paths is None else open_paths   # emptied once started
         self.sessions: Dict[str, tuple] = {}  # token -> (user, expiry)
         self.throttle = Throttle()
+        self.session_owners: "OrderedDict[str, str]" = OrderedDict()   # Gradio session -> user
 
     # -- sessions --
 
@@ -294,7 +296,8 @@ class SignInGate:
         user = self.session_user(scope)
         if user is None:
             return await self.refuse(scope, send)
-        refusal = self.file_refusal(path, user) or self.upload_check(scope, path, user)
+        refusal = self.file_refusal(path, user) or self.upload_check(scope, path, user) or \
+            self.session_refusal(scope, path, user)
         if refusal:
             status, line = refusal
             return await _answer(send, status, _json(line))
@@ -318,6 +321,21 @@ class SignInGate:
                     if _inside(target, folder) and not _inside(target, folder / user):
                         return 403, "that file belongs to another user"
         return None
+
+    def session_refusal(self, scope, path: str, user: str):
+        """Gradio streams a client's results to whoever names its session hash (queue/data,
+        heartbeat): a hash belongs to the first user who names it, (403, the line) for any
+        other."""
+        named = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash")
+        if not named and "/heartbeat/" in path:
+            named = [path.rsplit("/heartbeat/", 1)[1].strip("/")]
+        if not named:
+            return None
+        owner = self.session_owners.setdefault(named[0], user)
+        self.session_owners.move_to_end(named[0])
+        while len(self.session_owners) > MAX_SESSIONS * 10:
+            self.session_owners.popitem(last=False)
+        return None if owner == user else (403, "that session belongs to another user")
 
     def upload_check(self, scope, path: str, user: str):
         if self.upload_refusal is None or scope["type"] != "http" or \
