@@ -192,6 +192,30 @@ def test_a_user_cannot_reach_another_users_work(server):
                     assert answer.status_code == status, (url, status)
 
 
+def test_my_space_shows_and_frees_a_users_own_work(server):
+    alice, bob = server.client("alice"), server.client("bob")
+    mine = "alice/" + SHARED_MODEL
+    if not (server.root / "studio" / "alice" / "rocket").is_dir():
+        alice.predict("rocket.png", None, "SinGAN", "generation", 40, "15", 3, 0.75, 6, 0,
+                      "cpu", api_name="/train")
+    alice.predict(mine, 2, 0, 1.0, 1.0, 0, False, api_name="/samples")
+    report, models = alice.predict(api_name="/space")
+    assert re.match(r"[\d.]+ [KM]B of 2\.00 GB used: trainings [\d.]+ [KM]B, results [\d.]+ KB, "
+                    r"uploads ", report), report
+    assert mine in str(models)
+    with pytest.raises(gradio_client.exceptions.AppError, match="no model"):
+        bob.predict(mine, api_name="/delete_training")          # not his to delete
+    assert (server.out / "studio" / "alice").is_dir()
+    assert "results are removed" in alice.predict(api_name="/delete_results")
+    assert not (server.out / "studio" / "alice").exists()
+    assert "is removed" in alice.predict(mine, api_name="/delete_training")
+    assert not (server.root / "studio" / "alice" / "rocket" / "scale_factor=0.750000,alpha=10"
+                ).exists()
+    assert (server.root / "rocket" / "scale_factor=0.750000,alpha=10").is_dir()   # shared stays
+    with pytest.raises(gradio_client.exceptions.AppError, match="no model"):
+        alice.predict(SHARED_MODEL, api_name="/delete_training")  # the shared ones: read-only
+
+
 def outputs_until(job, words, seconds=90):
     """The latest outputs of a streaming call once its status has `words` in it."""
     deadline = time.monotonic() + seconds

@@ -57,6 +57,11 @@ def test_sign_in_train_sample_sign_out_and_a_second_user_sees_nothing(browser_an
     alice.locator("#samples-run").click()
     alice.locator("#samples-gallery img").nth(15).wait_for()
     screenshot(alice, "signed_in_samples")
+    open_tab(alice, "My space")                             # what she holds against her quota
+    alice.wait_for_function("() => document.querySelector('#space-usage textarea').value"
+                            ".includes('of 2.00 GB used')")
+    assert "results 0 B" not in alice.locator("#space-usage textarea").input_value()
+    screenshot(alice, "my_space")
 
     bob = signed_in_page(browser, server, "bob")
     bob.wait_for_function("() => document.querySelector('#model-info').innerText"

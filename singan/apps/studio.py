@@ -134,6 +134,29 @@ def build_train_tab(actions: StudioActions, demo: gr.Blocks, refresh_models):
         event(actions.show_training_image, [example, upload], preview, **PRIVATE)
 
 
+def build_space_tab(actions: StudioActions, refresh_models) -> SimpleNamespace:
+    """A signed-in user's space: what it holds against the quota, and the means to free it."""
+    with gr.Row():
+        with gr.Column():
+            usage = gr.Textbox(label="Your space on this server", interactive=False,
+                               elem_id="space-usage")
+            look = gr.Button("Refresh", elem_id="space-refresh")
+            clear = gr.Button("Delete all my results (samples, harmonizations, ...)",
+                              variant="stop", elem_id="space-clear")
+        with gr.Column():
+            mine = gr.Dropdown([], label="My trainings", elem_id="space-models",
+                               allow_custom_value=True)
+            remove = gr.Button("Delete this training", variant="stop",
+                               elem_id="space-delete")
+            done = gr.Markdown(elem_id="space-done")
+    look.click(actions.my_space, None, [usage, mine], api_name="space")
+    clear.click(actions.delete_results, None, done, api_name="delete_results").then(
+        actions.my_space, None, [usage, mine], **PRIVATE)
+    remove.click(actions.delete_training, mine, done, api_name="delete_training").then(
+        actions.my_space, None, [usage, mine], **PRIVATE).then(*refresh_models, **PRIVATE)
+    return SimpleNamespace(refresh=(actions.my_space, None, [usage, mine]))
+
+
 def build_samples_tab(actions: StudioActions, model) -> SimpleNamespace:
     with gr.Row():
         with gr.Column(scale=1):
@@ -302,6 +325,10 @@ def build_studio(root="TrainedModels", out_root="Output", images_dir=IMAGES_DIR,
                                         ("animation", "Animation", build_animation_tab)):
                 with gr.Tab(title, id=key) as tab:
                     tabs[key] = (tab, builder(actions, model))
+            if accounts:
+                with gr.Tab("My space", id="space") as space_tab:
+                    space = build_space_tab(actions, refresh_models)
+                space_tab.select(*space.refresh, **PRIVATE)
         parts = {key: built for key, (_, built) in tabs.items()}
         described = [model_info, parts["samples"].start, parts["harmonize"].scale,
                      parts["paint"].scale, parts["animation"].start, parts["paint"].canvas]

@@ -13,6 +13,7 @@ the models of the root are shared and read-only.
 import functools
 import hashlib
 import html
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -265,6 +266,40 @@ class StudioActions:
     @user_errors
     def show_training_image(self, example, upload, request: gr.Request = None):
         return str(self.train_image(example, upload, request))
+
+    # -- My space (with accounts) --
+
+    @user_errors
+    def my_space(self, request: gr.Request = None):
+        """The user's space, and their own trainings to choose from."""
+        user = self.user(request)
+        if user is None:
+            raise SinGANError("without accounts there is no per-user space")
+        mine = [e.name for e in find_user_models(self.root, user)]
+        return self.space.report(user), gr.Dropdown(choices=mine, value=mine[-1] if mine
+                                                    else None)
+
+    @user_errors
+    def delete_results(self, request: gr.Request = None):
+        """Remove all of the user's results (samples, harmonizations, ...)."""
+        user = self.user(request)
+        if user is None:
+            raise SinGANError("without accounts there is no per-user space")
+        self.space.clear_results(user)
+        return f"your results are removed; {self.space.report(user)}"
+
+    @user_errors
+    def delete_training(self, name, request: gr.Request = None):
+        """Remove one of the user's own trained models (not one in training)."""
+        user = self.user(request)
+        if user is None:
+            raise SinGANError("without accounts there is no per-user space")
+        entry = find_model(self.root, name, find_user_models(self.root, user))
+        if self.queue.busy(entry.folder):
+            raise SinGANError(f"{entry.name} is training; Stop it first")
+        shutil.rmtree(entry.folder, ignore_errors=True)
+        shutil.rmtree(entry.folder.with_name(entry.folder.name + "_paint"), ignore_errors=True)
+        return f"{entry.name} is removed; {self.space.report(user)}"
 
     # -- the model and the tabs that use it --
 

@@ -355,6 +355,11 @@ class TrainingQueue:
             running = [j for j in jobs if j.state == "running"]
             return running[0] if running else (jobs[-1] if jobs else None)
 
+    def busy(self, folder: Path) -> bool:
+        """Whether a training into `folder` is queued or running."""
+        with self.changed:
+            return any(j.folder == Path(folder) and not j.done for j in self.jobs)
+
     def ahead(self, job: Job) -> int:
         """How many trainings run or wait before `job`."""
         with self.changed:

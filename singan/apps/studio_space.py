@@ -61,7 +61,13 @@ def folder_bytes(folder: Path) -> int:
 
 
 def _gb(nbytes: float) -> str:
-    return f"{nbytes / 1e9:.2f} GB"
+    """A size as people read it: '512 B', '32.4 KB', '1.3 MB', '2.00 GB'."""
+    if nbytes >= 1e9:
+        return f"{nbytes / 1e9:.2f} GB"
+    for unit, size in (("MB", 1e6), ("KB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.1f} {unit}"
+    return f"{int(nbytes)} B"
 
 
 def relocate(value, old: Path, new: Path):
@@ -118,6 +124,24 @@ class Workspace:
         return sent + sum(folder_bytes(f) for f in (self.models_root(user), self.results(user),
                                                     self.uploads(user)))
 
+    def report(self, user: str) -> str:
+        """What the user's space holds, in one line."""
+        parts = {"trainings": folder_bytes(self.models_root(user)),
+                 "results": folder_bytes(self.results(user)),
+                 "uploads": folder_bytes(self.uploads(user))}
+        total = self.usage(user)
+        quota = f" of {_gb(self.quota)}" if self.quota is not None else ""
+        return (f"{_gb(total)}{quota} used: " +
+                ", ".join(f"{name} {_gb(n)}" for name, n in parts.items()) +
+                (f", recent uploads {_gb(total - sum(parts.values()))}"
+                 if total > sum(parts.values()) else ""))
+
+    def clear_results(self, user: str) -> None:
+        """Remove the user's results and request scratch (their uploads of trainings stay:
+        a queued training still reads its image)."""
+        shutil.rmtree(self.results(user), ignore_errors=True)
+        shutil.rmtree(self.uploads(user) / "requests", ignore_errors=True)
+
     def refuse_if_full(self, user: Optional[str], adding: int = 0, what: str = "this") -> None:
         """A SinGANError when `adding` more bytes would take the user past the quota."""
         if user is None or self.quota is None:
@@ -127,8 +151,8 @@ class Workspace:
             raise SinGANError(f"{what} would take your space on this server past its quota "
                               f"({_gb(used)} used of {_gb(self.quota)}"
                               + (f", {_gb(adding)} more asked" if adding else "") +
-                              "); ask the server's owner for more, or for old results and "
-                              "trainings to be removed")
+                              "); free some on the My space tab, or ask the server's owner "
+                              "for more")
 
     def upload_refusal(self, user: str, nbytes: int) -> Optional[str]:
         """For the gate: None if the user may send nbytes to Gradio's upload route (recorded),
