@@ -371,7 +371,7 @@ def serve(host="127.0.0.1", port=7860, root="TrainedModels", out_root="Output",
     if accounts:
         open_paths = {STARTUP_PATH}
         space = demo.studio_actions.space
-        gate = Middleware(SignInGate, accounts=accounts, private=space.private_folders(),
+        gate = Middleware(SignInGate, accounts=accounts, foreign=space.foreign,
                           upload_refusal=space.upload_refusal,
                           secure_cookie=bool(ssl_certfile), open_paths=open_paths)
         secure = {"auth_dependency": user_of, "app_kwargs": {"middleware": [gate]}}

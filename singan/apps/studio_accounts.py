@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Optional
 from urllib.parse import parse_qs
 
 from ..errors import SinGANError
@@ -227,25 +227,22 @@ button {{ margin-top: 1.5em; width: 100%; padding: .6em; background: #ea580c; co
 
 # ---- the gate --------------------------------------------------------------------------------
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 class SignInGate:
     """ASGI middleware: every request needs a signed-in session, except /login and /logout.
 
-    accounts: {user: hash} (read_accounts). private: folders whose sub-folder <user>/ belongs
-    to that user (the studio's output and upload folders): a file route naming a path in one of
-    them must name the signed-in user's own. upload_refusal(user, nbytes): None, or the line
-    that refuses an upload of nbytes to Gradio's upload route (the user's quota).
+    accounts: {user: hash} (read_accounts). foreign(path, user): whether a resolved path lies
+    in another user's folders (studio_space.Workspace.foreign); a file route naming one is
+    refused. upload_refusal(user, nbytes): None, or the line that refuses an upload of nbytes
+    to Gradio's upload route (the user's quota).
     The user of a request is scope["singan_user"] (see user_of)."""
 
-    def __init__(self, app, accounts: Dict[str, str], private: Iterable[Path] = (),
+    def __init__(self, app, accounts: Dict[str, str],
+                 foreign: Optional[Callable[[Path, str], bool]] = None,
                  upload_refusal: Optional[Callable[[str, int], Optional[str]]] = None,
                  secure_cookie: bool = False, open_paths: Optional[set] = None):
         self.app = app
         self.accounts = dict(accounts)
-        self.private = [Path(p).resolve() for p in private]
+        self.foreign = foreign
         self.upload_refusal = upload_refusal
         self.secure_cookie = secure_cookie
         self.open_paths = set() if open_paths is None else open_paths   # emptied once started
@@ -307,19 +304,16 @@ class SignInGate:
     def file_refusal(self, path: str, user: str):
         """A file route naming a path inside another user's folder: (403, the line)."""
         for marker in ("/file=", "/file/"):
-            if marker in path:
+            if marker in path and self.foreign is not None:
                 named = path.split(marker, 1)[1]
                 if "://" in named:
                     return None
-                target = Path(os.path.abspath(named if named.startswith("/") else
-                                              os.path.join(os.getcwd(), named)))
                 try:
-                    target = target.resolve()
+                    target = Path(os.path.abspath(named)).resolve()   # as Gradio resolves it
                 except (OSError, RuntimeError):
                     return 403, "file not allowed"
-                for folder in self.private:
-                    if _inside(target, folder) and not _inside(target, folder / user):
-                        return 403, "that file belongs to another user"
+                if self.foreign(target, user):
+                    return 403, "that file belongs to another user"
         return None
 
     def session_refusal(self, scope, path: str, user: str):
@@ -364,11 +358,9 @@ class SignInGate:
         browser = "text/html" in _headers(scope).get("accept", "")
         wait = self.throttle.wait_left(address)
         if wait > 0:
-            line = (f"too many failed sign-ins from {address}: wait {wait:.0f} s before "
-                    "trying again")
-            return await _answer(send, 429, login_page(line) if browser else _json(line),
-                                 [(b"retry-after", str(int(wait + 1)).encode())],
-                                 content_type=b"text/html" if browser else None)
+            return await _refusal(send, 429, f"too many failed sign-ins from {address}: wait "
+                                  f"{wait:.0f} s before trying again", browser,
+                                  [(b"retry-after", str(int(wait + 1)).encode())])
         body = await _read_body(receive, MAX_FORM_BYTES)
         if body is None:
             return await _answer(send, 413, _json("the sign-in form is too large"))
@@ -382,9 +374,7 @@ class SignInGate:
             self.throttle.failed(address)
         await asyncio.sleep(max(0.0, ANSWER_FLOOR - (time.monotonic() - started)))
         if not good:
-            line = "wrong user name or password"
-            return await _answer(send, 401, login_page(line) if browser else _json(line),
-                                 content_type=b"text/html" if browser else None)
+            return await _refusal(send, 401, "wrong user name or password", browser)
         cookie = [(b"set-cookie", self.cookie(self.new_session(name), SESSION_SECONDS))]
         if browser:
             return await _answer(send, 303, b"", [(b"location", _root_url(scope))] + cookie)
@@ -440,6 +430,13 @@ async def _read_body(receive, limit: int) -> Optional[bytes]:
             return None
         if not message.get("more_body"):
             return body
+
+
+async def _refusal(send, status: int, line: str, browser: bool, headers=()):
+    """A sign-in refused: the sign-in page with the line for a browser, else JSON."""
+    if browser:
+        return await _answer(send, status, login_page(line), headers, b"text/html")
+    return await _answer(send, status, _json(line), headers)
 
 
 async def _answer(send, status: int, body: bytes, headers=(), content_type=None):

@@ -148,6 +148,16 @@ class StudioActions:
             raise SinGANError("sign in first")
         return user
 
+    def account(self, request) -> str:
+        """The signed-in user, for what exists with accounts only (My space)."""
+        user = self.user(request)
+        if user is None:
+            raise SinGANError("without accounts there is no per-user space")
+        return user
+
+    def user_models(self, user):
+        return find_user_models(self.space.models_root(user), user)
+
     def signed_in(self, request: gr.Request = None) -> str:
         """Who is signed in, and the way out."""
         return (f'Signed in as <b>{html.escape(str(self.user(request)))}</b> · '
@@ -156,7 +166,7 @@ class StudioActions:
     def entries(self, user):
         """The models a user may use: the root's (shared), then their own."""
         shared = find_models(self.root)
-        return shared if user is None else shared + find_user_models(self.root, user)
+        return shared if user is None else shared + self.user_models(user)
 
     def open(self, name, request=None):
         entry = find_model(self.root, name, self.entries(self.user(request)))
@@ -180,12 +190,15 @@ class StudioActions:
         """The upload folder of the request's user."""
         return self.uploads.of(self.user(request))
 
+    def keep_upload(self, upload, what: str, request) -> Path:
+        """An uploaded file kept in the user's upload folder, within their quota."""
+        user = self.user(request)
+        return self.scratch(request).keep_image(
+            upload, what, room=lambda size: self.space.refuse_if_full(user, size, "this upload"))
+
     def train_image(self, example, upload, request=None) -> Path:
         if upload:
-            user = self.user(request)
-            return self.scratch(request).keep_image(
-                upload, "the training image",
-                room=lambda size: self.space.refuse_if_full(user, size, "this upload"))
+            return self.keep_upload(upload, "the training image", request)
         if not isinstance(example, str) or example not in self.examples:
             raise SinGANError("choose an example image or upload a photo")
         return self.examples[example]
@@ -272,29 +285,23 @@ class StudioActions:
     @user_errors
     def my_space(self, request: gr.Request = None):
         """The user's space, and their own trainings to choose from."""
-        user = self.user(request)
-        if user is None:
-            raise SinGANError("without accounts there is no per-user space")
-        mine = [e.name for e in find_user_models(self.root, user)]
+        user = self.account(request)
+        mine = [e.name for e in self.user_models(user)]
         return self.space.report(user), gr.Dropdown(choices=mine, value=mine[-1] if mine
                                                     else None)
 
     @user_errors
     def delete_results(self, request: gr.Request = None):
         """Remove all of the user's results (samples, harmonizations, ...)."""
-        user = self.user(request)
-        if user is None:
-            raise SinGANError("without accounts there is no per-user space")
+        user = self.account(request)
         self.space.clear_results(user)
         return f"your results are removed; {self.space.report(user)}"
 
     @user_errors
     def delete_training(self, name, request: gr.Request = None):
         """Remove one of the user's own trained models (not one in training)."""
-        user = self.user(request)
-        if user is None:
-            raise SinGANError("without accounts there is no per-user space")
-        entry = find_model(self.root, name, find_user_models(self.root, user))
+        user = self.account(request)
+        entry = find_model(self.root, name, self.user_models(user))
         if self.queue.busy(entry.folder):
             raise SinGANError(f"{entry.name} is training; Stop it first")
         shutil.rmtree(entry.folder, ignore_errors=True)
@@ -369,10 +376,7 @@ class StudioActions:
         if painted or not mask_file:
             mask = mask_from_layers(layers)
         else:
-            user = self.user(request)
-            mask = read_image(self.scratch(request).keep_image(
-                mask_file, "the mask",
-                room=lambda size: self.space.refuse_if_full(user, size, "this upload")))
+            mask = read_image(self.keep_upload(mask_file, "the mask", request))
         scratch = self.scratch(request).new_folder()
 
         def make(out):
@@ -416,7 +420,7 @@ class StudioActions:
         beside the model when it is theirs (or there are no accounts), else at the same place
         in their own models folder (the root's models are read-only)."""
         mine = self.space.models_root(user)
-        if user is None or mine in entry.folder.parents:
+        if user is None or entry.folder.is_relative_to(mine):
             return entry.folder
         return mine / entry.image / entry.folder.name
 

@@ -63,11 +63,11 @@ def find_models(root=TRAINED_ROOT) -> List[ModelEntry]:
             for folder in find_model_folders(root)]
 
 
-def find_user_models(root, user: str) -> List[ModelEntry]:
-    """A signed-in user's own models (in <root>/studio/<user>/), named '<user>/<image>/<model
-    folder>' so that they never share a name with a model of the shared root."""
-    return [replace(entry, name=f"{user}/{entry.name}")
-            for entry in find_models(Path(root) / "studio" / user)]
+def find_user_models(folder, user: str) -> List[ModelEntry]:
+    """A signed-in user's own models (in their folder, studio_space.Workspace.models_root),
+    named '<user>/<image>/<model folder>' so that they never share a name with a model of the
+    shared root."""
+    return [replace(entry, name=f"{user}/{entry.name}") for entry in find_models(folder)]
 
 
 def find_model(root, name, models: Optional[List[ModelEntry]] = None) -> ModelEntry:

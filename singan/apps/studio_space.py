@@ -79,7 +79,7 @@ def relocate(value, old: Path, new: Path):
         return {k: relocate(v, old, new) for k, v in value.items()}
     if isinstance(value, (str, Path)):
         path = Path(value)
-        if path == old or old in path.parents:
+        if path.is_relative_to(old):
             moved = new / path.relative_to(old)
             return str(moved) if isinstance(value, str) else moved
     return value
@@ -106,9 +106,15 @@ class Workspace:
     def uploads(self, user: Optional[str]) -> Path:
         return self.uploads_root if user is None else self.uploads_root / user
 
-    def private_folders(self):
-        """The folders whose sub-folder <user>/ is that user's alone (for the sign-in gate)."""
-        return [self.out_root / STUDIO, self.uploads_root, self.root / STUDIO]
+    def foreign(self, path: Path, user: str) -> bool:
+        """Whether `path` (resolved) lies in another user's folders: the sign-in gate's check
+        of the files a request names."""
+        for area, own in ((self.out_root / STUDIO, self.results(user)),
+                          (self.uploads_root, self.uploads(user)),
+                          (self.root / STUDIO, self.models_root(user))):
+            if path.is_relative_to(area.resolve()) and not path.is_relative_to(own.resolve()):
+                return True
+        return False
 
     # -- the quota --
 
@@ -118,23 +124,25 @@ class Workspace:
             times.popleft()
         return sum(n for _, n in times)
 
-    def usage(self, user: str) -> int:
+    def holdings(self, user: str) -> Dict[str, int]:
+        """The user's bytes by kind: trainings, results, uploads, and what they sent to Gradio's
+        upload route within the last hour."""
         with self.lock:
             sent = self._recently_sent(user)
-        return sent + sum(folder_bytes(f) for f in (self.models_root(user), self.results(user),
-                                                    self.uploads(user)))
+        return {"trainings": folder_bytes(self.models_root(user)),
+                "results": folder_bytes(self.results(user)),
+                "uploads": folder_bytes(self.uploads(user)), "recent uploads": sent}
+
+    def usage(self, user: str) -> int:
+        return sum(self.holdings(user).values())
 
     def report(self, user: str) -> str:
         """What the user's space holds, in one line."""
-        parts = {"trainings": folder_bytes(self.models_root(user)),
-                 "results": folder_bytes(self.results(user)),
-                 "uploads": folder_bytes(self.uploads(user))}
-        total = self.usage(user)
+        parts = self.holdings(user)
         quota = f" of {_gb(self.quota)}" if self.quota is not None else ""
-        return (f"{_gb(total)}{quota} used: " +
-                ", ".join(f"{name} {_gb(n)}" for name, n in parts.items()) +
-                (f", recent uploads {_gb(total - sum(parts.values()))}"
-                 if total > sum(parts.values()) else ""))
+        return (f"{_gb(sum(parts.values()))}{quota} used: " +
+                ", ".join(f"{name} {_gb(n)}" for name, n in parts.items()
+                          if n or name != "recent uploads"))
 
     def clear_results(self, user: str) -> None:
         """Remove the user's results and request scratch (their uploads of trainings stay:
