@@ -425,6 +425,10 @@ def test_beyond_loopback_without_accounts_is_refused(tmp_path, monkeypatch):
                     stdin="erin-password\nerin-passw0rd\n")
     assert differ.returncode == 2 and "differ" in differ.stderr
     assert "erin" not in read_accounts(users)
+    for many in ("0", "64000"):                 # 1000x the most: refused before any thread
+        done = studio("--max_trainings", many, "--port", free_port())
+        assert done.returncode == 2
+        assert_one_line_error(done, "--max_trainings", "from 1 to 64")
     damaged = tmp_path / "damaged.txt"
     damaged.write_text("not an account line\n")
     done = studio("--host", "0.0.0.0", "--auth_file", damaged)

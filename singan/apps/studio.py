@@ -32,7 +32,7 @@ from .studio_actions import (CANVAS_STARTS, TASKS, StudioActions, log_line,  # n
                              progress_bar)
 from .studio_accounts import SignInGate, user_of                   # noqa: E402
 from .studio_jobs import MAX_UPLOAD_BYTES, METHODS, PURPOSES, UploadFolder  # noqa: E402
-from .studio_space import UPLOAD_WINDOW, default_max_trainings     # noqa: E402
+from .studio_space import UPLOAD_WINDOW, max_trainings as trainings_at_once  # noqa: E402
 
 MASK_BRUSH = ("#ff0000", 0.6)
 MAX_SCALE = 30           # the sliders' range until the page has described the chosen model
@@ -298,7 +298,7 @@ def build_studio(root="TrainedModels", out_root="Output", images_dir=IMAGES_DIR,
     accounts, each signed-in user's own work within quota_bytes, and at most max_trainings
     trainings at once (default: one per GPU, else one)."""
     actions = StudioActions(root, out_root, images_dir, app_examples, device, uploads,
-                            accounts, quota_bytes, max_trainings or default_max_trainings())
+                            accounts, quota_bytes, trainings_at_once(max_trainings))
     names = actions.model_names()
     # With accounts, Gradio's own copies of uploads and results are kept an hour at most.
     cache = (600, int(UPLOAD_WINDOW)) if accounts else None

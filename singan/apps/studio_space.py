@@ -28,9 +28,18 @@ STUDIO = "studio"
 UPLOAD_WINDOW = 3600.0     # s: Gradio's upload cache is emptied of files older than this
 
 
-def default_max_trainings() -> int:
-    """Trainings at once by default: one per GPU, else one."""
-    return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+MAX_TRAININGS = 64         # trainings at once: each is a worker thread of the server
+
+
+def max_trainings(asked: Optional[int] = None) -> int:
+    """Trainings at once: `asked` (1-MAX_TRAININGS), or by default one per GPU, else one."""
+    if asked is None:
+        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+    if isinstance(asked, bool) or not isinstance(asked, int) or \
+            not 1 <= asked <= MAX_TRAININGS:
+        raise SinGANError(f"--max_trainings must be a whole number from 1 to {MAX_TRAININGS}, "
+                          f"got {asked}")
+    return asked
 
 
 def parse_size(text: str) -> int:
@@ -44,7 +53,7 @@ def parse_size(text: str) -> int:
                           f"{str(text)[:40]!r}")
     size = float(match.group(1)) * units[match.group(2).lower()]
     if not 0 < size < 2 ** 62:
-        raise SinGANError(f"a size must be positive, got {text!r}")
+        raise SinGANError(f"a size must be positive and below 4 EB (exabytes), got {text!r}")
     return int(size)
 
 

@@ -11,7 +11,7 @@ import os
 import sys
 
 from ..apps import studio_accounts as accounts
-from ..apps.studio_space import parse_size
+from ..apps.studio_space import max_trainings, parse_size
 from ..errors import SinGANError
 from ..guards import Terminated, raise_on_sigterm
 from ..image_io import IMAGES_DIR
@@ -50,8 +50,7 @@ def parse_args(argv=None):
 def studio_settings(args) -> dict:
     """serve()'s account, limit and HTTPS settings from the options, checked."""
     accounts.check_host(args.host, args.auth_file)
-    if args.max_trainings is not None and args.max_trainings < 1:
-        raise SinGANError(f"--max_trainings must be at least 1, got {args.max_trainings}")
+    max_trainings(args.max_trainings)      # refused before the server starts
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         raise SinGANError("HTTPS needs both --ssl_certfile and --ssl_keyfile")
     for path in filter(None, (args.ssl_certfile, args.ssl_keyfile)):
