@@ -1,16 +1,20 @@
 """Reading and writing images as [1, 3, H, W] tensors in [-1, 1] (SPEC section 1), and
 the atomic file write every saved file goes through."""
 import errno
+import io
 import os
+import struct
 import tempfile
 import warnings
 from pathlib import Path
+from typing import BinaryIO, Optional, Tuple, Union
 
 import imageio.v3 as iio
 import numpy as np
 import torch
 
 from .errors import SinGANError
+from .resources import MAX_IMAGE_PIXELS, image_pixel_limit
 
 IMAGES_DIR = "Input/Images"   # where the scripts look for --input_name by default
 # The files taken as images wherever a folder is listed (the folder runner, the studio):
@@ -55,6 +59,240 @@ def _to_tensor(pixels: np.ndarray, path: Path) -> torch.Tensor:
     return x.expand(3, -1, -1)[None]                          # [1, 3, H, W]
 
 
+# ---- the size an image file declares, read before any decoder sees it ---------------------------
+#
+# A few tens of bytes of header can declare 40000 x 40000 pixels; a decoder allocates what the
+# header says before it reads a pixel (tifffile has no limit at all, Pillow's admits 178
+# megapixels). declared_size reads the header of the six formats the library takes, itself,
+# and refuses a file that declares more than fits, so that no decoder ever starts on it.
+
+HEADER_FORMATS = "PNG, JPEG, BMP, GIF, WebP or TIFF"
+MAX_HEADER_STEPS = 4096      # segments, blocks or directory entries read to find the size
+
+
+class _Damaged(Exception):
+    """The header ends early or contradicts itself."""
+
+
+class _Header:
+    """Bounded reads of a file's first bytes: exact lengths or _Damaged."""
+
+    def __init__(self, file: BinaryIO):
+        self.file = file
+
+    def read(self, n: int) -> bytes:
+        data = self.file.read(n)
+        if len(data) != n:
+            raise _Damaged("the file ends inside its header")
+        return data
+
+    def unpack(self, fmt: str):
+        return struct.unpack(fmt, self.read(struct.calcsize(fmt)))
+
+    def seek(self, offset: int) -> None:
+        if not 0 <= offset < 2 ** 40:
+            raise _Damaged(f"an offset ({offset}) outside any file")
+        self.file.seek(offset)
+
+    def skip(self, n: int) -> None:
+        self.seek(self.file.tell() + n)
+
+
+# Each reader returns (width, height, channels, bytes per sample) of the first frame.
+
+def _png(h: _Header):
+    length, kind = h.unpack(">I4s")
+    if kind != b"IHDR" or length != 13:
+        raise _Damaged("its first chunk is not IHDR")
+    width, height, depth, colour = h.unpack(">IIBB")
+    channels = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour)
+    if channels is None:
+        raise _Damaged(f"colour type {colour}")
+    return width, height, channels, 2 if depth == 16 else 1
+
+
+_JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg(h: _Header):
+    for _ in range(MAX_HEADER_STEPS):
+        if h.read(1) != b"\xff":
+            raise _Damaged("a segment does not start with 0xFF")
+        marker = h.read(1)[0]
+        while marker == 0xFF:                          # fill bytes
+            marker = h.read(1)[0]
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            continue                                   # markers without a length
+        if marker in (0xD9, 0xDA):
+            raise _Damaged("no frame header before the image data")
+        (length,) = h.unpack(">H")
+        if length < 2:
+            raise _Damaged("a segment shorter than its length field")
+        if marker in _JPEG_FRAMES:
+            precision, height, width, components = h.unpack(">BHHB")
+            return width, height, components, 2 if precision > 8 else 1
+        h.skip(length - 2)
+    raise _Damaged("too many segments before the frame header")
+
+
+def _bmp(h: _Header):
+    h.skip(14)                                         # 'BM', size, reserved, pixel offset
+    (size,) = h.unpack("<I")
+    if size == 12:                                     # OS/2 1.x core header
+        width, height, _, bits = h.unpack("<HHHH")
+    elif size >= 16:
+        width, height, _, bits = h.unpack("<iiHH")
+    else:
+        raise _Damaged(f"an information header of {size} bytes")
+    return abs(width), abs(height), 4, 1               # decoded as RGB(A)
+
+
+def _gif(h: _Header):
+    width, height, flags = h.unpack("<HHB")
+    h.skip(2)
+    if flags & 0x80:
+        h.skip(3 << ((flags & 7) + 1))                 # the global colour table
+    for _ in range(MAX_HEADER_STEPS):
+        block = h.read(1)
+        if block == b",":                              # the first frame's descriptor
+            left, top, frame_w, frame_h = h.unpack("<HHHH")
+            return max(width, left + frame_w), max(height, top + frame_h), 4, 1
+        if block != b"!":
+            raise _Damaged("no frame before the end")
+        h.skip(1)                                      # the extension's label
+        for _ in range(MAX_HEADER_STEPS):              # its sub-blocks
+            (n,) = h.unpack("B")
+            if n == 0:
+                break
+            h.skip(n)
+        else:
+            raise _Damaged("an extension too long")
+    raise _Damaged("too many extensions before the first frame")
+
+
+def _webp(h: _Header):
+    kind, _ = h.unpack("<4sI")
+    if kind == b"VP8X":                                # extended: the canvas, frames or not
+        h.skip(4)
+        w0, w1, w2, h0, h1, h2 = h.unpack("6B")
+        return 1 + (w0 | w1 << 8 | w2 << 16), 1 + (h0 | h1 << 8 | h2 << 16), 4, 1
+    if kind == b"VP8L":                                # lossless
+        signature, bits = h.unpack("<BI")
+        if signature != 0x2F:
+            raise _Damaged("a lossless stream without its signature")
+        return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF), 4, 1
+    if kind == b"VP8 ":                                # lossy
+        h.skip(3)
+        if h.read(3) != b"\x9d\x01\x2a":
+            raise _Damaged("a lossy frame without its start code")
+        width, height = h.unpack("<HH")
+        return width & 0x3FFF, height & 0x3FFF, 4, 1
+    raise _Damaged(f"a first chunk {kind!r}")
+
+
+_TIFF_TYPES = {3: "H", 4: "I", 16: "Q"}                # SHORT, LONG, LONG8: the size tags' types
+
+
+def _tiff(h: _Header, order: str, big: bool):
+    if big:
+        offset_size, zero = h.unpack(order + "HH")
+        if offset_size != 8 or zero:
+            raise _Damaged("a BigTIFF header with offsets of another size")
+        (first,) = h.unpack(order + "Q")
+    else:
+        (first,) = h.unpack(order + "I")
+    h.seek(first)                                      # the first page's directory
+    (count,) = h.unpack(order + ("Q" if big else "H"))
+    if count > MAX_HEADER_STEPS:
+        raise _Damaged(f"a directory of {count} entries")
+    tags = {}
+    entry = order + ("HHQ8s" if big else "HHI4s")
+    for _ in range(count):
+        tag, kind, n, value = h.unpack(entry)
+        if tag in (256, 257, 258, 277, 32997) and kind in _TIFF_TYPES and n >= 1:
+            size = struct.calcsize(_TIFF_TYPES[kind])
+            if n * size <= len(value):
+                tags[tag] = struct.unpack_from(order + _TIFF_TYPES[kind], value)[0]
+            elif tag == 258:                           # several samples: their first size
+                here = h.file.tell()
+                h.seek(struct.unpack(order + ("Q" if big else "I"), value)[0])
+                tags[tag] = h.unpack(order + _TIFF_TYPES[kind])[0]
+                h.seek(here)
+    if 256 not in tags or 257 not in tags:
+        raise _Damaged("its first page has no width or height")
+    if tags.get(32997, 1) != 1:
+        raise _Damaged(f"a volume {tags[32997]} images deep")
+    return tags[256], tags[257], tags.get(277, 1), max(1, -(-tags.get(258, 1) // 8))
+
+
+def _read_header(file: BinaryIO):
+    """(format, width, height, channels, bytes per sample) of the first frame."""
+    h = _Header(file)
+    start = file.read(16)
+    file.seek(0)
+    if start.startswith(b"\x89PNG\r\n\x1a\n"):
+        h.skip(8)
+        return ("PNG",) + _png(h)
+    if start.startswith(b"\xff\xd8"):
+        return ("JPEG",) + _jpeg(h)
+    if start.startswith(b"BM"):
+        return ("BMP",) + _bmp(h)
+    if start[:6] in (b"GIF87a", b"GIF89a"):
+        h.skip(6)
+        return ("GIF",) + _gif(h)
+    if start[:4] == b"RIFF" and start[8:12] == b"WEBP":
+        h.skip(12)
+        return ("WebP",) + _webp(h)
+    for order, mark in (("<", b"II"), (">", b"MM")):
+        if start[:2] == mark and start[2:4] in (struct.pack(order + "H", 42),
+                                                 struct.pack(order + "H", 43)):
+            h.skip(4)
+            return ("TIFF",) + _tiff(h, order, start[2:4] == struct.pack(order + "H", 43))
+    return None
+
+
+def declared_size(source: Union[str, os.PathLike, bytes], max_pixels: Optional[int] = None,
+                  name: Optional[str] = None) -> Tuple[int, int]:
+    """(height, width) that an image file (a path, or its bytes) declares in its header, read
+    without decoding anything: PNG, JPEG, BMP, GIF, WebP or TIFF; of an animation or a
+    multi-page file, its first frame (the one read_image reads). A SinGANError in one line
+    when it is none of those, its header is damaged, it is empty, it has more than four
+    channels, or it declares more than `max_pixels` (default resources.MAX_IMAGE_PIXELS;
+    fewer where the memory free now could not hold its decoding: resources.image_pixel_limit).
+    Samples wider than 8 bytes a pixel count as that many more pixels."""
+    name = name or (str(source) if not isinstance(source, bytes) else "the image")
+    limit = image_pixel_limit(MAX_IMAGE_PIXELS if max_pixels is None else max_pixels)
+    try:
+        with (io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")) as file:
+            found = _read_header(file)
+    except FileNotFoundError:
+        raise SinGANError(f"image not found: {name}") from None
+    except IsADirectoryError:
+        raise SinGANError(f"{name} is a folder, not an image file") from None
+    except OSError as err:
+        raise SinGANError(f"cannot read {name}: {err.strerror or err}") from None
+    except (_Damaged, struct.error, OverflowError) as err:
+        raise SinGANError(f"cannot read {name} as an image: its header is damaged ({err}); "
+                          f"use an undamaged {HEADER_FORMATS} file") from None
+    if found is None:
+        raise SinGANError(f"cannot read {name} as an image: it is not a {HEADER_FORMATS} "
+                          "file (or it is damaged or empty)")
+    kind, width, height, channels, sample_bytes = found
+    if width == 0 or height == 0:
+        raise SinGANError(f"{name}: its {kind} header declares an empty image ({width} x "
+                          f"{height} px); use another file")
+    if not 1 <= channels <= 4:
+        raise SinGANError(f"{name}: not a single still image ({channels} channels); save it "
+                          "as an RGB PNG or JPEG")
+    weight = max(1, -(-channels * sample_bytes // 8))
+    if width * height * weight > limit:
+        wide = "" if weight == 1 else f" of {channels * sample_bytes} bytes"
+        raise SinGANError(f"{name} declares {width} x {height} px ({width * height / 1e6:.0f} "
+                          f"megapixels{wide}), more than the {limit / 1e6:.0f} megapixels an "
+                          "image may have here; downscale it first")
+    return height, width
+
+
 def _decode(path: Path) -> np.ndarray:
     """The first frame of an image file as an array, upright.
 
@@ -70,7 +308,10 @@ def _decode(path: Path) -> np.ndarray:
     if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
         return iio.imread(path, index=0, plugin="pillow", rotate=True, mode="RGB")
     if path.suffix.lower() in (".tif", ".tiff"):
-        return _imread_any_plugin(path)
+        try:    # the first page (declared_size bounded it), not the whole first series
+            return iio.imread(path, plugin="tifffile", index=0, page=0)
+        except Exception:   # not a TIFF after all: let imageio pick a plugin
+            return _imread_any_plugin(path)
     try:
         return iio.imread(path, index=0, plugin="pillow", rotate=True)
     except Exception:   # not a Pillow format: let imageio pick a plugin
@@ -86,17 +327,15 @@ def _imread_any_plugin(path: Path) -> np.ndarray:
         return iio.imread(path, index=0)
 
 
-def read_image(path, device="cpu") -> torch.Tensor:
+def read_image(path, device="cpu", max_pixels: Optional[int] = None) -> torch.Tensor:
     """Read an image file as a [1, 3, H, W] float32 tensor in [-1, 1].
 
     Raises SinGANError with a clear message when the file is missing, is a folder, or cannot be
-    decoded as an image.
+    decoded as an image, and before any decoding when its header declares more pixels than
+    max_pixels or than fit (declared_size).
     """
     path = Path(path)
-    if not path.exists():
-        raise SinGANError(f"image not found: {path}")
-    if path.is_dir():
-        raise SinGANError(f"{path} is a folder, not an image file")
+    declared_size(path, max_pixels)
     try:
         pixels = np.asarray(_decode(path))
     except Exception as err:  # every decoder failure means the same thing to the user

@@ -48,6 +48,11 @@ DRAW_UNITS = 3              # forward only: input, output and a workspace of a c
 DRAW_TILE_BYTES = 0.5e9     # a generator pass needing more is drawn in tiles (exact)
 PNG_BYTES_PER_PIXEL = 3.2   # an 8-bit RGB PNG of a photo-like sample, at most (noise: ~3)
 HEADROOM = 0.9              # use at most this share of what is free
+# Reading an image file (singan.image_io.read_image): the decoder's array, its channel-first
+# copy and the float32 tensor. Measured peak RSS per pixel of a 4000 x 3000 file: 8-bit RGB
+# PNG 18.7 B, 8-bit RGBA PNG 19.6 B, 16-bit gray PNG 22.6 B, 16-bit RGBA TIFF 27.0 B.
+READ_BYTES_PER_PIXEL = 32
+MAX_IMAGE_PIXELS = 250_000_000   # the most any image file may declare, whatever is free
 
 
 # ---- what there is ------------------------------------------------------------------------------
@@ -366,6 +371,16 @@ def check_sr(h: int, w: int, nfc: int, sr_factor: float, iter_num: int, device,
     out = f"{int(sr_factor * w)} x {int(sr_factor * h)} px"
     require_memory(needed, device, f"super-resolution by --sr_factor {sr_factor:g} ({out})",
                    "--sr_factor (or the input's size, --max_size)", "needs")
+
+
+def image_pixel_limit(most: int = MAX_IMAGE_PIXELS) -> int:
+    """The most pixels an image file may declare to be read (singan.image_io.declared_size):
+    `most`, or fewer where the memory free now could not hold its decoding
+    (READ_BYTES_PER_PIXEL each, with HEADROOM)."""
+    free = free_memory("cpu")
+    if free is None:
+        return most
+    return max(1, min(most, int(free * HEADROOM / READ_BYTES_PER_PIXEL)))
 
 
 def image_shape(path) -> Optional[Tuple[int, int]]:

@@ -5,6 +5,7 @@ appears). The studio's and the folder runner's own tables are in test_studio.py 
 test_many.py; this one covers training, samples, the applications and the evaluation.
 """
 import hashlib
+import os
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -197,3 +198,145 @@ def test_hostile_calls_of_the_python_api_raise_singan_error(work):
 def test_the_table_is_large_enough():
     """The issue asks for at least 30 hostile inputs across the entry points."""
     assert len(SCRIPT_CASES) >= 30 and len({c[0] for c in SCRIPT_CASES}) == len(SCRIPT_CASES)
+
+
+# ---- image files that declare more than they hold ------------------------------------------------
+#
+# image_io.declared_size reads the size a file declares in its header, itself, and refuses one
+# over the limit before any decoder (Pillow, tifffile, imageio's others) starts: a few bytes
+# of header can declare 40000 x 40000 pixels, and a decoder allocates what the header says.
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def declaring(fmt: str, width: int, height: int) -> bytes:
+    """The first bytes of a `fmt` file declaring width x height (headers only, no pixels)."""
+    import struct
+    if fmt == "png":
+        return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
+                                                                   8, 2, 0, 0, 0))
+    if fmt == "jpeg":
+        app = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0" + bytes(9)
+        return b"\xff\xd8" + app + b"\xff\xc0" + struct.pack(
+            ">HBHHB", 17, 8, min(height, 65535), min(width, 65535), 3) + bytes(9) + b"\xff\xda"
+    if fmt == "bmp":
+        return b"BM" + bytes(12) + struct.pack("<IiiHH", 40, width, -height, 1, 24) + bytes(24)
+    if fmt == "gif":
+        return (b"GIF89a" + struct.pack("<HHBBB", min(width, 65535), min(height, 65535), 0, 0,
+                                        0) + b"!\xf9\x04" + bytes(4) + b"\0" + b","
+                + struct.pack("<HHHHB", 0, 0, min(width, 65535), min(height, 65535), 0))
+    if fmt == "webp":
+        body = b"VP8X" + struct.pack("<I", 10) + bytes(4) + (width - 1).to_bytes(3, "little") \
+            + (height - 1).to_bytes(3, "little")
+        return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body
+    if fmt == "tiff":
+        entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (277, 3, 1, 3)]
+        out = b"II*\0" + struct.pack("<IH", 8, len(entries))
+        for tag, kind, n, value in entries:
+            value = struct.pack("<HH", value, 0) if kind == 3 else struct.pack("<I", value)
+            out += struct.pack("<HHI", tag, kind, n) + value
+        return out + bytes(4)
+    raise ValueError(fmt)
+
+
+FORMATS = ("png", "jpeg", "bmp", "gif", "webp", "tiff")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_declared_size_is_read_from_the_header_of_every_format(fmt, tmp_path):
+    from singan.image_io import declared_size
+    path = tmp_path / f"small.{fmt}"
+    path.write_bytes(declaring(fmt, 321, 123))
+    assert declared_size(path) == (123, 321)
+    real = tmp_path / f"real.{'jpg' if fmt == 'jpeg' else fmt}"
+    write_image(real, smooth_image(37, 53))                 # and a real file of the format
+    assert declared_size(real) == (37, 53)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_image_bomb_is_refused_before_any_decoder_sees_it(fmt, tmp_path, monkeypatch):
+    """40000 x 40000 declared in every format: the one-line
+    refusal comes from the header; the decoder is never called (it would fail the test)."""
+    from singan import image_io
+    path = tmp_path / f"bomb.{fmt}"
+    path.write_bytes(declaring(fmt, 40000, 40000))
+    monkeypatch.setattr(image_io, "_decode", lambda p: pytest.fail("decoded a bomb"))
+    with pytest.raises(SinGANError, match=r"declares \d+ x \d+ px .* more than the \d+ "
+                                          r"megapixels an image may have here") as refused:
+        image_io.read_image(path)
+    assert "\n" not in str(refused.value) and str(path) in str(refused.value)
+    with pytest.raises(SinGANError, match="more than the 1 megapixels"):
+        image_io.declared_size(declaring(fmt, 1001, 1000), max_pixels=1_000_000)
+
+
+def test_the_limit_follows_the_memory_free(monkeypatch):
+    """resources.image_pixel_limit: what the memory free could decode (READ_BYTES_PER_PIXEL a
+    pixel, with the checks' headroom), at most MAX_IMAGE_PIXELS."""
+    from singan import resources
+    monkeypatch.setenv("SINGAN_MAX_MEMORY", "1GB")
+    expected = int(1e9 * resources.HEADROOM / resources.READ_BYTES_PER_PIXEL)
+    assert resources.image_pixel_limit() == expected < resources.MAX_IMAGE_PIXELS
+    monkeypatch.setenv("SINGAN_MAX_MEMORY", "1TB")
+    assert resources.image_pixel_limit() == resources.MAX_IMAGE_PIXELS
+
+
+def test_animations_and_pages_count_their_first_frame(tmp_path):
+    from singan.image_io import declared_size, read_image
+    frames = np.stack([smooth_image(20, 30, seed=s) for s in range(3)])
+    for suffix in ("gif", "webp", "tif"):
+        path = tmp_path / f"many.{suffix}"
+        iio.imwrite(path, frames)
+        assert declared_size(path) == (20, 30)
+        assert read_image(path).shape == (1, 3, 20, 30)
+
+
+def _header_cases():
+    """hypothesis: a format's magic, then fields of any size, cut anywhere, noise after."""
+    from hypothesis import strategies as st
+    sizes = st.integers(0, 2 ** 32 - 1)
+    made = st.builds(declaring, st.sampled_from(FORMATS), st.integers(1, 2 ** 24 - 1),
+                     st.integers(1, 2 ** 24 - 1))
+    cut = st.tuples(made, st.integers(0, 80), st.binary(max_size=40)).map(
+        lambda c: c[0][:c[1]] + c[2])
+    flipped = st.tuples(made, st.integers(0, 60), st.integers(0, 255)).map(
+        lambda c: c[0][:c[1]] + bytes([c[2]]) + c[0][c[1] + 1:])
+    magic = st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF89a",
+                             b"RIFF\0\0\0\0WEBPVP8", b"II*\0", b"MM\0*", b"II+\0\x08\0\0\0"])
+    noise = st.tuples(magic, st.binary(max_size=120)).map(lambda c: c[0] + c[1])
+    return st.one_of(made, cut, flipped, noise, st.builds(lambda n: n.to_bytes(4, "big"), sizes))
+
+
+HEADER_EXAMPLES = int(os.environ.get("SINGAN_FUZZ_EXAMPLES", "300"))
+
+
+def test_fuzzed_headers_give_a_size_within_the_limit_or_one_line():
+    """Crafted headers (declared sizes of any magnitude, cut short, a byte flipped, noise after
+    a format's magic): declared_size answers a size within the limit, or a SinGANError of one
+    line; nothing else is raised, and it reads no more than it must (memory stays flat)."""
+    import resource
+    from hypothesis import given, settings
+    from singan.image_io import declared_size
+    limit = 50_000_000
+    outcomes = {"size": 0, "refused": 0}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    @settings(max_examples=HEADER_EXAMPLES, derandomize=True, deadline=None, database=None)
+    @given(_header_cases())
+    def one(data):
+        try:
+            height, width = declared_size(data, max_pixels=limit)
+        except SinGANError as err:
+            assert "\n" not in str(err)
+            outcomes["refused"] += 1
+            return
+        assert 1 <= height * width <= limit
+        outcomes["size"] += 1
+
+    one()
+    assert sum(outcomes.values()) >= min(HEADER_EXAMPLES, 100) and min(outcomes.values()) > 0
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert grown < 50 * 1024, f"{grown} KiB"
+    print(f"header fuzz: {outcomes}")
