@@ -11,9 +11,9 @@ The page never reads or writes a path that a client sends: models are chosen by 
 server's list, uploads are copied into a temporary folder, results go under the output folder,
 in a folder of each client's own.
 
-On a shared server (accounts given), studio_accounts.SignInGate wraps the whole web app: every
-route, Gradio's and any added later, needs a signed-in session, and each user's work is
-their own (studio_space).
+On a shared server (accounts given), studio_gate.SignInGate wraps the whole web app: every
+request needs a signed-in session and passes only where the gate knows what Gradio will do
+with it, and each user's work is their own (studio_space). studio_server serves it.
 """
 import os
 import types
@@ -24,14 +24,18 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr   # noqa: E402  (after the analytics switch)
 
+from PIL import Image                                              # noqa: E402
 from starlette.middleware import Middleware                       # noqa: E402
 
-from ..image_io import IMAGES_DIR                                  # noqa: E402
+from ..image_io import IMAGES_DIR, declared_size                   # noqa: E402
+from ..errors import SinGANError                                   # noqa: E402
 from . import studio_checks as check                               # noqa: E402
 from .studio_actions import (CANVAS_STARTS, TASKS, StudioActions, log_line,  # noqa: E402
                              progress_bar)
-from .studio_accounts import SignInGate, user_of                   # noqa: E402
-from .studio_jobs import MAX_UPLOAD_BYTES, METHODS, PURPOSES, UploadFolder  # noqa: E402
+from .studio_gate import SignInGate, user_of                       # noqa: E402
+from .studio_jobs import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, METHODS, PURPOSES,  # noqa: E402
+                          UploadFolder)
+from .studio_server import StudioServer, studio_app                # noqa: E402
 from .studio_space import UPLOAD_WINDOW, max_trainings as trainings_at_once  # noqa: E402
 
 MASK_BRUSH = ("#ff0000", 0.6)
@@ -46,15 +50,39 @@ CSS = """
 
 # ---- input components that refuse a bad value with one line ------------------------------------
 
+def sent_images(component, payload):
+    """What a component's value makes Gradio decode: the files it names (FileData paths) and
+    the image editor's layers sent as blobs (bytes), walked in the payload."""
+    if payload is None:
+        return
+    blob_id = getattr(payload, "id", None)
+    if isinstance(blob_id, str):
+        yield from sent_images(component, getattr(component, "blob_storage", {}).get(blob_id))
+    if isinstance(payload, bytes):
+        yield payload
+    elif isinstance(getattr(payload, "path", None), str):
+        yield payload.path
+    elif isinstance(payload, (list, tuple)):
+        for item in payload:
+            yield from sent_images(component, item)
+    elif hasattr(payload, "__dict__") and not isinstance(payload, type):
+        for item in vars(payload).values():
+            yield from sent_images(component, item)
+
+
 def guarded_preprocess(self, payload):
     """A component's own preprocess (Gradio's checks of a request's value: a slider's range, a
     radio's choices, an image that must decode), refusing a bad value with a one-line gr.Error
-    and one line in the server's terminal instead of a traceback there."""
+    and one line in the server's terminal instead of a traceback there. An image component's
+    files are bounded before Gradio's decoder sees them (image_io.declared_size)."""
     try:
+        if isinstance(self, (gr.Image, gr.ImageEditor)):
+            for image in sent_images(self, payload):
+                declared_size(image, MAX_UPLOAD_PIXELS, name="the image")
         return type(self).preprocess(self, payload)
     except Exception as err:
-        text = err.message if isinstance(err, gr.Error) else (
-            f"not a valid value ({type(err).__name__})")
+        text = err.message if isinstance(err, gr.Error) else str(err) if isinstance(
+            err, SinGANError) else f"not a valid value ({type(err).__name__})"
         name = str(self.label or type(self).__name__).split("(")[0].split(":")[0]
         text = f"{name.strip(' .')}: {text}"
         log_line(f"studio: refused a request: {text.splitlines()[0][:300]}")
@@ -349,42 +377,39 @@ def build_studio(root="TrainedModels", out_root="Output", images_dir=IMAGES_DIR,
     return demo
 
 
-STARTUP_PATH = "/gradio_api/startup-events"   # launch() calls it before anyone can sign in
-
-
 def serve(host="127.0.0.1", port=7860, root="TrainedModels", out_root="Output",
           images_dir=IMAGES_DIR, device="auto", accounts=None, quota_bytes=2 * 10 ** 9,
-          max_trainings=None, ssl_certfile=None, ssl_keyfile=None):
-    """Build the page and serve it on http(s)://host:port (never shared publicly), in the
-    background; returns the Blocks (demo.block_thread() waits) and its address.
+          max_trainings=None, ssl_certfile=None, ssl_keyfile=None, trusted_proxies=(),
+          behind_tls_proxy=False):
+    """Build the page and serve it on http(s)://host:port (port 0: any free port), in the
+    background (studio_server); returns the Blocks (demo.block_thread() waits, demo.close()
+    stops it) and its address.
 
-    accounts: {user: hash} (studio_accounts.read_accounts): every route then needs a signed-in
-    session, and each user has their own work and quota_bytes of space. Whether a host may
-    be served without accounts is the caller's check (studio_accounts.check_host)."""
+    accounts: {user: hash} (studio_accounts.read_accounts): every request then passes the
+    sign-in gate (studio_gate), and each user has their own work and quota_bytes of space.
+    trusted_proxies: the addresses whose X-Forwarded-For / -Proto uvicorn believes (none by
+    default); behind_tls_proxy: browsers reach the studio by HTTPS through such a proxy.
+    Whether a host may be served so is the caller's check (studio_accounts.check_host)."""
     uploads = UploadFolder()
     demo = build_studio(root, out_root, images_dir, device=device, uploads=uploads,
                         accounts=bool(accounts), quota_bytes=quota_bytes,
                         max_trainings=max_trainings)
     demo.queue(default_concurrency_limit=1)
     Path(out_root).mkdir(parents=True, exist_ok=True)
-    secure = {}
+    # Gradio's image components decode with Pillow: its own bound, never above the studio's
+    Image.MAX_IMAGE_PIXELS = min(Image.MAX_IMAGE_PIXELS or MAX_UPLOAD_PIXELS, MAX_UPLOAD_PIXELS)
+    gate = None
     if accounts:
-        open_paths = {STARTUP_PATH}
         space = demo.studio_actions.space
         gate = Middleware(SignInGate, accounts=accounts, foreign=space.foreign,
-                          upload_refusal=space.upload_refusal,
-                          secure_cookie=bool(ssl_certfile), open_paths=open_paths)
-        secure = {"auth_dependency": user_of, "app_kwargs": {"middleware": [gate]}}
-    if ssl_certfile or ssl_keyfile:
-        # ssl_verify=False: only launch()'s request to itself skips the check (a lab's
-        # self-signed certificate); browsers check the certificate as usual.
-        secure.update(ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, ssl_verify=False)
-    _, url, _ = demo.launch(server_name=host, server_port=port, share=False, quiet=True,
-                            max_file_size=MAX_UPLOAD_BYTES, prevent_thread_lock=True,
-                            allowed_paths=[str(Path(out_root).resolve()),
-                                           str(uploads.folder), str(Path(images_dir).resolve()),
-                                           "Input"],
-                            footer_links=["api"], ssr_mode=False, css=CSS, **secure)
-    if accounts:
-        open_paths.clear()      # from now on the start-up route needs a session too
-    return demo, url
+                          upload_refusal=space.upload_refusal, secure=bool(ssl_certfile),
+                          behind_tls_proxy=behind_tls_proxy)
+    app = studio_app(demo, gate, auth_dependency=user_of if accounts else None,
+                     max_file_size=MAX_UPLOAD_BYTES, footer_links=["api"], ssr_mode=False,
+                     run_history=False, css=CSS,
+                     allowed_paths=[str(Path(out_root).resolve()), str(uploads.folder),
+                                    str(Path(images_dir).resolve()), str(Path("Input").resolve())])
+    server = StudioServer(app, host, port, ssl_certfile, ssl_keyfile, trusted_proxies)
+    server.start()
+    demo.server, demo.server_port, demo.local_url = server, server.port, server.url
+    return demo, server.url

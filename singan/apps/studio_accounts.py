@@ -1,39 +1,28 @@
-"""Accounts for the studio on a shared server: the account file, sign-in sessions, and the gate
-that every request passes through.
-
-The gate is an ASGI middleware wrapped around the whole web app (Gradio's routes and any
-added later), so there is one check and no route can forget it: without a valid session a
-request gets the sign-in page (a browser's page request) or 401 (anything else: the API, the
-queue, uploads, files, websockets); /login and /logout are the only routes it answers itself.
-It also keeps each user's files and results their own: a file route that names a path inside
-another user's folder is refused (403), so is a Gradio session (its result stream) named by
-another user than the one who opened it, and uploads through Gradio's own upload route count against
-the user's quota.
+"""Accounts for the studio on a shared server: the account file, the sign-in form, the throttle
+of sign-in attempts and the check of where the studio may be served (studio_gate's SignInGate,
+the gate every request passes through, uses them).
 
 The account file has one `name:hash` line per user; the hash is the standard library's scrypt
 with a random salt. A wrong password and an unknown user get the same answer after the same
 time (the unknown user's password is checked against a dummy hash, and every answer waits to
-the same floor). Five failed sign-ins from one address within a minute make that address wait
-before it may try again.
+the same floor). Every attempt is counted before its password is checked, per client address
+and per account name: the first FREE_TRIES failures cost nothing, each one after doubles the
+wait before the next (Throttle).
 """
-import asyncio
 import base64
 import getpass
 import hashlib
 import hmac
 import html
 import ipaddress
-import json
 import os
 import re
 import secrets
 import sys
 import tempfile
 import time
-from collections import OrderedDict, deque
 from pathlib import Path
-from typing import Callable, Dict, Optional
-from urllib.parse import parse_qs
+from typing import Dict, List, Optional, Sequence
 
 from ..errors import SinGANError
 
@@ -41,8 +30,9 @@ USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")   # also a folder n
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}      # about 16 MB and 50 ms a check
 COOKIE = "singan_session"
 SESSION_SECONDS = 12 * 3600                  # a sign-in lasts this long
-MAX_FAILURES, FAILURE_WINDOW = 5, 60.0       # this many failures within this many seconds...
-LOCKOUT_SECONDS = 60.0                       # ...make the address wait this long
+FREE_TRIES = 5               # failed sign-ins (per address, per account) that cost nothing...
+FIRST_WAIT, MAX_WAIT = 1.0, 300.0   # ...then a wait before the next, doubling up to this
+FAILURE_WINDOW = 900.0       # s: failures this old are forgotten
 ANSWER_FLOOR = 0.25                          # s: every sign-in answer takes at least this
 MAX_FORM_BYTES = 4096
 MAX_SESSIONS = 10000
@@ -156,51 +146,116 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_host(host: str, auth_file) -> None:
-    """Serving beyond loopback needs accounts: a SinGANError saying how to add one."""
-    if not is_loopback(host) and not auth_file:
+def check_host(host: str, auth_file, ssl_certfile=None, behind_tls_proxy: bool = False,
+               trusted_proxies: Sequence[str] = ()) -> None:
+    """Serving beyond loopback needs accounts and HTTPS (the studio's own certificate, or a TLS
+    proxy in front of it that the studio trusts): a SinGANError saying how, in one line."""
+    if behind_tls_proxy and not trusted_proxies:
+        raise SinGANError("--behind_tls_proxy needs --trusted_proxies ADDRESS (the proxy's "
+                          "address, e.g. 127.0.0.1): the studio takes the client's address and "
+                          "scheme from the proxy's headers, and from nobody else's")
+    if is_loopback(host):
+        return
+    if not auth_file:
         raise SinGANError(f"--host {host} serves the studio beyond this machine, which needs "
                           "accounts: add a user with 'python studio.py --auth_file "
                           "studio_users.txt --add_user NAME', then start it with --auth_file "
                           "studio_users.txt")
+    if not ssl_certfile and not behind_tls_proxy:
+        raise SinGANError(f"--host {host} without --ssl_certfile would send every password and "
+                          "session cookie across the network in clear text: give "
+                          "--ssl_certfile and --ssl_keyfile, or, behind a TLS proxy (nginx, "
+                          "caddy), --behind_tls_proxy --trusted_proxies PROXY_ADDRESS")
+
+
+def parse_proxies(text: Optional[str]) -> List[str]:
+    """--trusted_proxies 'A,B' -> ['A', 'B'], each an IP address or network; a SinGANError
+    naming one that is neither."""
+    found = []
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SinGANError(f"--trusted_proxies: {item[:60]!r} is not an IP address or network "
+                              "(e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+        found.append(item)
+    return found
 
 
 # ---- failed sign-ins, per address ------------------------------------------------------------
 
 class Throttle:
-    """Failed sign-ins per client address: MAX_FAILURES within FAILURE_WINDOW seconds lock the
-    address for LOCKOUT_SECONDS."""
+    """Sign-in attempts per client address and per account name. An attempt is counted as a
+    failure when it begins (begin(), before its password is checked, with nothing awaited in
+    between), so that attempts sent at once cannot all pass before the count does; a success
+    takes its own count back. After FREE_TRIES failures of an address or an account, the next
+    attempt waits FIRST_WAIT seconds, and each further failure doubles the wait, up to MAX_WAIT:
+    a growing delay rather than a lockout (a whole network behind one address, or the owner of
+    an account someone guesses at, still gets in, a little later). Failures older than
+    FAILURE_WINDOW are forgotten."""
 
-    def __init__(self, clock=time.monotonic, max_addresses: int = 100000):
-        self.clock, self.max_addresses = clock, max_addresses
-        self.failures: Dict[str, deque] = {}
-        self.locked_until: Dict[str, float] = {}
+    def __init__(self, clock=time.monotonic, max_keys: int = 100000):
+        self.clock, self.max_keys = clock, max_keys
+        self.records: Dict[tuple, list] = {}        # key -> [failures, last failure, ready at]
 
-    def wait_left(self, address: str) -> float:
-        """Seconds this address must still wait (0: it may try)."""
-        left = self.locked_until.get(address, 0.0) - self.clock()
-        if left <= 0:
-            self.locked_until.pop(address, None)
-        return max(0.0, left)
+    @staticmethod
+    def wait_after(failures: int) -> float:
+        """Seconds before the next attempt, after `failures` failures."""
+        if failures < FREE_TRIES:
+            return 0.0
+        return min(MAX_WAIT, FIRST_WAIT * 2.0 ** (failures - FREE_TRIES))
 
-    def failed(self, address: str) -> None:
+    def _record(self, key: tuple, now: float) -> Optional[list]:
+        record = self.records.get(key)
+        if record is not None and now - record[1] > FAILURE_WINDOW:
+            del self.records[key]
+            return None
+        return record
+
+    def begin(self, address: str, account: str) -> float:
+        """0 and the attempt counted, or the seconds still to wait (nothing counted)."""
         now = self.clock()
-        times = self.failures.setdefault(address, deque())
-        times.append(now)
-        while times and times[0] < now - FAILURE_WINDOW:
-            times.popleft()
-        if len(times) >= MAX_FAILURES:
-            self.locked_until[address] = now + LOCKOUT_SECONDS
-            times.clear()
-        if len(self.failures) > self.max_addresses:      # memory stays bounded
-            stale = [a for a, t in self.failures.items() if not t or t[-1] < now - FAILURE_WINDOW]
-            for a in stale or list(self.failures)[: len(self.failures) // 2]:
-                self.failures.pop(a, None)
+        keys = (("address", address), ("account", account))
+        wait = max([r[2] - now for r in map(lambda k: self._record(k, now), keys) if r] + [0.0])
+        if wait > 0:
+            return wait
+        for key in keys:
+            record = self.records.setdefault(key, [0, now, now])
+            record[0] += 1
+            record[1], record[2] = now, now + self.wait_after(record[0])
+        self._prune(now)
+        return 0.0
+
+    def succeeded(self, address: str, account: str) -> None:
+        """The attempt begun was right: its count taken back from the address, the account's
+        record cleared."""
+        now = self.clock()
+        self.records.pop(("account", account), None)
+        record = self.records.get(("address", address))
+        if record is not None:
+            record[0] = max(0, record[0] - 1)
+            record[2] = now + self.wait_after(record[0])
+
+    def wait_left(self, address: str, account: str = "") -> float:
+        """Seconds an attempt from `address` as `account` would still wait."""
+        now = self.clock()
+        records = [self._record(("address", address), now), self._record(("account", account), now)]
+        return max([r[2] - now for r in records if r] + [0.0])
+
+    def _prune(self, now: float) -> None:
+        """Memory stays bounded: forgotten records first, else the oldest half."""
+        if len(self.records) <= self.max_keys:
+            return
+        stale = [k for k, r in self.records.items() if now - r[1] > FAILURE_WINDOW]
+        for key in stale or sorted(self.records, key=lambda k: self.records[k][1])[
+                : len(self.records) // 2]:
+            self.records.pop(key, None)
 
 
 # ---- the sign-in page ------------------------------------------------------------------------
 
-def login_page(message: str = "") -> bytes:
+def login_page(message: str = "", token: str = "") -> bytes:
+    """The sign-in form, with `message` above it and the CSRF token `token` in it."""
     note = f'<p class="note" id="login-message">{html.escape(message)}</p>' if message else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>singan studio: sign in</title>
@@ -218,230 +273,9 @@ button {{ margin-top: 1.5em; width: 100%; padding: .6em; background: #ea580c; co
 </style></head>
 <body><form method="post" action="login">
 <h2>singan studio</h2>{note}
+<input type="hidden" name="csrf_token" value="{html.escape(token)}">
 <label>User <input name="username" id="username" autocomplete="username" required></label>
 <label>Password <input name="password" id="password" type="password"
        autocomplete="current-password" required></label>
 <button type="submit" id="login-button">Sign in</button>
 </form></body></html>""".encode()
-
-
-# ---- the gate --------------------------------------------------------------------------------
-
-class SignInGate:
-    """ASGI middleware: every request needs a signed-in session, except /login and /logout.
-
-    accounts: {user: hash} (read_accounts). foreign(path, user): whether a resolved path lies
-    in another user's folders (studio_space.Workspace.foreign); a file route naming one is
-    refused. upload_refusal(user, nbytes): None, or the line that refuses an upload of nbytes
-    to Gradio's upload route (the user's quota).
-    The user of a request is scope["singan_user"] (see user_of)."""
-
-    def __init__(self, app, accounts: Dict[str, str],
-                 foreign: Optional[Callable[[Path, str], bool]] = None,
-                 upload_refusal: Optional[Callable[[str, int], Optional[str]]] = None,
-                 secure_cookie: bool = False, open_paths: Optional[set] = None):
-        self.app = app
-        self.accounts = dict(accounts)
-        self.foreign = foreign
-        self.upload_refusal = upload_refusal
-        self.secure_cookie = secure_cookie
-        self.open_paths = set() if open_paths is None else open_paths   # emptied once started
-        self.sessions: Dict[str, tuple] = {}  # token -> (user, expiry)
-        self.throttle = Throttle()
-        self.session_owners: "OrderedDict[str, str]" = OrderedDict()   # Gradio session -> user
-
-    # -- sessions --
-
-    def session_user(self, scope) -> Optional[str]:
-        token = _cookies(scope).get(COOKIE)
-        found = self.sessions.get(token) if token else None
-        if found is None:
-            return None
-        user, expiry = found
-        if expiry < time.time() or user not in self.accounts:
-            self.sessions.pop(token, None)
-            return None
-        return user
-
-    def new_session(self, user: str) -> str:
-        now = time.time()
-        if len(self.sessions) >= MAX_SESSIONS:
-            for token in [t for t, (_, e) in self.sessions.items() if e < now] or \
-                    list(self.sessions)[: MAX_SESSIONS // 10]:
-                self.sessions.pop(token, None)
-        token = secrets.token_urlsafe(32)
-        self.sessions[token] = (user, now + SESSION_SECONDS)
-        return token
-
-    def cookie(self, token: str, max_age: int) -> bytes:
-        parts = [f"{COOKIE}={token}", "Path=/", "HttpOnly", "SameSite=Strict",
-                 f"Max-Age={max_age}"] + (["Secure"] if self.secure_cookie else [])
-        return "; ".join(parts).encode()
-
-    # -- ASGI --
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        path = scope.get("path", "")
-        if scope["type"] == "http" and path.rstrip("/") == "/login":
-            return await self.login(scope, receive, send)
-        if scope["type"] == "http" and path.rstrip("/") == "/logout":
-            return await self.logout(scope, send)
-        if path in self.open_paths:
-            return await self.app(scope, receive, send)
-        user = self.session_user(scope)
-        if user is None:
-            return await self.refuse(scope, send)
-        refusal = self.file_refusal(path, user) or self.upload_check(scope, path, user) or \
-            self.session_refusal(scope, path, user)
-        if refusal:
-            status, line = refusal
-            return await _answer(send, status, _json(line))
-        scope["singan_user"] = user
-        return await self.app(scope, receive, send)
-
-    def file_refusal(self, path: str, user: str):
-        """A file route naming a path inside another user's folder: (403, the line)."""
-        for marker in ("/file=", "/file/"):
-            if marker in path and self.foreign is not None:
-                named = path.split(marker, 1)[1]
-                if "://" in named:
-                    return None
-                try:
-                    target = Path(os.path.abspath(named)).resolve()   # as Gradio resolves it
-                except (OSError, RuntimeError):
-                    return 403, "file not allowed"
-                if self.foreign(target, user):
-                    return 403, "that file belongs to another user"
-        return None
-
-    def session_refusal(self, scope, path: str, user: str):
-        """Gradio streams a client's results to whoever names its session hash (queue/data,
-        heartbeat): a hash belongs to the first user who names it, (403, the line) for any
-        other."""
-        named = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash")
-        if not named and "/heartbeat/" in path:
-            named = [path.rsplit("/heartbeat/", 1)[1].strip("/")]
-        if not named:
-            return None
-        owner = self.session_owners.setdefault(named[0], user)
-        self.session_owners.move_to_end(named[0])
-        while len(self.session_owners) > MAX_SESSIONS * 10:
-            self.session_owners.popitem(last=False)
-        return None if owner == user else (403, "that session belongs to another user")
-
-    def upload_check(self, scope, path: str, user: str):
-        if self.upload_refusal is None or scope["type"] != "http" or \
-                scope.get("method") != "POST" or not path.rstrip("/").endswith("/upload"):
-            return None
-        length = _headers(scope).get("content-length")
-        if length is None or not length.isdigit():
-            return 411, "an upload must say its length (Content-Length)"
-        line = self.upload_refusal(user, int(length))
-        return (413, line) if line else None
-
-    async def refuse(self, scope, send):
-        if scope["type"] == "websocket":
-            return await send({"type": "websocket.close", "code": 1008})
-        if scope.get("method") in ("GET", "HEAD") and "text/html" in _headers(scope).get(
-                "accept", ""):
-            return await _answer(send, 303, b"", [(b"location", _login_url(scope))])
-        return await _answer(send, 401, _json("sign in first: POST your username and password "
-                                              "to /login"))
-
-    async def login(self, scope, receive, send):
-        if scope.get("method") != "POST":
-            return await _answer(send, 200, login_page(), content_type=b"text/html")
-        started = time.monotonic()
-        address = (scope.get("client") or ("?",))[0]
-        browser = "text/html" in _headers(scope).get("accept", "")
-        wait = self.throttle.wait_left(address)
-        if wait > 0:
-            return await _refusal(send, 429, f"too many failed sign-ins from {address}: wait "
-                                  f"{wait:.0f} s before trying again", browser,
-                                  [(b"retry-after", str(int(wait + 1)).encode())])
-        body = await _read_body(receive, MAX_FORM_BYTES)
-        if body is None:
-            return await _answer(send, 413, _json("the sign-in form is too large"))
-        form = parse_qs(body.decode("utf-8", "replace"))
-        name = (form.get("username") or [""])[0].strip()
-        password = (form.get("password") or [""])[0]
-        stored = self.accounts.get(name, DUMMY_HASH)
-        good = await asyncio.to_thread(check_password, password, stored)
-        good = good and name in self.accounts
-        if not good:
-            self.throttle.failed(address)
-        await asyncio.sleep(max(0.0, ANSWER_FLOOR - (time.monotonic() - started)))
-        if not good:
-            return await _refusal(send, 401, "wrong user name or password", browser)
-        cookie = [(b"set-cookie", self.cookie(self.new_session(name), SESSION_SECONDS))]
-        if browser:
-            return await _answer(send, 303, b"", [(b"location", _root_url(scope))] + cookie)
-        return await _answer(send, 200, b'{"success": true}', cookie)
-
-    async def logout(self, scope, send):
-        token = _cookies(scope).get(COOKIE)
-        self.sessions.pop(token, None)
-        return await _answer(send, 303, b"", [(b"location", _login_url(scope)),
-                                              (b"set-cookie", self.cookie("", 0))])
-
-
-def user_of(request) -> Optional[str]:
-    """The signed-in user of a request that passed a SignInGate (None without one): Gradio's
-    auth_dependency, so that a handler's gr.Request.username is that user."""
-    return request.scope.get("singan_user")
-
-
-# ---- small ASGI helpers ----------------------------------------------------------------------
-
-def _headers(scope) -> Dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1")
-            for k, v in scope.get("headers", [])}
-
-
-def _cookies(scope) -> Dict[str, str]:
-    found = {}
-    for part in _headers(scope).get("cookie", "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name:
-            found[name] = value
-    return found
-
-
-def _root_url(scope) -> bytes:
-    return ((scope.get("root_path") or "") + "/").encode()
-
-
-def _login_url(scope) -> bytes:
-    return ((scope.get("root_path") or "") + "/login").encode()
-
-
-def _json(line: str) -> bytes:
-    return json.dumps({"detail": line}).encode()
-
-
-async def _read_body(receive, limit: int) -> Optional[bytes]:
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if len(body) > limit:
-            return None
-        if not message.get("more_body"):
-            return body
-
-
-async def _refusal(send, status: int, line: str, browser: bool, headers=()):
-    """A sign-in refused: the sign-in page with the line for a browser, else JSON."""
-    if browser:
-        return await _answer(send, status, login_page(line), headers, b"text/html")
-    return await _answer(send, status, _json(line), headers)
-
-
-async def _answer(send, status: int, body: bytes, headers=(), content_type=None):
-    content_type = content_type or (b"application/json" if body[:1] == b"{" else b"text/plain")
-    head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store")] + list(headers)
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": body})

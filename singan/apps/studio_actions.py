@@ -27,10 +27,11 @@ from ..image_io import IMAGE_SUFFIXES, read_image
 from . import studio_checks as check
 from .animation import FORMATS, check_format
 from .harmonize import mask_path
-from .studio_jobs import (METHODS, PURPOSES, ModelCache, TrainingQueue, UploadFolder, animate,
-                          blank_canvas, draw_samples, find_model, find_models, find_user_models,
-                          from_uint8, harmonize, mask_from_layers, paint, palette,
-                          super_resolution, training_config, training_image)
+from .studio_jobs import (MAX_UPLOAD_PIXELS, METHODS, PURPOSES, ModelCache, TrainingQueue,
+                          UploadFolder, animate, blank_canvas, draw_samples, find_model,
+                          find_models, find_user_models, from_uint8, harmonize,
+                          mask_from_layers, paint, palette, super_resolution, training_config,
+                          training_image)
 from .studio_space import Workspace
 
 WATCH_EVERY = 1.0        # s: how often a page's progress is refreshed at the latest
@@ -160,8 +161,9 @@ class StudioActions:
 
     def signed_in(self, request: gr.Request = None) -> str:
         """Who is signed in, and the way out."""
-        return (f'Signed in as <b>{html.escape(str(self.user(request)))}</b> · '
-                '<a href="logout" id="sign-out">Sign out</a>')
+        return (f'<form method="post" action="logout" style="display: inline">Signed in as '
+                f'<b>{html.escape(str(self.user(request)))}</b> · <button type="submit" '
+                'id="sign-out" style="text-decoration: underline">Sign out</button></form>')
 
     def entries(self, user):
         """The models a user may use: the root's (shared), then their own."""
@@ -376,7 +378,8 @@ class StudioActions:
         if painted or not mask_file:
             mask = mask_from_layers(layers)
         else:
-            mask = read_image(self.keep_upload(mask_file, "the mask", request))
+            mask = read_image(self.keep_upload(mask_file, "the mask", request),
+                              max_pixels=MAX_UPLOAD_PIXELS)
         scratch = self.scratch(request).new_folder()
 
         def make(out):

@@ -41,6 +41,7 @@ from .paint import kmeans_colours, paint2image
 from .sr import super_resolve, sr_output_folder
 
 MAX_UPLOAD_BYTES = 25 * 2 ** 20          # uploads larger than this are refused
+MAX_UPLOAD_PIXELS = 50_000_000           # ...and images declaring more pixels (a 48 MP photo fits)
 REQUEST_FILES_SECONDS = 3600             # a request's scratch files are kept this long
 MAX_WAITING_PER_USER = 3                 # queued trainings of one signed-in user
 PURPOSES = ("generation", "animation", "harmonization", "editing")   # what a model is trained for
@@ -137,7 +138,7 @@ class UploadFolder:
         if size == 0:
             raise SinGANError(f"{name} is empty (0 bytes), not an image ({what})")
         try:
-            read_image(upload)
+            read_image(upload, max_pixels=MAX_UPLOAD_PIXELS)
         except SinGANError as err:
             raise SinGANError(str(err).replace(str(upload), name)) from None
         digest = hashlib.sha256(upload.read_bytes()).hexdigest()[:16]

@@ -3,7 +3,8 @@ super-resolve and animate in the browser.
 
 studio.py's options and work (its docstring has the commands; the README's "Web studio" and
 "On a shared server" the rest). Served on 127.0.0.1 unless --host says otherwise; a host beyond
-loopback needs --auth_file.
+loopback needs --auth_file, and HTTPS: --ssl_certfile, or --behind_tls_proxy with
+--trusted_proxies.
 """
 import argparse
 import importlib
@@ -23,7 +24,8 @@ def parse_args(argv=None):
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (0.0.0.0: every network interface)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on")
+    parser.add_argument("--port", type=int, default=7860,
+                        help="port to serve on (0: any free port; the address printed has it)")
     parser.add_argument("--root", default="TrainedModels", help="folder of the trained models")
     parser.add_argument("--out", default="Output", help="folder the results are written to")
     parser.add_argument("--images", default=IMAGES_DIR, help="folder of the example images")
@@ -44,12 +46,22 @@ def parse_args(argv=None):
                              "--auth_file)")
     parser.add_argument("--ssl_certfile", default=None, help="serve HTTPS with this certificate")
     parser.add_argument("--ssl_keyfile", default=None, help="...and this private key")
+    parser.add_argument("--trusted_proxies", default="", metavar="ADDRESSES",
+                        help="comma-separated addresses (or networks) of reverse proxies whose "
+                             "X-Forwarded-For / X-Forwarded-Proto headers are believed (default: "
+                             "nobody's; every other client's are ignored)")
+    parser.add_argument("--behind_tls_proxy", action="store_true",
+                        help="browsers reach the studio by HTTPS through a reverse proxy (one "
+                             "of --trusted_proxies) that forwards plain HTTP to it: cookies are "
+                             "Secure, and a --host beyond loopback needs no --ssl_certfile")
     return parser.parse_args(argv)
 
 
 def studio_settings(args) -> dict:
     """serve()'s account, limit and HTTPS settings from the options, checked."""
-    accounts.check_host(args.host, args.auth_file)
+    proxies = accounts.parse_proxies(args.trusted_proxies)
+    accounts.check_host(args.host, args.auth_file, args.ssl_certfile, args.behind_tls_proxy,
+                        proxies)
     max_trainings(args.max_trainings)      # refused before the server starts
     if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
         raise SinGANError("HTTPS needs both --ssl_certfile and --ssl_keyfile")
@@ -59,7 +71,8 @@ def studio_settings(args) -> dict:
                               "for making a certificate)")
     return {"accounts": accounts.read_accounts(args.auth_file) if args.auth_file else None,
             "quota_bytes": parse_size(args.user_quota), "max_trainings": args.max_trainings,
-            "ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile}
+            "ssl_certfile": args.ssl_certfile, "ssl_keyfile": args.ssl_keyfile,
+            "trusted_proxies": proxies, "behind_tls_proxy": args.behind_tls_proxy}
 
 
 def main(argv=None):
