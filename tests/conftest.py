@@ -1,10 +1,12 @@
-"""Shared test fixtures: the reference data folder, tiny images, running the scripts."""
+"""Shared test fixtures: the reference data folder, tiny images, running the scripts, a port
+handed to a server without a gap; hypothesis's settings for CI."""
 import contextlib
 import importlib
 import io
 import os
 import runpy
 import signal
+import socket
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings as hypothesis_settings
 
 # Tiny test images gain nothing from several threads, and threads fight with each other and
 # with the scripts the tests start: one thread per process.
@@ -22,6 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SINGAN_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference"
 
+
+# CI (CI=true, as .ci/run sets it) draws the same hypothesis examples on every run, from the
+# test's own source (derandomize), and keeps no example database between runs: a failure
+# there is a failure of the code, never of the draw. Elsewhere hypothesis explores afresh.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                                     print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 # `python -m pytest -q` runs everything; `-m "not slow"` leaves out the tests that train a
 # model (a check in about 2 minutes); `-m gpu` runs the CUDA tests only (skipped without CUDA).
@@ -71,6 +82,14 @@ def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
+def photo(name: str, h: int, w: int) -> np.ndarray:
+    """One of the example photos (Input/Images/<name>) made h x w by Pillow's Lanczos resize:
+    a natural image of a few colours for a tiny model to learn quickly (uint8 [h, w, 3])."""
+    from PIL import Image
+    with Image.open(ROOT / "Input" / "Images" / name) as image:
+        return np.asarray(image.convert("RGB").resize((w, h), Image.LANCZOS)).copy()
+
+
 def write_image(path: Path, pixels: np.ndarray) -> Path:
     import imageio.v3 as iio
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +104,24 @@ def ctrl_c_as_in_a_terminal() -> None:
     script that a test sends Ctrl-C (test_reliability's zygote, a separate interpreter, does
     the same for its children)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def reserved_port(host: str = "127.0.0.1"):
+    """A TCP port for a server the caller starts, handed over without a gap: yields a port
+    the kernel chose (bind to port 0) while a socket of this process stays bound to it, with
+    SO_REUSEADDR and never listening, until the block ends. Meanwhile no other bind to port 0
+    and no outgoing connection is given that port, and a plain bind to it fails; a server
+    that binds it with SO_REUSEADDR (uvicorn, hence Gradio, does) binds and listens on it.
+    (Closing the socket first and handing the number on, as a `free_port()` does, leaves a
+    moment in which another test's server or client can take it.)"""
+    holder = socket.socket()
+    try:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((host, 0))
+        yield holder.getsockname()[1]
+    finally:
+        holder.close()
 
 
 def run_script(script: str, *args, cwd, timeout=300):

@@ -5,7 +5,6 @@ import hashlib
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, optional
+from conftest import ROOT, optional, reserved_port
 
 optional("gradio")
 gradio_client = optional("gradio_client")
@@ -37,45 +36,88 @@ ANIMATION_MODEL = "rocket/scale_factor=0.750000_noise_padding"
 
 # ---- a studio server on tiny models --------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def train_tiny_models(root: Path) -> None:
     """A 40 px SinGAN model of 4 scales and a 32 px animation model, 3 iterations a scale."""
-    quiet = {"show_progress": False, "log": lambda line: None, "root": root, "device": "cpu"}
+    quiet = {"show_progress": False, "log": lambda line: None, "root": root, "device": "cpu",
+             "seed": 0}
     train_model(ROCKET, SinGANConfig(max_size=40, min_size=15, niter=3), **quiet)
     train_model(ROCKET, training_config("SinGAN", "animation", max_size=32, niter=3), **quiet)
 
 
+class ServerLog:
+    """What a server process prints, line by line, read by a thread of its own (so that the
+    server never blocks on a full pipe). A test reads the lines printed since it began
+    (`since(cursor)`, cursor = `mark()` at its start), so that what an earlier test's requests
+    made the server print is never held against a later one; `wait_for` waits, on an event
+    rather than a sleep, until the reader has seen what the server has printed."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self.changed = threading.Condition()
+        self.ended = False
+        self.stream = stream
+
+    def read_until(self, found, timeout: float) -> bool:
+        """Read lines here (before the reader thread starts) until found(line) is true."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.stream.readline()
+            if not line:
+                return False
+            self.lines.append(line)
+            if found(line):
+                return True
+        return False
+
+    def follow(self) -> None:
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.stream:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
+
+    def mark(self) -> int:
+        with self.changed:
+            return len(self.lines)
+
+    def since(self, cursor: int) -> str:
+        with self.changed:
+            return "".join(self.lines[cursor:])
+
+    def wait_for(self, ready, cursor: int = 0, timeout: float = 60) -> str:
+        """The text since `cursor` once ready(text) is true (or the time is up, or the server
+        has ended): the caller asserts on it."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.ended or ready("".join(self.lines[cursor:])),
+                                  timeout)
+            return "".join(self.lines[cursor:])
+
+
 class Studio:
-    """python studio.py on a free port, as a user starts it; .url, .client, .root, .out."""
+    """python studio.py on a port reserved for it, as a user starts it; .url, .client, .root,
+    .out, .log (a ServerLog)."""
 
     def __init__(self, folder: Path):
         self.root, self.out = folder / "TrainedModels", folder / "Output"
-        port = free_port()
+        self._port = reserved_port()
+        port = self._port.__enter__()
         env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1",
                    PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "studio.py"), "--port", str(port), "--root",
              str(self.root), "--out", str(self.out), "--device", "cpu"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        self.url = None
-        deadline = time.monotonic() + 90
-        while self.url is None and time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            if line.startswith("singan studio: "):
-                self.url = line.split()[2]
-        assert self.url, "the studio did not start:\n" + "".join(self.lines)
-        # keep reading the server's output, so that it never blocks on a full pipe
-        threading.Thread(target=lambda: self.lines.extend(self.process.stdout),
-                         daemon=True).start()
+        self.log = ServerLog(self.process.stdout)
+        started = self.log.read_until(lambda line: line.startswith("singan studio: "), 90)
+        assert started, "the studio did not start:\n" + self.log.since(0)
+        self.url = self.log.lines[-1].split()[2]
+        assert self.url.endswith(f":{port}/"), self.url
+        self.log.follow()
         self._client = None
 
     @property
@@ -90,10 +132,13 @@ class Studio:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self._port.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
+    """The studio serving two tiny models it trained first (the tests that use it are
+    marked slow: -m "not slow" trains nothing)."""
     folder = tmp_path_factory.mktemp("studio")
     train_tiny_models(folder / "TrainedModels")
     server = Studio(folder)
@@ -137,12 +182,14 @@ def editor_value(background, layers=(), composite=None):
 
 # ---- the endpoints -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_action_is_a_named_endpoint(studio):
     names = studio.client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(names) == {"/train", "/stop", "/samples", "/harmonize", "/paint", "/sr",
                           "/animation"}
 
 
+@pytest.mark.slow
 def test_samples_gallery_zip_and_diversity(studio):
     gallery, figures, zip_path = call(studio, "/samples", MODEL, 16, 0, 1.0, 1.0, 0, False)
     assert len(gallery) == 16
@@ -157,6 +204,7 @@ def test_samples_gallery_zip_and_diversity(studio):
     assert read(wide[0]["image"]).shape[1] > 40
 
 
+@pytest.mark.slow
 def test_harmonize_changes_the_painted_region_only(studio, tmp_path):
     real = load_model(studio.root / MODEL).reals[-1]
     save_image(tmp_path / "real.png", real)
@@ -180,6 +228,7 @@ def test_harmonize_changes_the_painted_region_only(studio, tmp_path):
         Path(f).name for f in files}
 
 
+@pytest.mark.slow
 def test_harmonize_bad_masks_get_one_line(studio, tmp_path):
     save_image(tmp_path / "real.png", load_model(studio.root / MODEL).reals[-1])
     editor = editor_value(tmp_path / "real.png")
@@ -194,6 +243,7 @@ def test_harmonize_bad_masks_get_one_line(studio, tmp_path):
                                           5, 0)
 
 
+@pytest.mark.slow
 def test_paint_sr_and_animation(studio, tmp_path):
     save_image(tmp_path / "real.png", load_model(studio.root / MODEL).reals[-1])
     result, _ = call(studio, "/paint", MODEL,
@@ -218,13 +268,14 @@ def test_paint_sr_and_animation(studio, tmp_path):
         studio, "/animation", MODEL, 0, 0.1, 0.9, 5, 10, 0)
 
 
+@pytest.mark.slow
 def test_bad_uploads_and_names_get_one_line_and_the_server_keeps_serving(studio, tmp_path):
     text = tmp_path / "photo.png"
     text.write_text("this is not an image")
     args = (None, "SinGAN", "generation", 32, "", 3, 0.75, 3, 0, "cpu")
     message = app_error(studio, "/train", "rocket.png", gradio_client.handle_file(str(text)),
                         *args[1:])
-    assert "photo.png" in message and "not an image" in message
+    assert "cannot read photo.png as an image" in message
     big = tmp_path / "big.png"
     big.write_bytes(b"\0" * (26 * 2 ** 20))
     with pytest.raises(Exception) as caught:
@@ -303,7 +354,7 @@ def hostile_requests(tmp_path):
          ["no model '../../etc'", "never by a path"]),
         ("an absolute path for a model", "/sr", ("/etc/passwd", 2, 0), ["never by a path"]),
         ("a text file renamed .png", "/train", ("rocket.png", handle(str(text))) + train,
-         ["notes.png", "not an image"]),
+         ["cannot read notes.png as an image"]),
         ("a 0-byte upload", "/train", ("rocket.png", handle(str(empty))) + train,
          ["empty.png", "empty"]),
         ("a huge max size", "/train", ("rocket.png", None, "SinGAN", "generation", 10 ** 9, "",
@@ -323,9 +374,11 @@ def hostile_requests(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_hostile_requests_get_one_line_each_and_the_server_keeps_serving(studio, tmp_path):
     requests = hostile_requests(tmp_path)
     assert len(requests) >= 8
+    cursor = studio.log.mark()     # this test's lines only: not an earlier test's
     for what, api_name, args, words in requests:
         message = app_error(studio, api_name, *args)
         assert len(message.strip().splitlines()) == 1, (what, message)
@@ -334,11 +387,15 @@ def test_hostile_requests_get_one_line_each_and_the_server_keeps_serving(studio,
     gallery, figures, _ = call(studio, "/samples", MODEL, 3, 1, 1.0, 1.0, 0, False)
     assert len(gallery) == 3 and read(gallery[0]["image"]).shape == (27, 40, 3)
     assert "diversity" in figures
-    log = "".join(studio.lines)
+    # one line per refused request, each printed before its answer was sent: wait for the
+    # reader to have seen them all
+    log = studio.log.wait_for(lambda text: text.count("studio: refused") >= len(requests),
+                              cursor)
+    assert log.count("studio: refused") == len(requests), log
     assert "Traceback" not in log
-    assert log.count("studio: refused") >= len(requests)     # one line per refused request
 
 
+@pytest.mark.slow
 def test_two_clients_at_once_get_their_own_samples(studio):
     clients = [gradio_client.Client(studio.url, verbose=False) for _ in range(2)]
     with ThreadPoolExecutor(2) as pool:

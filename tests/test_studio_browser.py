@@ -27,12 +27,16 @@ SCREENSHOTS = os.environ.get("SINGAN_SCREENSHOTS")
 HUBBLE = ROOT / "Input" / "Images" / "hubble_deep_field.png"
 WAIT_MS = 90_000
 
+# The page's tests train a model first (and one in the page): -m "not slow" skips them.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio_browser")
     model = train_model(HUBBLE, SinGANConfig(max_size=40, min_size=15, niter=3), device="cpu",
-                        root=folder / "TrainedModels", show_progress=False, log=lambda line: None)
+                        seed=0, root=folder / "TrainedModels", show_progress=False,
+                        log=lambda line: None)
     return folder, load_model(model.folder)
 
 
@@ -72,15 +76,21 @@ def fetch_image(page, selector: str) -> np.ndarray:
     return iio.imread(page.request.get(src).body())[:, :, :3].astype(int)
 
 
-def wait_until_idle(page, selector: str) -> None:
-    """Wait for the event that updates `selector` to start (if it has not yet) and to end."""
-    tracker = f"document.querySelector('{selector} [data-testid=status-tracker]')"
-    try:
-        page.wait_for_function(f"() => !{tracker}.classList.contains('hide')", timeout=3000)
-    except playwright.TimeoutError:
-        pass   # it was already over
-    page.wait_for_function(f"() => {tracker}.classList.contains('hide')")
-    page.wait_for_timeout(500)
+def shown_pixels(locator) -> np.ndarray:
+    """What the browser shows of an element, as pixels [h, w, 3] (its canvases are WebGL's,
+    whose own buffers cannot be read back)."""
+    return iio.imread(locator.screenshot())[:, :, :3].astype(int)
+
+
+def wait_until_shown(page, locator, check, what: str, timeout_s: float = 30) -> np.ndarray:
+    """Poll what `locator` shows until check(pixels) holds (the editor draws asynchronously:
+    its image, then each stroke); the pixels, or a failure naming `what`."""
+    for _ in range(int(timeout_s * 10)):
+        pixels = shown_pixels(locator)
+        if check(pixels):
+            return pixels
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the editor never showed {what}")
 
 
 def slider_range(page, elem_id: str):
@@ -133,14 +143,20 @@ def test_samples_gallery(page):
 def test_harmonize_a_mask_drawn_with_the_mouse(page):
     open_tab(page, "Harmonize / Edit")
     page.get_by_role("button", name="Start from the training image").click()
-    wait_until_idle(page, "#harmonize-editor")     # the image is in the editor: draw on it
     canvas = page.locator("#harmonize-editor canvas").first
+    # the training image is in the editor (not one flat colour): then draw on it
+    before = wait_until_shown(page, canvas, lambda px: px.std() > 5, "the training image")
     box = canvas.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x - 30, y)
     page.mouse.down()
     page.mouse.move(x + 30, y, steps=12)                # a stroke through the image's centre
     page.mouse.up()
+    h, w = before.shape[:2]
+    wait_until_shown(page, canvas,                      # the stroke is drawn: then run
+                     lambda px: np.abs(px - before)[h // 2 - 2:h // 2 + 3,
+                                                    w // 2 - 5:w // 2 + 6].mean() > 30,
+                     "the stroke")
     page.locator("#harmonize-run").click()
     page.wait_for_function("() => document.querySelector('#harmonize-result img') || "
                            "document.querySelector('.toast-body')")
@@ -163,7 +179,7 @@ def test_upload_that_is_not_an_image_gets_the_message(page, tmp_path):
     page.locator("#train-upload input[type=file]").set_input_files(str(fake))
     message = page.get_by_text("cannot read holiday.png as an image").first
     message.wait_for()
-    assert "not an image" in message.inner_text()
+    assert "holiday.png" in message.inner_text()
     assert page.get_by_text("Traceback").count() == 0
 
 
@@ -191,7 +207,7 @@ def test_paint_and_sr_show_large_results(page):
 
 def test_screenshot_of_the_animation_tab(page):
     open_tab(page, "Animation")
-    page.wait_for_timeout(300)
+    page.locator("#animation-gif").wait_for(state="visible")
     screenshot(page, "animation")
     assert page.locator("#animation-gif").is_visible()
     page.get_by_label("MP4 (H.264: far smaller, plays everywhere)").check()
