@@ -41,6 +41,31 @@ def autocast_context(device: torch.device, amp: str, cache: bool = True):
     return lambda: torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=cache)
 
 
+def _cpuinfo_field(name: str) -> str:
+    """The first `name : value` line's value in /proc/cpuinfo ('' where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags (avx2, avx512_bf16, amx_bf16, ...) from /proc/cpuinfo; empty
+    where it cannot be read (not Linux)."""
+    return frozenset(_cpuinfo_field("flags").split())
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the platform's processor string."""
+    import platform
+    return _cpuinfo_field("model name") or platform.processor() or "unknown CPU"
+
+
 def amp_slowdown(device: torch.device, amp: str) -> Optional[str]:
     """Why --amp would make this device slower rather than faster (None: no known reason).
     CPUs without native bfloat16/float16 convolutions (AVX-512 BF16/FP16 or AMX) emulate

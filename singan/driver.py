@@ -38,6 +38,7 @@ from .image_io import write_error
 from .progress import ProgressBar, ProgressCallback, ProgressEvent, RunLine, WorkClock
 from .reference import is_reference_folder
 from .resources import check_training
+from .tuning import bf16_hint
 
 LOG_EVERY = 25   # iterations between host synchronisations (progress report, NaN check)
 CHECKPOINT_MINUTES = 10.0   # default interval between saves of the running stage
@@ -355,6 +356,10 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
                                         "plan": asdict(trainer.plan),
                                         "device": str(trainer.device), **trainer.run_record()})
 
+    hint = bf16_hint(trainer.device, trainer.cfg.amp, trainer.total_work(), log)
+    if hint:
+        log(hint)
+    trainer.run_layout(log)   # a probe, if any, before the clock starts
     started = time.perf_counter()
     # the work of the whole training (a retraining's: its one stage), and this run's rate
     scope = stages if trainer.retrains else range(n_stages)

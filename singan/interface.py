@@ -17,6 +17,7 @@ from typing import Iterable, List, Optional, Protocol, runtime_checkable
 import torch
 
 from .errors import SinGANError
+from .tuning import training_layout
 
 # What an application may ask a model for (TrainedModel.unsupported):
 APPLICATIONS = (
@@ -161,9 +162,21 @@ class TrainerDefaults:
     so that each default is written once): a whole training, nothing to reuse, nothing more to
     record."""
     retrains, retrain_name = False, ""
+    layout = None     # the training networks' memory layout, decided once (run_layout)
 
     def stages_to_train(self) -> List[int]:
         return list(range(self.num_done, self.plan.n_stages))
+
+    def total_work(self) -> float:
+        """The work left to train: each stage's stage_cost times its iterations."""
+        return sum(self.stage_cost(k) for k in self.stages_to_train()) * self.cfg.niter
+
+    def run_layout(self, log=None):
+        """The memory layout every stage of this run trains in (singan.tuning.training_layout:
+        NCHW, or channels-last where bf16 measured faster so on this CPU)."""
+        if self.layout is None:
+            self.layout = training_layout(self.device, self.cfg.amp, self.total_work(), log)
+        return self.layout
 
     def reusable(self, ckpt: dict) -> bool:
         return False

@@ -29,6 +29,7 @@ from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at
 from .penalty import critic_input_gradient, penalty_gradients, supports as blockwise_fits
 from .plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
+from .tuning import to_layout
 from .resources import (choose_low_memory, conv_macs, graphs_fit, pyramid_draw_bytes,
                         training_step_bytes)
 from .model import TrainedPyramid, checkpoint_dict, freeze
@@ -88,7 +89,7 @@ class ScaleTrainer:
                  cfg: SinGANConfig, generator: torch.Generator,
                  prev_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                  batched: Optional[bool] = None, low_memory: bool = False,
-                 cuda_graphs: bool = False):
+                 cuda_graphs: bool = False, layout=torch.contiguous_format):
         self.n, self.pyramid, self.G, self.D, self.cfg = n, pyramid, G, D, cfg
         self.generator, self.prev_transform = generator, prev_transform
         self.low_memory = bool(low_memory)
@@ -100,7 +101,11 @@ class ScaleTrainer:
             check_graphable(device, cfg.amp)
         # under capture, autocast must not keep its cast weights between regions
         self.autocast = autocast_context(device, cfg.amp, cache=not cuda_graphs)
-        self.real = pyramid.reals[n]                                 # [1, 3, h, w]
+        # the networks and every image they see in one memory layout (singan.tuning): NCHW,
+        # or channels-last where bf16 runs faster so on this CPU
+        self.layout = layout
+        G.to(memory_format=layout), D.to(memory_format=layout)
+        self.real = to_layout(pyramid.reals[n], layout)              # [1, 3, h, w]
         h, w = self.real.shape[2:]
         p = cfg.pad
         G.train(), D.train()
@@ -125,8 +130,8 @@ class ScaleTrainer:
             prev_rec = pyramid.draw(n, "rec")                       # [1, 3, h, w]
             # sigma_n = noise_amp_init * RMSE(x_n, upsampled reconstruction)
             self.noise_amp = cfg.noise_amp * torch.sqrt(F.mse_loss(self.real, prev_rec)).item()
-        self.prev_rec = self._transformed(pad(prev_rec, p))          # [1, 3, h + 2p, w + 2p]
-        self.z_opt = torch.zeros(1, 3, h + 2 * p, w + 2 * p, device=device)
+        self.prev_rec = to_layout(self._transformed(pad(prev_rec, p)), layout)   # padded
+        self.z_opt = to_layout(torch.zeros(1, 3, h + 2 * p, w + 2 * p, device=device), layout)
         self.history = {k: [] for k in ("errD", "errG", "rec", "D_real", "D_fake")}
         self.fake = None
 
@@ -168,14 +173,14 @@ class ScaleTrainer:
         if n == 0:
             # Reference behaviour: at scale 0 a new z_opt is drawn at every iteration and the
             # last one is kept as the reconstruction noise.
-            self.z_opt = self.pyramid._noise(1, 0, h, w, self.generator)
+            self.z_opt = to_layout(self.pyramid._noise(1, 0, h, w, self.generator), self.layout)
         # The coarser scales' random outputs, drawn as one batch (frozen generators in eval
         # mode: each draw is independent of the others in the batch).
         with self.autocast():
             prevs = pad(self.pyramid.draw(n, "rand", cfg.Dsteps, self.generator), p) if n > 0 \
                 else torch.zeros(cfg.Dsteps, 3, h + 2 * p, w + 2 * p, device=self.real.device)
-        prevs = self._transformed(prevs)
-        return self.noise_amp * noise + prevs, prevs
+        prevs = to_layout(self._transformed(prevs), self.layout)
+        return to_layout(self.noise_amp * noise + prevs, self.layout), prevs
 
     def _critic_steps(self, g_inputs, prevs):
         """(1) Update D: maximise D(x) - D(G(z)) - gradient penalty (WGAN-GP), Dsteps times.
@@ -362,7 +367,8 @@ class ScaleTrainer:
         load_parts_state(self, state)
         self.generator.set_state(state["noise"])
         self.noise_amp = state["noise_amp"]
-        self.prev_rec, self.z_opt = state["prev_rec"].to(device), state["z_opt"].to(device)
+        self.prev_rec = to_layout(state["prev_rec"].to(device), self.layout)
+        self.z_opt = to_layout(state["z_opt"].to(device), self.layout)
         self.fake = None if state["fake"] is None else state["fake"].to(device)
         self.history = history_from_state(state["history"], device)
 
@@ -559,7 +565,8 @@ class SinGANTrainer(TrainerDefaults):
         G, D = new_scale_networks(n, self.cfg, seed, warm)
         noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, n, 1))
         return ScaleTrainer(n, self.pyramid, G.to(self.device), D.to(self.device), self.cfg,
-                            noise_gen, low_memory=self.low_memory, cuda_graphs=self.cuda_graphs)
+                            noise_gen, low_memory=self.low_memory, cuda_graphs=self.cuda_graphs,
+                            layout=self.run_layout())
 
     def stage_label(self, n: int) -> str:
         return f"scale {n}/{self.plan.stop_scale}"
@@ -637,7 +644,8 @@ class ScaleRetrainer(SinGANTrainer):
         G, D = new_scale_networks(n, self.cfg, seed)   # fresh, not warm-started
         noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, n, 1))
         return ScaleTrainer(n, self.pyramid, G.to(self.device), D.to(self.device), self.cfg,
-                            noise_gen, self.prev_transform, low_memory=self.low_memory)
+                            noise_gen, self.prev_transform, low_memory=self.low_memory,
+                            layout=self.run_layout())
 
     def stage_label(self, n: int) -> str:
         return f"scale {n} (retrained)"

@@ -26,6 +26,7 @@ from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
 from ..layers import init_weights
 from ..plots import plot_losses
 from ..resources import conv_macs, training_step_bytes
+from ..tuning import to_layout
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -62,6 +63,8 @@ class StageState:
     history: dict = field(default_factory=lambda: {k: [] for k in
                                                    ("errD", "errG", "rec", "D_real", "D_fake")})
     fake: Optional[torch.Tensor] = None  # the latest fake sample
+    layout: torch.memory_format = torch.contiguous_format   # of G, D and their images
+    rec_noise: Optional[List[torch.Tensor]] = None   # fixed_noise in `layout` (make_stage)
 
     def step(self, it: int) -> None:
         """One iteration (the driver's interface): losses appended to `history`."""
@@ -83,6 +86,7 @@ class StageState:
         load_parts_state(self, state, STAGE_PARTS)
         self.noise_gen.set_state(state["noise"]), self.choice_gen.set_state(state["choice"])
         self.fixed_noise[self.stage] = state["fixed_noise"].to(device)   # the trainer's list
+        self.rec_noise[self.stage] = to_layout(self.fixed_noise[self.stage], self.layout)
         self.noise_amp[:] = state["noise_amp"]
         self.fake = None if state["fake"] is None else state["fake"].to(device)
         self.history = history_from_state(state["history"], device)
@@ -117,7 +121,7 @@ def draw_noise(state: StageState) -> List[torch.Tensor]:
     for k in range(1, state.stage + 1):
         c, h, w = state.G.noise_shape(k, *state.shapes[k])
         noise.append(torch.randn(1, c, h, w, device=state.real.device, generator=state.noise_gen))
-    return noise
+    return [to_layout(z, state.layout) for z in noise]
 
 
 def fixed_noise_for_stage(k: int, G: GrowingGenerator, reals, cfg: ConSinGANConfig,
@@ -155,7 +159,8 @@ def optimizer_groups(G: GrowingGenerator, k: int, cfg: ConSinGANConfig) -> List[
 def make_stage(k: int, G: GrowingGenerator, D: Discriminator, reals: List[torch.Tensor],
                fixed_noise: List[torch.Tensor], noise_amp: List[float], cfg: ConSinGANConfig,
                noise_gen: torch.Generator, choice_gen: torch.Generator,
-               source: Optional[torch.Tensor] = None, fine_tune: bool = False) -> StageState:
+               source: Optional[torch.Tensor] = None, fine_tune: bool = False,
+               layout=torch.contiguous_format) -> StageState:
     """Set up stage k: G has k + 1 bodies; fixed_noise and noise_amp hold stages 0..k-1 (all
     k + 1 when fine-tuning, which keeps the trained model's). Appends stage k's fixed noise and
     noise amplitude to the lists (noise_amp_k = noise_amp_init * RMSE(G(fixed noise) with
@@ -182,11 +187,14 @@ def make_stage(k: int, G: GrowingGenerator, D: Discriminator, reals: List[torch.
             # sigma_k = noise_amp_init * RMSE(G(fixed noise | amp_k = 0), x_k)
             noise_amp[-1] = cfg.noise_amp * torch.sqrt(F.mse_loss(rec, reals[k])).item()
     source = reals[0] if source is None else source
-    return StageState(k, G, D, opt_g, opt_d, sched_g, sched_d, reals[k], shapes, fixed_noise,
-                      noise_amp, cfg, source, noise_gen, choice_gen,
+    # the networks and every image they see in one memory layout (singan.tuning)
+    G.to(memory_format=layout), D.to(memory_format=layout)
+    return StageState(k, G, D, opt_g, opt_d, sched_g, sched_d, to_layout(reals[k], layout),
+                      shapes, fixed_noise, noise_amp, cfg, source, noise_gen, choice_gen,
                       augment_source=not fine_tune,
                       autocast=autocast_context(device, cfg.amp),
-                      scaler_d=grad_scaler(device, cfg.amp), scaler_g=grad_scaler(device, cfg.amp))
+                      scaler_d=grad_scaler(device, cfg.amp), scaler_g=grad_scaler(device, cfg.amp),
+                      layout=layout, rec_noise=[to_layout(z, layout) for z in fixed_noise])
 
 
 def train_iteration(state: StageState) -> dict:
@@ -221,7 +229,7 @@ def train_iteration(state: StageState) -> dict:
     with state.autocast():
         err_g = generator_adversarial_loss(D(fake))
         if cfg.alpha != 0:
-            rec = G(state.fixed_noise, state.shapes, state.noise_amp)
+            rec = G(state.rec_noise, state.shapes, state.noise_amp)
             rec_loss = reconstruction_loss(rec.float(), real, cfg.alpha)
         else:
             rec_loss = torch.zeros((), device=real.device)
@@ -381,7 +389,7 @@ class ConSinGANTrainer(TrainerDefaults):
         noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, k, 1))
         choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 2))
         return make_stage(k, self.G, D, self.reals, self.fixed_noise, self.noise_amp, cfg,
-                          noise_gen, choice_gen)
+                          noise_gen, choice_gen, layout=self.run_layout())
 
     def stage_label(self, k: int) -> str:
         return f"stage [{k}/{self.plan.stop_scale}]"
@@ -463,7 +471,8 @@ class FineTuneTrainer(ConSinGANTrainer):
         noise_gen = torch.Generator(device=self.device).manual_seed(scale_seed(seed, k, 11))
         choice_gen = torch.Generator().manual_seed(scale_seed(seed, k, 12))
         return make_stage(k, self.G, D, self.reals, self.fixed_noise, self.noise_amp, self.cfg,
-                          noise_gen, choice_gen, source=self.naive, fine_tune=True)
+                          noise_gen, choice_gen, source=self.naive, fine_tune=True,
+                          layout=self.run_layout())
 
     def stage_summary(self, k: int, result: StageResult, seconds: float) -> str:
         return (f"fine-tuned stage {k}/{self.plan.stop_scale} on "
