@@ -8,15 +8,19 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from singan.devices import cpu_flags, cpu_name               # noqa: E402
 from singan.image_io import read_image                       # noqa: E402
 from singan.imresize import imresize_to_shape                # noqa: E402
 from singan.models import Generator, channels_at_scale, init_weights  # noqa: E402
 from singan.pyramid import build_reals, plan_pyramid         # noqa: E402
 from singan.model import TrainedPyramid                    # noqa: E402
+from singan.tuning import LAYOUTS, training_layout           # noqa: E402
 
 DEFAULT_IMAGE = ROOT / "Input" / "Images" / "rocket.png"
 
@@ -96,14 +100,83 @@ def write_json(path, data):
 
 def cpu_features() -> str:
     """The vector instruction sets that decide CPU convolution speed (fp32 and bf16)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
-    except (OSError, IndexError):
+    flags = cpu_flags()
+    if not flags:
         return "unknown CPU features"
     wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
-    return "CPU: " + " ".join(f if f in flags else f"no-{f}" for f in wanted)
+    return f"CPU: {cpu_name()}, " + " ".join(f if f in flags else f"no-{f}" for f in wanted)
+
+
+def cpu_label() -> str:
+    """This CPU in a table cell: its name, its best convolution instruction set and its
+    core count, e.g. "AMD EPYC, AVX512_BF16, 2 cores"."""
+    flags = cpu_flags()
+    best = next((f.upper() for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+                 if f in flags), "no AVX2")
+    return f"{cpu_name()}, {best}, {os.cpu_count()} cores"
 
 
 def describe_machine():
     return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
             f"{os.cpu_count()} cores, cuda: {torch.cuda.is_available()}; {cpu_features()}")
+
+
+# ---- the machine's convolution rate, and the FLOPs a step makes --------------------------------
+
+def conv_peak_gflops(device, amp, h=198, w=260, channels=128, repeats=5, backward=False):
+    """The machine's rate for one large 3x3 conv, best of NCHW and channels-last: the forward
+    pass alone, or (backward=True) forward plus backward (input and weight gradients, 3x the
+    forward FLOPs), which is what training runs."""
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp, torch.float32)
+    conv = torch.nn.Conv2d(channels, channels, 3).to(device=device, dtype=dtype)
+    x = torch.randn(1, channels, h, w, device=device, dtype=dtype, requires_grad=backward)
+    flops = 2 * channels * channels * 9 * (h - 2) * (w - 2) * (3 if backward else 1)
+    best = float("inf")
+    for layout in (torch.contiguous_format, torch.channels_last):
+        c, xx = conv.to(memory_format=layout), x.detach().contiguous(memory_format=layout)
+        xx.requires_grad_(backward)
+        if backward:
+            grad = torch.ones(1, channels, h - 2, w - 2, device=device, dtype=dtype)
+            run = lambda: c(xx).backward(grad.contiguous(memory_format=layout))  # noqa: E731
+        else:
+            run = torch.no_grad()(lambda: c(xx))
+        run()
+        for _ in range(repeats):
+            best = min(best, median_time(run, 1, device))
+    return flops / best / 1e9
+
+
+class ConvFlopCounter(TorchDispatchMode):
+    """Counts the FLOPs of every convolution op (forward, backward, double backward), with
+    torch's own per-op formulas; unlike FlopCounterMode it works under autograd.grad."""
+
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        if "conv" in packet.__name__ and packet in flop_registry:
+            self.flops += flop_registry[packet](*args, **kwargs, out_val=out)
+        return out
+
+
+def conv_flops(fn) -> float:
+    with ConvFlopCounter() as counter:
+        fn()
+    return float(counter.flops)
+
+
+def layout_for(name: str, device, amp: str):
+    """--layout: "auto" is the library's choice for a full-size training
+    (singan.tuning.training_layout, which may probe this CPU once), else nchw or
+    channels_last."""
+    if name == "auto":
+        return training_layout(device, amp)
+    return LAYOUTS[name]
+
+
+def layout_name(layout) -> str:
+    return "channels_last" if layout == torch.channels_last else "nchw"

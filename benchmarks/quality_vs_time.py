@@ -45,13 +45,13 @@ import math
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional
 
 import torch
 
-from common import ROOT, describe_machine
+from common import ROOT, cpu_label, describe_machine
 from singan.api import load_model, train_model
 from singan.consingan.hparams import ConSinGANConfig
 from singan.consingan.pyramid import plan_stages
@@ -74,18 +74,25 @@ class Point:
     niter: int
     stages: Optional[int] = None   # ConSinGAN's train_stages
     min_size: int = 25
+    amp: str = "none"              # --amp: none (fp32) or bf16
+    images: Optional[tuple] = None  # the ladder's images it is trained on (None: all of them)
 
     @property
     def name(self) -> str:
         stages = f"_{self.stages}" if self.stages else ""
         low = f"_min{self.min_size}" if self.min_size != 25 else ""
-        return f"{self.method}_{self.max_size}_{self.niter}{stages}{low}"
+        amp = f"_{self.amp}" if self.amp != "none" else ""
+        return f"{self.method}_{self.max_size}_{self.niter}{stages}{low}{amp}"
 
     def config(self):
         if self.method == "singan":
-            return SinGANConfig(max_size=self.max_size, min_size=self.min_size, niter=self.niter)
+            return SinGANConfig(max_size=self.max_size, min_size=self.min_size, niter=self.niter,
+                                amp=self.amp)
         return ConSinGANConfig(max_size=self.max_size, min_size=self.min_size, niter=self.niter,
-                               train_stages=self.stages)
+                               train_stages=self.stages, amp=self.amp)
+
+    def trains_on(self, image: str) -> bool:
+        return self.images is None or Path(image).name in self.images
 
     def shapes(self, height: int, width: int):
         """The (h, w) of every level this point trains on a height x width image."""
@@ -102,11 +109,29 @@ class Point:
 # tall; 128/1000 (1.5 h) and 192/500 (1.6 h); ConSinGAN 128/1000/6 (56 min, 86 px tall) and
 # 250/1000/6 (2.6 h); the paper's settings (250 px, 2000 iterations: 20 h for SinGAN, 5.3 h
 # for ConSinGAN).
+#
+# Grown on a CPU with native bfloat16 (issue #39), on rocket only, two seeds each: SinGAN's
+# two points under --amp bf16, ConSinGAN at two more settings, and SinGAN at the paper's size
+# (250 px, 10 scales) with as many iterations as train within an hour in bf16 there. Every
+# point is still scored at the recipe's size (score_size 192: 129 x 192 for these photos),
+# so the rows compare with the first ones: the 250 px samples are shrunk to it, as the
+# smaller points' are enlarged.
+ROCKET = ("rocket.png",)
 LADDERS = {
     "default": dict(points=[Point("singan", 64, 500), Point("singan", 192, 250),
-                            Point("consingan", 64, 1000, 5)],
+                            Point("consingan", 64, 1000, 5),
+                            Point("singan", 64, 500, amp="bf16", images=ROCKET),
+                            Point("singan", 192, 250, amp="bf16", images=ROCKET),
+                            Point("consingan", 128, 1000, 6, amp="bf16", images=ROCKET),
+                            Point("consingan", 192, 500, 6, amp="bf16", images=ROCKET),
+                            Point("singan", 250, 150, amp="bf16", images=ROCKET)],
                     images=["rocket.png", "chelsea.png"], seeds=[0, 1], num_samples=50,
-                    min_size=25),
+                    min_size=25, score_size=192),
+    # bf16 against fp32 over seeds (issue #39): the same setting trained with three seeds in
+    # each, scored at its own size
+    "amp": dict(points=[Point("singan", 96, 500), Point("singan", 96, 500, amp="bf16")],
+                images=["rocket.png"], seeds=[0, 1, 2], num_samples=50, min_size=25,
+                prefix="amp_seeds"),
     "smoke": dict(points=[Point("singan", 32, 10), Point("consingan", 48, 10, 3)],
                   images=["rocket.png"], seeds=[0, 1], num_samples=4, min_size=16),
 }
@@ -122,8 +147,14 @@ CONSINGAN_BASE_S, CONSINGAN_S_PER_PIXEL = 0.025, 1.3e-4
 SAMPLE_S_PER_PIXEL = 26.0 / 50 / (188 * 250)    # 50 SinGAN samples at 188 x 250: 26 s
 
 
+# bf16 against fp32 per iteration on a CPU with native bf16 (AVX512_BF16: bench_train.py's
+# 2.1x at 128 channels; less at the small levels); emulated elsewhere, many times slower.
+BF16_FACTOR = 0.55
+
+
 def estimate_seconds(point: Point, height: int, width: int) -> float:
-    """Rough training seconds of `point` on a height x width image (the 2-core machine)."""
+    """Rough training seconds of `point` on a height x width image (the 2-core machine; bf16
+    points as on a CPU with native bf16)."""
     total = 0.0
     for n, (h, w) in enumerate(point.shapes(height, width)):
         if point.method == "singan":
@@ -131,7 +162,7 @@ def estimate_seconds(point: Point, height: int, width: int) -> float:
         else:
             per_iter = CONSINGAN_BASE_S + CONSINGAN_S_PER_PIXEL * h * w
         total += per_iter * point.niter
-    return total
+    return total * (BF16_FACTOR if point.amp == "bf16" else 1.0)
 
 
 def duration(seconds: float) -> str:
@@ -276,12 +307,12 @@ def run_job(job: Job, scoring: Scoring, device: str = "cpu", log=print,
                      f"{model.unit}(s) unknown (not counted)")
     row = {"image": Path(job.image).name, "method": point.method, "max_size": point.max_size,
            "min_size": point.min_size, "niter": point.niter, "stages": point.stages or "",
-           "seed": job.seed, "levels": model.planned_stages,
+           "amp": point.amp, "seed": job.seed, "levels": model.planned_stages,
            "train_seconds": round(sum(stage_seconds.values()), 3)}
     row.update(score(model, job, scoring))
     row["notes"] = "; ".join(notes + ([row["notes"]] if row["notes"] else []))
     row.update(scoring.key(), device=str(model.device), folder=str(job.folder),
-               threads=torch.get_num_threads())
+               threads=torch.get_num_threads(), cpu=cpu_label())
     write_result(job, {"stage_seconds": stage_seconds, "row": row})
     return row
 
@@ -324,12 +355,51 @@ def run_on_ray(jobs: List[Job], scoring: dict, device: str, workers: int):
 
 # ---- the tables and the plot ---------------------------------------------------------------
 
-COLUMNS = ["image", "method", "max_size", "min_size", "niter", "stages", "seed", "levels",
-           "train_seconds", "train_size", "score_size", "num_samples", "sifid", "sifid_std",
-           "diversity", "sifid_measured", "device", "threads", "notes", "folder"]
-SUMMARY = ["image", "method", "max_size", "min_size", "niter", "stages", "seeds",
+COLUMNS = ["image", "method", "max_size", "min_size", "niter", "stages", "amp", "seed",
+           "levels", "train_seconds", "train_size", "score_size", "num_samples", "sifid",
+           "sifid_std", "diversity", "sifid_measured", "device", "threads", "cpu", "notes",
+           "folder"]
+SUMMARY = ["image", "method", "max_size", "min_size", "niter", "stages", "amp", "seeds",
            "train_seconds_mean", "train_seconds_std", "sifid_mean", "sifid_std_over_seeds",
-           "sifid_std_over_samples", "diversity_mean", "diversity_std_over_seeds", "score_size"]
+           "sifid_std_over_samples", "diversity_mean", "diversity_std_over_seeds", "score_size",
+           "cpu"]
+# Rows measured before the table said which CPU ran them (issue #20's ladder): the project's
+# 2-core AVX2 machine, fp32.
+EARLIER_CPU = "AVX2, 2 cores"
+
+
+def point_of(row: dict) -> Point:
+    """The ladder point a table row measured."""
+    return Point(row["method"], int(row["max_size"]), int(row["niter"]),
+                 int(row["stages"]) if row.get("stages") else None, int(row["min_size"]),
+                 row.get("amp") or "none")
+
+
+def earlier_rows(path: Path, scoring: dict) -> dict:
+    """The rows of an earlier run's table (`path`, the CSV this run rewrites), by (image,
+    point name, seed), where they were scored as this run scores (same size, sample count
+    and SIFID availability): measured figures whose model folders may be gone (they are
+    not in git), kept in the tables rather than trained again. Rows written before the
+    table had its amp and cpu columns are fp32 rows of the 2-core AVX2 machine."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return {}
+    kept = {}
+    for row in rows:
+        row = {**row, "amp": row.get("amp") or "none", "cpu": row.get("cpu") or EARLIER_CPU}
+        image = next((k for k in scoring if Path(k).name == row["image"]), None)
+        if image is None or any(str(row.get(k)) != str(v)
+                                for k, v in scoring[image].key().items()):
+            continue
+        for key in ("max_size", "min_size", "niter", "seed", "levels", "threads"):
+            row[key] = int(row[key]) if row.get(key) not in (None, "") else ""
+        for key in ("train_seconds", "sifid", "sifid_std", "diversity"):
+            row[key] = float(row[key]) if row.get(key) not in (None, "") else ""
+        row["stages"] = int(row["stages"]) if row["stages"] else ""
+        kept[(row["image"], point_of(row).name, row["seed"])] = row
+    return kept
 
 
 def mean_std(values):
@@ -344,12 +414,13 @@ def summarise(rows: List[dict]) -> List[dict]:
     """Mean and (sample) std over the seeds of each point and image, in the rows' order."""
     groups = {}
     for row in rows:
-        key = tuple(row[k] for k in ("image", "method", "max_size", "min_size", "niter",
-                                     "stages"))
+        key = tuple(row.get(k, "none" if k == "amp" else "") for k in SUMMARY[:7])
         groups.setdefault(key, []).append(row)
     out = []
     for key, group in groups.items():
-        entry = dict(zip(SUMMARY[:6], key), seeds=len(group), score_size=group[0]["score_size"])
+        cpus = sorted({r.get("cpu") or EARLIER_CPU for r in group})
+        entry = dict(zip(SUMMARY[:7], key), seeds=len(group), score_size=group[0]["score_size"],
+                     cpu=" / ".join(cpus))
         for name, column in (("train_seconds", "train_seconds"), ("sifid", "sifid"),
                              ("diversity", "diversity")):
             mean, std = mean_std(r[column] for r in group)
@@ -387,8 +458,7 @@ def print_summary(summary: List[dict]) -> None:
     print(f"{'image':<10} {'point':<24} {'seeds':>5} {'train minutes':>17} {'SIFID':>19} "
           f"{'diversity':>17}")
     for s in summary:
-        name = Point(s["method"], s["max_size"], s["niter"], s["stages"] or None,
-                     s["min_size"]).name
+        name = point_of(s).name
         minutes = (s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60)
         print(f"{Path(s['image']).stem:<10} {name:<24} {s['seeds']:>5} "
               f"{pm(*minutes, 2):>17} {pm(s['sifid_mean'], s['sifid_std_over_seeds'], 4):>19} "
@@ -404,14 +474,16 @@ def write_markdown(path: Path, summary: List[dict], left: int) -> None:
     """The summary as the README's table (mean +- std over the seeds), and how many trainings
     of the ladder are still to run."""
     lines = ["| image | method | --max_size | --niter | stages | seeds | training minutes "
-             "| SIFID | diversity |", "|---|---|---|---|---|---|---|---|---|"]
+             "| SIFID | diversity | --amp | CPU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         n = s["seeds"]
         minutes = over_seeds(s["train_seconds_mean"] / 60, s["train_seconds_std"] / 60, 1, n)
         lines.append(f"| {Path(s['image']).stem} | {s['method']} | {s['max_size']} | "
                      f"{s['niter']} | {s['stages'] or '-'} | {n} | {minutes} | "
                      f"{over_seeds(s['sifid_mean'], s['sifid_std_over_seeds'], 2, n)} | "
-                     f"{over_seeds(s['diversity_mean'], s['diversity_std_over_seeds'], 3, n)} |")
+                     f"{over_seeds(s['diversity_mean'], s['diversity_std_over_seeds'], 3, n)} | "
+                     f"{s['amp']} | {s['cpu']} |")
     if left:
         lines.append(f"\n{left} training(s) of the ladder not run yet.")
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
@@ -428,7 +500,8 @@ def plot(summary: List[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     lines = {}
     for s in summary:
-        lines.setdefault((s["method"], Path(s["image"]).stem), []).append(s)
+        amp = f" {s['amp']}" if s["amp"] != "none" else ""
+        lines.setdefault((s["method"] + amp, Path(s["image"]).stem), []).append(s)
     for ax, name, label in ((axes[0], "sifid", "SIFID (FID-Inception weights), lower is better"),
                             (axes[1], "diversity", "diversity")):
         for k, ((method, stem), group) in enumerate(sorted(lines.items())):
@@ -523,8 +596,9 @@ def parse_args(argv=None):
     args.seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds else ladder["seeds"])
     args.num_samples = args.num_samples or ladder["num_samples"]
     min_size = args.min_size or ladder["min_size"]
-    args.points = [Point(p.method, p.max_size, p.niter, p.stages, min_size)
-                   for p in ladder["points"]]
+    args.points = [replace(p, min_size=min_size) for p in ladder["points"]]
+    args.score_size = ladder.get("score_size")
+    args.prefix = ladder.get("prefix", "quality_vs_time")   # the output files' names
     names = {p.name: p for p in args.points}
     args.only = None
     if args.points_to_run:
@@ -543,19 +617,25 @@ def parse_args(argv=None):
 
 
 def plan(args):
-    """(jobs, scoring per image), after printing the plan and its estimate."""
+    """(jobs, scoring per image, rows kept from the earlier table), after printing the plan
+    and its estimate."""
     jobs, scoring, total, left = [], {}, 0.0, 0.0
     print(f"ladder {args.ladder}: {len(args.points)} points x {len(args.seeds)} seeds "
           f"({', '.join(map(str, args.seeds))}) x {len(args.images)} images; "
           f"{args.num_samples} samples per model")
-    largest = max(p.max_size for p in args.points)
+    largest = args.score_size or max(p.max_size for p in args.points)
     for image in args.images:
         h, w = read_image(image).shape[2:]
         scale1 = min(largest / max(h, w), 1)
         shape = (math.ceil(h * scale1), math.ceil(w * scale1))
+        scoring[image] = Scoring(shape, scale1, args.num_samples, True)
+    earlier = earlier_rows(Path(args.out) / f"{args.prefix}.csv", scoring)
+    for image in args.images:
+        h, w = read_image(image).shape[2:]
+        shape = scoring[image].shape
         print(f"{Path(image).name} ({h} x {w}): every point scored at {shape[0]} x {shape[1]}")
         print(f"  {'point':<26} {'levels':>6} {'size':>9} {'est. per seed':>13}  state")
-        for point in args.points:
+        for point in (p for p in args.points if p.trains_on(image)):
             try:
                 shapes = point.shapes(h, w)
             except (ValueError, SinGANError) as err:
@@ -568,25 +648,31 @@ def plan(args):
                 job = Job(image, point, seed, args.root)
                 jobs.append(job)
                 done = job.result_file.exists() and "row" in read_result(job)
-                later = not done and args.only is not None and point.name not in args.only
-                states.append("done" if done else "not now" if later else "to run")
+                kept = not done and (Path(image).name, point.name, seed) in earlier
+                later = (not done and not kept and args.only is not None
+                         and point.name not in args.only)
+                states.append("done" if done else "done earlier" if kept
+                              else "not now" if later else "to run")
+                done = done or kept
                 total += seconds
                 left += 0 if done or later else seconds
             fh, fw = shapes[-1]
             print(f"  {point.name:<26} {len(shapes):>6} {fh:>4}x{fw:<4} "
                   f"{duration(seconds):>13}  {', '.join(states)}")
-        scoring[image] = Scoring(shape, scale1, args.num_samples, True)
     wall = left / min(args.workers, max(1, len(jobs)))
     print(f"estimated time (rough: the 2-core AVX2 machine's rates, training and sampling): "
           f"{duration(total)} for all {len(jobs)} trainings, {duration(left)} of it still to "
           f"run; about {duration(wall)} with {args.workers} worker(s)")
-    return jobs, scoring
+    if earlier:
+        print(f"{len(earlier)} row(s) of {Path(args.out) / (args.prefix + '.csv')} kept from "
+              f"an earlier run (their CPU in the table's cpu column)")
+    return jobs, scoring, earlier
 
 
 def main(argv=None):
     args = parse_args(argv)
     print(describe_machine())
-    jobs, scoring = plan(args)
+    jobs, scoring, earlier = plan(args)
     if args.dry_run:
         print("dry run: nothing trained")
         return 0
@@ -600,9 +686,13 @@ def main(argv=None):
     rows, failed, todo = {}, [], []
     for job in jobs:
         state = job_state(job, scoring[job.image])
+        kept = earlier.get((Path(job.image).name, job.point.name, job.seed))
         if state == "finished":
             print(f"skip {job.label}: already trained and scored ({job.result_file})")
             rows[job] = read_result(job)["row"]
+        elif kept and not job.result_file.exists():
+            print(f"skip {job.label}: measured earlier ({kept['cpu']}), kept from the table")
+            rows[job] = kept
         elif args.report or (args.only is not None and job.point.name not in args.only):
             continue                       # left for a later run
         else:
@@ -644,11 +734,34 @@ def main(argv=None):
         out = Path(args.out)
         summary = summarise(ordered)
         print_summary(summary)
-        write_csv(out / "quality_vs_time.csv", ordered, COLUMNS)
-        write_csv(out / "quality_vs_time_summary.csv", summary, SUMMARY)
-        write_markdown(out / "quality_vs_time.md", summary, len(jobs) - len(ordered))
-        plot(summary, out / "quality_vs_time.png")
+        write_csv(out / f"{args.prefix}.csv", ordered, COLUMNS)
+        write_csv(out / f"{args.prefix}_summary.csv", summary, SUMMARY)
+        write_markdown(out / f"{args.prefix}.md", summary, len(jobs) - len(ordered))
+        plot(summary, out / f"{args.prefix}.png")
+        print_amp_verdict(summary)
     return 1 if failed else 0
+
+
+def print_amp_verdict(summary: List[dict]) -> None:
+    """For each setting trained both in fp32 and under --amp bf16 on the same image: bf16's
+    mean SIFID and diversity against fp32's, and whether bf16 is fit to recommend (issue #39:
+    mean SIFID within 1.15x of fp32's, mean diversity within 0.85-1.2x)."""
+    by_key = {}
+    for s in summary:
+        key = (s["image"], point_of({**s, "amp": "none"}).name)
+        by_key.setdefault(key, {})[s["amp"]] = s
+    for (image, name), pair in by_key.items():
+        fp32, bf16 = pair.get("none"), pair.get("bf16")
+        if not fp32 or not bf16 or "" in (fp32["sifid_mean"], bf16["sifid_mean"]):
+            continue
+        sifid = bf16["sifid_mean"] / fp32["sifid_mean"]
+        div = bf16["diversity_mean"] / fp32["diversity_mean"]
+        fit = sifid <= 1.15 and 0.85 <= div <= 1.2
+        speed = fp32["train_seconds_mean"] / bf16["train_seconds_mean"]
+        print(f"bf16 against fp32, {Path(image).stem} {name} ({fp32['seeds']} and "
+              f"{bf16['seeds']} seeds): SIFID {sifid:.2f}x (fit: <= 1.15), diversity "
+              f"{div:.2f}x (fit: 0.85-1.2), training {speed:.2f}x faster: "
+              f"{'fit to recommend' if fit else 'NOT fit to recommend'}")
 
 
 def _guarded(fn, *args):

@@ -113,7 +113,8 @@ def test_smoke_ladder_trains_scores_and_resumes(tmp_path):
 def test_points_runs_part_of_the_ladder_now(tmp_path):
     """--points picks the points to train now; the others are planned as 'not now', and the
     common score size stays the whole ladder's."""
-    out = run("--dry-run", "--points", "consingan_64_1000_5", "--root", tmp_path / "root")
+    out = run("--dry-run", "--points", "consingan_64_1000_5", "--root", tmp_path / "root",
+              "--out", tmp_path / "out")
     assert "scored at 129 x 192" in out
     line = next(l for l in out.splitlines() if l.strip().startswith("consingan_64_1000_5"))
     assert line.endswith("to run, to run")
@@ -131,3 +132,35 @@ def test_report_writes_what_is_finished_and_trains_nothing(tmp_path):
               "--out", tmp_path / "out")
     assert "done " not in out and not (tmp_path / "out").exists()
     assert not list((tmp_path / "root").glob("*/*/model.pth"))
+
+
+def test_rows_of_the_earlier_table_are_kept(tmp_path):
+    """Rows measured earlier (their model folders gone: they are not in git) are kept from the
+    table this run rewrites, where they were scored as now; rows written before the table had
+    its amp and cpu columns are fp32 rows of the 2-core AVX2 machine. The bf16 points are
+    trained on rocket only (issue #39)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    old = ("image,method,max_size,min_size,niter,stages,seed,levels,train_seconds,train_size,"
+           "score_size,num_samples,sifid,sifid_std,diversity,sifid_measured,device,threads,"
+           "notes,folder\n"
+           "rocket.png,singan,64,25,500,,0,4,398.3,43x64,129x192,50,4.52,0.31,0.244,True,cpu,2,,"
+           "x\n"
+           "rocket.png,singan,64,25,500,,1,4,438.4,43x64,96x128,50,4.56,0.34,0.219,True,cpu,2,,"
+           "y\n")
+    (out / "quality_vs_time.csv").write_text(old)
+    plan = run("--dry-run", "--root", tmp_path / "root", "--out", out)
+    line = next(l for l in plan.splitlines() if l.strip().startswith("singan_64_500 "))
+    # seed 0 kept; seed 1 was scored at another size: trained again
+    assert line.endswith("done earlier, to run") and line.count("singan_64_500") == 1
+    assert "1 row(s) of" in plan and "kept from an earlier run" in plan
+    rocket, chelsea = plan.split("chelsea.png (")
+    assert "singan_250_150_bf16" in rocket and "bf16" not in chelsea
+    report = run("--report", "--root", tmp_path / "root", "--out", out)
+    assert "skip rocket singan_64_500 seed 0: measured earlier (AVX2, 2 cores)" in report
+    rows = read_csv(out / "quality_vs_time.csv")
+    assert [(r["seed"], r["amp"], r["cpu"], r["train_seconds"]) for r in rows] == [
+        ("0", "none", "AVX2, 2 cores", "398.3")]
+    table = (out / "quality_vs_time.md").read_text()
+    assert "| rocket | singan | 64 | 500 | - | 1 | 6.6 | 4.52 | 0.244 | none | AVX2, 2 cores |" \
+        in table
