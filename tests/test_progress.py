@@ -1,12 +1,17 @@
 """Progress that tells the truth (issue 28): the share of the work, weighted by each stage's
-cost; the time left from this run's own rate; the terminal's whole-run line; TensorBoard."""
+cost; the time left from this run's own rate; the terminal's whole-run line; TensorBoard.
+And main_train.py run as a user types it (no --quiet, --device auto, no --num_samples, with
+--tensorboard): what the README promises of that run."""
 import builtins
+import json
+import re
 
 import pytest
 import torch
 
 import singan
-from conftest import assert_one_line_error, run_here, smooth_image, write_image
+from conftest import (assert_one_line_error, photo, run_here, run_script, smooth_image,
+                      write_image)
 from singan.errors import SinGANError
 from singan.progress import ProgressEvent, WorkClock, format_seconds
 from singan.train import SinGANTrainer
@@ -115,3 +120,85 @@ def test_tensorboard_without_the_package_is_one_line(tmp_path, monkeypatch):
                     monkeypatch=monkeypatch)
     assert_one_line_error(proc, "--tensorboard", "pip install")
     assert not (tmp_path / "TrainedModels").exists()
+
+
+# ---- main_train.py as a user types it ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def terminal_run(tmp_path_factory):
+    """`main_train.py --device auto --tensorboard tb` on a 24 x 32 photo (3 scales, 30
+    iterations each), without --quiet or --num_samples: (work folder, process)."""
+    work = tmp_path_factory.mktemp("terminal")
+    write_image(work / "Input" / "x.png", photo("chelsea.png", 24, 32))
+    proc = run_script("main_train.py", "--input_dir", "Input", "--input_name", "x.png",
+                      "--max_size", "32", "--min_size", "19", "--niter", "30", "--manualSeed",
+                      "0", "--device", "auto", "--tensorboard", "tb", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    return work, proc
+
+
+MODEL = "TrainedModels/x/scale_factor=0.750000,alpha=10"
+RUN_LINE = re.compile(r"scale (\d+)/(\d+) · (\d+)% of the work · "
+                      r"(about \d[^\r\n]* left|estimating the time left)")
+
+
+@pytest.mark.slow
+def test_the_terminal_shows_the_whole_runs_line(terminal_run):
+    """The README's second line under the scale's bar, 'scale k/N · p% of the work · about t
+    left', for every scale, p never going back and ending at 100; with each scale weighted by
+    its work, the coarsest scale (the fewest pixels of three) is less than a third of it."""
+    _, proc = terminal_run
+    shown = [(int(k), int(n), int(p)) for k, n, p, _ in RUN_LINE.findall(proc.stderr)]
+    assert shown, proc.stderr[-2000:]
+    assert {k for k, _, _ in shown} == {0, 1, 2} and {n for _, n, _ in shown} == {2}
+    shares = [p for _, _, p in shown]
+    assert shares == sorted(shares) and shares[-1] == 100
+    assert max(p for k, _, p in shown if k == 0) < 100 / 3
+    assert "left" in RUN_LINE.findall(proc.stderr)[-1][3]
+
+
+@pytest.mark.slow
+def test_tensorboard_gets_real_event_files_from_main_train(terminal_run):
+    """--tensorboard DIR: event files TensorBoard reads back, with each scale's losses and
+    gradient penalty at its reported iterations, the noise amplitudes and the scales' images."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    work, _ = terminal_run
+    assert list((work / "tb").glob("events.out.tfevents.*"))
+    board = EventAccumulator(str(work / "tb"), size_guidance={"images": 0})
+    board.Reload()
+    for k in range(3):
+        for name in ("errD", "errG", "rec", "D_real", "D_fake", "gradient_penalty"):
+            assert [s.step for s in board.Scalars(f"scale {k}/{name}")] == [25, 30], (k, name)
+        for name in ("real", "fake", "reconstruction"):
+            assert f"scale {k}/{name}" in board.Tags()["images"]
+    amps = singan.load_model(work / MODEL).noise_amp
+    assert [s.step for s in board.Scalars("noise_amp")] == [0, 1, 2]
+    assert [s.value for s in board.Scalars("noise_amp")] == pytest.approx(amps, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_device_auto_trains_on_the_best_device_here(terminal_run):
+    """--device auto: CUDA where there is one, else MPS, else the CPU (config.json says
+    which device trained the model)."""
+    work, _ = terminal_run
+    expected = "cuda" if torch.cuda.is_available() else \
+        "mps" if torch.backends.mps.is_available() else "cpu"
+    device = json.loads((work / MODEL / "config.json").read_text())["device"]
+    assert device.split(":")[0] == expected
+
+
+@pytest.mark.slow
+def test_main_train_writes_50_samples_by_default(terminal_run):
+    work, _ = terminal_run
+    out = work / "Output" / "RandomSamples" / "x" / "gen_start_scale=0"
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{i}.png" for i in range(50))
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"),
+                                                 (False, False, "cpu")])
+def test_device_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    from singan.devices import resolve_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_here, run_script, smooth_image, write_image
+from scipy.stats import wasserstein_distance
+
+from conftest import assert_one_line_error, photo, run_here, run_script, smooth_image, write_image
 from singan import load_model, train_model
 from singan.checkpoint import save_checkpoint
 from singan.hparams import SinGANConfig
@@ -24,9 +26,10 @@ FOLDER = "TrainedModels/tiny/scale_factor=0.750000,alpha=10"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One tiny model trained through main_train.py (4 scales, 32 x 40, 8 iterations each)."""
+    """One tiny model trained through main_train.py (4 scales, 32 x 40, 8 iterations each) on
+    a photo (a few colours, which a tiny model learns at once)."""
     work = tmp_path_factory.mktemp("train")
-    write_image(work / "Input" / "tiny.png", smooth_image(32, 40))
+    write_image(work / "Input" / "tiny.png", photo("chelsea.png", 32, 40))
     proc = run_script("main_train.py", "--input_dir", "Input", "--input_name", "tiny.png",
                       *TINY, "--manualSeed", "3", "--num_samples", "6", cwd=work)
     assert proc.returncode == 0, proc.stderr
@@ -37,6 +40,7 @@ def test_model_folder_has_every_file(trained):
     work, proc = trained
     folder = work / FOLDER
     assert f"model: {FOLDER}" in proc.stdout
+    assert "of the work" not in proc.stderr and "it/s" not in proc.stderr   # --quiet: no bars
     for n in range(4):
         for name in ("netG.pth", "netD.pth", "z_opt.pth", "real_scale.png", "fake_sample.png",
                      "G(z_opt).png", "losses.png"):
@@ -68,6 +72,49 @@ def test_samples_and_grid_are_written(trained):
                                                                         images[0])
 
 
+def samples_and_image(work):
+    """main_train.py's 6 samples [6, H, W, 3] and the training image the test wrote, as
+    floats."""
+    out = work / "Output" / "RandomSamples" / "tiny" / "gen_start_scale=0"
+    samples = np.stack([iio.imread(out / f"{i}.png") for i in range(6)]).astype(float)
+    return samples, iio.imread(work / "Input" / "tiny.png").astype(float)
+
+
+def test_random_samples_differ_from_each_other_and_from_the_training_image(trained):
+    """Fact: random samples are new images: no two alike, none a copy of the image trained
+    on (the file the test wrote); on average more than 10 levels apart a pixel (measured:
+    20 between samples, 26 from the image)."""
+    samples, image = samples_and_image(trained[0])
+    for i, sample in enumerate(samples):
+        assert np.abs(sample - image).mean() > 10, i
+        for j in range(i):
+            assert np.abs(sample - samples[j]).mean() > 10, (i, j)
+
+
+def colour_distance(pixels: np.ndarray, image: np.ndarray) -> float:
+    """How far apart two pictures' colours are, whatever their layout: the largest, over the
+    three channels, of the 1-D Wasserstein distance between their distributions of values."""
+    return max(wasserstein_distance(pixels[..., c].ravel(), image[..., c].ravel())
+               for c in range(3))
+
+
+def test_random_samples_keep_the_training_images_colours(trained):
+    """Fact: a sample has the training image's colours: its values are distributed as the
+    image's (within 20 levels a channel; measured: at most 10), its mean within 15 levels and
+    its spread within a factor of two. A picture of other colours is not: uniform noise, flat
+    grey, the image darkened to 60%, another photo (each 45 to 95 levels away)."""
+    samples, image = samples_and_image(trained[0])
+    for sample in samples:
+        assert colour_distance(sample, image) < 20
+        assert np.abs(sample.mean(axis=(0, 1)) - image.mean(axis=(0, 1))).max() < 15
+        ratio = sample.std(axis=(0, 1)) / image.std(axis=(0, 1))
+        assert (ratio > 0.5).all() and (ratio < 2).all(), ratio
+    rng = np.random.default_rng(0)
+    for other in (rng.integers(0, 256, image.shape), np.full(image.shape, 128), image * 0.6,
+                  photo("rocket.png", *image.shape[:2])):
+        assert colour_distance(np.asarray(other, float), image) > 40
+
+
 def test_rerun_skips_finished_model_and_resumes_a_partial_one(trained):
     work, _ = trained
     folder = work / FOLDER
@@ -78,16 +125,22 @@ def test_rerun_skips_finished_model_and_resumes_a_partial_one(trained):
     assert (folder / "3" / "netG.pth").stat().st_mtime_ns == before
     # drop the last scale from the checkpoint, as if training had been killed during scale 3
     ckpt = torch.load(folder / "model.pth", weights_only=True)
+    ckpt_before = torch.load(folder / "model.pth", weights_only=True)
     ckpt["scales"] = ckpt["scales"][:3]
     save_checkpoint(folder / "model.pth", ckpt)          # with a fresh checksum
     first_scales = (folder / "0" / "netG.pth").stat().st_mtime_ns
+    # the same seed: scale 3 is trained again exactly as before, so that the module's model
+    # stays what the other tests expect whatever order they run in
     proc = run_script("main_train.py", "--input_dir", "Input", "--input_name", "tiny.png", *TINY,
-                      "--num_samples", "0", cwd=work)
+                      "--manualSeed", "3", "--num_samples", "0", cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert "resuming" in proc.stdout and "scale 3/3" in proc.stdout
     assert "scale 0/3" not in proc.stdout
     assert (folder / "0" / "netG.pth").stat().st_mtime_ns == first_scales
-    assert load_model(folder).num_scales == 4
+    resumed = torch.load(folder / "model.pth", weights_only=True)
+    assert len(resumed["scales"]) == 4
+    for key, value in ckpt_before["scales"][3]["G"].items():      # the same scale 3 again
+        assert torch.equal(resumed["scales"][3]["G"][key], value), key
 
 
 def test_other_settings_need_force(trained, monkeypatch):
@@ -111,6 +164,16 @@ def test_random_samples_script_modes(trained):
                       "--num_samples", "2", "--manualSeed", "1", cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert (work / "Output/RandomSamples/tiny/gen_start_scale=2/1.png").is_file()
+
+
+def test_random_samples_draws_50_by_default(trained, monkeypatch):
+    """The README's default: without --num_samples, 50 samples, 0.png .. 49.png."""
+    work, _ = trained
+    proc = run_here("random_samples.py", "--model_dir", FOLDER, "--manualSeed", "1", "--out",
+                    "fifty", cwd=work, monkeypatch=monkeypatch)
+    assert proc.returncode == 0, proc.stderr
+    out = work / "fifty" / "RandomSamples" / "tiny" / "gen_start_scale=0"
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.png" for i in range(50))
 
 
 def test_same_seed_same_samples(trained):
