@@ -80,7 +80,7 @@ def driver(args) -> None:
                 NodeAffinitySchedulingStrategy(here, soft=False))).remote()
 
             def send(size: int) -> float:
-                link = Link(Channel(board), "probe")
+                link = Link(Channel(board, "probe", (("model", "probe-model"),)))
                 data = os.urandom(size)
                 started = time.perf_counter()
                 link.send("model", [("model.pth", data)])

@@ -152,3 +152,92 @@ class LoopbackCluster:
         shutil.rmtree(self.ray_dir, ignore_errors=True)
         if getattr(self, "log2", None):
             self.log2.close()
+
+
+# ---- a driver whose tasks misbehave (test_cluster.py) ------------------------------------------
+#
+# `python tests/loopback_cluster.py hostile OUT IMAGES ADDRESS`, run inside the cluster's
+# namespaces: one folder run whose tasks send the driver what a buggy, confused or stale task
+# might (each image its own kind), through the run's real Board and tickets; prints its rows
+# as JSON on its last line. Its functions are this script's own (__main__), so Ray sends them
+# by value: the second node has no copy of tests/.
+
+HOSTILE_KINDS = {
+    "foreign": "files for another image: a ticket it was not given (the old name of one)",
+    "outside": "a path outside the image's model folder",
+    "drop": "None for the finished model.pth (remove it)",
+    "replace": "a valid but shorter model.pth over the finished one",
+    "bytes": "more than the run's byte cap per image, in 200 small files",
+    "area": "model files sent with its output folder's ticket",
+}
+HOSTILE_CAP = 64 * 1024      # the driver's byte cap per image in this run
+
+
+def hostile_task(kind: str, files: dict, channel) -> dict:
+    """One misbehaving try: sends its kind's batch straight to the Board (as a task that
+    bypassed Link would), waits until the Board holds it, returns a row."""
+    import io
+    import tempfile
+    import ray
+    import torch
+    from singan.checkpoint import save_checkpoint
+    areas = dict(channel.areas)
+    board = channel.board
+    if kind == "foreign":
+        sent = board.files.remote("b", [("model.pth", b"x")], "")
+    elif kind == "outside":
+        sent = board.files.remote(areas["model"], [("../../b/x/model.pth", b"x")], "")
+    elif kind == "drop":
+        sent = board.files.remote(areas["model"], [("model.pth", None)], "")
+    elif kind == "replace":
+        ckpt = torch.load(io.BytesIO(files["model.pth"]), weights_only=True)
+        ckpt["scales"] = ckpt["scales"][:-1]
+        with tempfile.TemporaryDirectory() as folder:
+            save_checkpoint(f"{folder}/model.pth", ckpt)       # its checksum right
+            data = Path(folder, "model.pth").read_bytes()
+        sent = board.files.remote(areas["model"], [("model.pth", data)], "")
+    elif kind == "bytes":
+        sent = board.files.remote(areas["model"], [(f"0/extra{n}.txt", bytes(1024))
+                                                   for n in range(200)], "")
+    else:   # "area"
+        sent = board.files.remote(areas["output"], [("model.pth", b"x")], "")
+    ray.get(sent)
+    return {"status": "sent", "node": ray.get_runtime_context().get_node_id()}
+
+
+def hostile_run(out: str, images_dir: str, address: str) -> None:
+    import json
+    import ray
+    from singan import SinGANConfig, train_model
+    from singan.apps import folder_copy, many
+    from singan.apps.cluster import Cluster
+    from singan.apps.ray_runner import ray_runtime, run_tasks
+    config = SinGANConfig(max_size=24, min_size=20, niter=2)
+    images = sorted(Path(images_dir).glob("*.png"))
+    for image in images:              # every image with a finished model of the driver's own
+        train_model(image, config, device="cpu", root=Path(out) / "TrainedModels",
+                    show_progress=False, log=lambda line: None)
+    folder_copy.MAX_IMAGE_BYTES = HOSTILE_CAP
+    folders = many._Folders(config, Path(out) / "TrainedModels", Path(out) / "Output")
+
+    def kwargs_for(image: Path, first: bool) -> dict:
+        return {"kind": image.stem, "files": folders.files(image, many.MODEL_FILES)}
+
+    before = digests(Path(out))
+    with ray_runtime(Cluster(address=address)):
+        run = run_tasks(ray, hostile_task, images, kwargs_for, folders.receive,
+                        Cluster(address=address), 0, many.TRAIN_COLUMNS, "hostile", False,
+                        areas=(many.MODEL, many.OUTPUT))
+    print(json.dumps({"rows": run.rows, "before": before, "after": digests(Path(out))}))
+
+
+def digests(folder: Path) -> dict:
+    """sha256 of every file under `folder`, by relative path."""
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["hostile"]:
+    sys.path.insert(0, str(ROOT))
+    hostile_run(*sys.argv[2:5])

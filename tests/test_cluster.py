@@ -18,6 +18,7 @@ without the token is refused in one line.
 """
 import csv
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -29,7 +30,7 @@ import torch
 import torchvision
 
 from conftest import ROOT, optional, smooth_image, write_image
-from loopback_cluster import PORT, LoopbackCluster, why_no_namespaces
+from loopback_cluster import HOSTILE_KINDS, PORT, LoopbackCluster, why_no_namespaces
 
 if importlib.util.find_spec("ray") is None:
     optional("ray")   # skipped here, an error in CI
@@ -220,3 +221,81 @@ def test_a_driver_without_the_clusters_token_is_refused_in_one_line(cluster):
         proc.stderr
     assert "RAY_AUTH_TOKEN is not set" in lines[-1] and "Traceback" not in proc.stderr
     assert not (driver_dir / "run3" / "TrainedModels").exists()
+
+
+def test_hostile_batches_are_refused_in_one_line_and_every_file_is_kept(cluster):
+    """One run whose tasks misbehave, each image its own way (loopback_cluster.HOSTILE_KINDS),
+    every image with a finished model of the driver's: the driver files each batch under its
+    own record of the ticket it came with, refuses each bad one in one line naming its own
+    folder, and no file it had changes (nor appears)."""
+    lc, driver_dir = cluster
+    images, out = driver_dir / "hostile_imgs", driver_dir / "hostile"
+    for i, kind in enumerate(HOSTILE_KINDS):
+        write_image(images / f"{kind}.png", smooth_image(28, 28, seed=10 + i))
+    out.mkdir()
+    proc = lc.run(sys.executable, str(ROOT / "tests" / "loopback_cluster.py"), "hostile",
+                  str(out), str(images), f"127.0.0.1:{PORT}", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["after"] == result["before"]           # every file kept, none added
+    assert sum(p.endswith("model.pth") for p in result["before"]) == len(HOSTILE_KINDS)
+    rows = {row["image"]: row["status"] for row in result["rows"]}
+    for kind, words in (("outside", "is not a plain relative path inside it"),
+                        ("drop", "may not remove the finished model"),
+                        ("replace", "may not replace the finished model"),
+                        ("bytes", "more than the 66 kB a run may add per image"),
+                        ("area", "is outside RandomSamples/area")):
+        status = rows[f"{kind}.png"]
+        assert status.startswith("failed: refused") and words in status, (kind, status)
+        line = f"{kind}: {status[len('failed: '):]}"
+        assert line in proc.stdout.splitlines(), (line, proc.stdout)     # said once, one line
+    assert "refused files sent with a ticket this run did not give" in proc.stdout
+    assert rows["foreign.png"] == "sent"                 # its files went nowhere
+    assert "singan-task" not in proc.stdout + proc.stderr
+
+
+def test_every_line_names_the_drivers_files_not_a_nodes_copy(cluster, first_run):
+    """A rerun of trained images logs "already trained" with the driver's model folder, and
+    a damaged image's row names the driver's file: never /tmp/singan-task-* of a node."""
+    lc, driver_dir = cluster
+    out, trained = first_run
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    images = driver_dir / "imgs_again"
+    images.mkdir()
+    (images / "a.png").write_bytes((driver_dir / "imgs" / "a.png").read_bytes())
+    (images / "empty.png").write_bytes(b"")
+    (images / "cut.png").write_bytes((driver_dir / "imgs" / "b.png").read_bytes()[:200])
+    proc = subprocess.run(lc.inside(sys.executable, str(ROOT / "main_train.py"), "--input_dir",
+                                    "../imgs_again", *ARGS, "--ray_address",
+                                    f"127.0.0.1:{PORT}", cwd=out),
+                          env=lc.env, capture_output=True, text=True, timeout=600)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 2, said
+    assert "singan-task" not in said, said
+    folder = f"TrainedModels/a/{CONFIG.folder_name()} is already trained"
+    assert f"a: {folder}" in said, said
+    rows = rows_of(out, "imgs_again_summary.csv")
+    assert rows["a.png"]["status"] == "already trained"
+    for name in ("empty.png", "cut.png"):
+        assert rows[name]["status"].startswith(f"failed: cannot read ../imgs_again/{name}"), rows
+
+
+def test_the_local_runtime_keeps_its_files_in_a_private_folder():
+    """Ray's local runtime (no --ray_address) puts its sockets and logs inside a folder of
+    the user's own that nobody else may enter (0700; Ray makes its own folders 0777), not in
+    the world-writable /tmp/ray, and removes it afterwards."""
+    import os
+    import stat
+    from singan.apps.cluster import Cluster
+    from singan.apps.ray_runner import ray_runtime
+    shared = Path("/tmp/ray")
+    before = sorted(shared.iterdir()) if shared.is_dir() else []
+    with ray_runtime(Cluster(num_cpus=1)) as ray:
+        node = ray._private.worker._global_node
+        temp, session = Path(node.get_temp_dir_path()), Path(node.get_session_dir_path())
+        assert session.is_relative_to(temp) and not temp.is_relative_to(shared)
+        info = temp.parent.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+        assert any((session / "sockets").iterdir())          # its sockets are in there
+    assert not temp.parent.exists()
+    assert (sorted(shared.iterdir()) if shared.is_dir() else []) == before

@@ -86,3 +86,36 @@ def test_checkpoints_arrive_whole_and_removals_remove(tmp_path):
     assert sorted(read_files(dest)) == ["0/netG.pth", "model.pth"]
     loaded = torch.load(dest / "model.pth", weights_only=True)
     assert loaded["sha256"] == content_digest({k: v for k, v in loaded.items() if k != "sha256"})
+
+
+def test_nothing_is_written_through_a_link_out_of_the_folder(tmp_path):
+    """A folder on the way that is a link (the driver's own disk may hold one) leads the
+    write elsewhere: the whole batch is refused, nothing written."""
+    dest, elsewhere = tmp_path / "dest", tmp_path / "elsewhere"
+    (dest / "ok").mkdir(parents=True)
+    elsewhere.mkdir()
+    (dest / "0").symlink_to(elsewhere, target_is_directory=True)
+    (dest / "config.json").symlink_to(elsewhere / "config.json")
+    for batch in ([("ok/a.png", b"a"), ("0/noise.png", b"x")], [("config.json", b"{}")]):
+        with pytest.raises(SinGANError, match="leads out of it"):
+            write_batch(dest, checked_batch(batch, "dest"))
+    assert not list(elsewhere.iterdir()) and not (dest / "ok" / "a.png").exists()
+
+
+def test_what_a_batch_adds_and_a_finished_model(tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "old.png").write_bytes(b"x" * 100)
+    assert folder_copy.batch_growth(dest, [("old.png", b"y" * 30), ("new.png", b"z" * 50)]) \
+        == -70 + 50
+    assert folder_copy.batch_growth(dest, [("old.png", None)]) == -100
+    model = checkpoint_bytes(tmp_path)                    # no levels planned, none trained
+    assert not folder_copy.finished_model(model)
+    path = tmp_path / "src" / "full.pth"
+    save_checkpoint(path, {"format_version": 2, "method": "singan", "scales": [{}, {}],
+                           "reals": [torch.zeros(1), torch.zeros(1)]})
+    assert folder_copy.finished_model(path) and folder_copy.finished_model(path.read_bytes())
+    save_checkpoint(path, {"format_version": 2, "method": "singan", "scales": [{}],
+                           "reals": [torch.zeros(1), torch.zeros(1)]})
+    assert not folder_copy.finished_model(path)            # one level of two: unfinished
+    assert not folder_copy.finished_model(b"not a checkpoint")

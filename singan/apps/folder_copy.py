@@ -3,14 +3,17 @@
 
 The driver hands a task the files it needs (`read_files`); the task works in a folder of its
 own node and, after every save, sends back what changed (`Mirror.changes`); the driver checks
-what it receives as if a stranger had sent it (`checked_batch`: plain relative names inside
-the folder, sizes, checkpoints that load and match their checksums) and writes it with the
-same atomic saves as a local run (`write_batch`).
+what it receives as a careful reader checks a file from elsewhere (`checked_batch`: plain
+relative names inside the folder, sizes, checkpoints that load weights-only and match their
+checksums) and writes it with the same atomic saves as a local run (`write_batch`: never
+through a link out of the folder). What a whole run may add per image (MAX_IMAGE_BYTES) and
+whether a finished model may be touched are the driver's own records (singan.apps.many).
 
     mirror = Mirror(folder, held=files_sent)       # on the node
     ...  send(mirror.changes())  ...
     write_batch(driver_folder, checked_batch(batch, where))   # on the driver
 """
+import contextlib
 import hashlib
 import os
 from pathlib import Path, PurePosixPath
@@ -24,6 +27,7 @@ from ..image_io import atomic_write_bytes
 Batch = List[Tuple[str, Optional[bytes]]]
 
 MAX_FILE_BYTES = 1 << 30    # 1 GiB; a SinGAN model file is tens of MB
+MAX_IMAGE_BYTES = 2 << 30   # 2 GiB: all a run's tasks may add to one image's folders
 MAX_BATCH_FILES = 4096      # a model folder holds a few files per stage
 MAX_DEPTH = 4               # folder/<stage>/<file> is depth 2; samples go one level deeper
 MAX_NAME = 255
@@ -142,10 +146,49 @@ def checked_batch(batch, where: str, inside: Sequence[str] = ()) -> Batch:
     return checked
 
 
-def write_batch(folder, batch: Batch) -> None:
+def finished_model(source) -> bool:
+    """Whether a model.pth (a path, or its bytes) holds every level its training planned; a
+    missing or unreadable one does not."""
+    try:
+        ckpt = read_checkpoint("model.pth", source) if isinstance(source, bytes) else \
+            read_checkpoint(source)
+    except SinGANError:
+        return False
+    return len(ckpt.get("scales", ())) >= len(ckpt.get("reals", ())) > 0
+
+
+def batch_growth(folder, batch: Batch) -> int:
+    """The bytes writing `batch` into `folder` adds to it: the new files' sizes less those of
+    the files they replace or remove (negative when it frees more than it adds)."""
+    folder, growth = Path(folder), 0
+    for rel, data in batch:
+        path = folder.joinpath(*PurePosixPath(rel).parts)
+        with contextlib.suppress(OSError):
+            growth -= path.stat().st_size if path.is_file() else 0
+        growth += len(data) if data is not None else 0
+    return growth
+
+
+def _contained(folder: Path, batch: Batch, where: str) -> None:
+    """Every path of the batch lies inside `folder` once links are followed: no folder on the
+    way, nor the file itself, is a link leading elsewhere."""
+    inside = folder.resolve()
+    for rel, _ in batch:
+        path = folder.joinpath(*PurePosixPath(rel).parts)
+        parent = path.parent
+        while not parent.exists() and parent != folder:
+            parent = parent.parent
+        if path.is_symlink() or not parent.resolve().is_relative_to(inside):
+            raise SinGANError(f"refused a file for {where}: {rel[:80]} leads out of it (a "
+                              "link)")
+
+
+def write_batch(folder, batch: Batch, where: str = "") -> None:
     """Write a checked batch into `folder`, in its order, each file atomically (checkpoints
-    synced to the disk, as the driver saves them), removing those sent as None."""
+    synced to the disk, as the driver saves them), removing those sent as None; nothing when
+    a path would lead out of the folder through a link."""
     folder = Path(folder)
+    _contained(folder, batch, where or str(folder))
     for rel, data in batch:
         path = folder.joinpath(*PurePosixPath(rel).parts)
         if data is None:

@@ -30,12 +30,15 @@ from ..checkpoint import CHECKPOINT_NAME, RUNNING_NAME
 from ..driver import CHECKPOINT_MINUTES, TrainingStopped, prepare_model_folder
 from ..errors import SinGANError
 from ..guards import Terminated, exclusive
-from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes
+from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes, declared_size
 from ..metrics import SIFIDOptions, sample_quality
 from ..progress import ProgressEvent
+from ..resources import human
 from .cluster import Cluster
 from .evaluate import PROTOCOL_COLUMNS, evaluate_protocol, load_sifid_extractor
-from .folder_copy import MAX_FILE_BYTES, Mirror, checked_batch, read_files, write_batch
+from . import folder_copy
+from .folder_copy import (MAX_FILE_BYTES, Mirror, batch_growth, checked_batch, finished_model,
+                          read_files, write_batch)
 from .generation import (open_model, open_trained_model, random_samples, samples_folder,
                          samples_roots)
 from .ray_runner import (Channel, FolderRun, Link, gpus_per_model, ray_runtime, run_tasks,
@@ -112,22 +115,34 @@ MODEL_FILES = (CHECKPOINT_NAME, "config.json")                  # what a trained
 
 class _Space:
     """A task's working folder on its node: the image written from its bytes, the model
-    folder from the files sent (`files`; those named in `gone` the driver holds too, and
-    the first batch removes them unless the task makes them again), a Mirror of it (what
-    the driver holds), and the task's Link. Removed afterwards."""
+    folder from the files sent (`files`), a Mirror of it (what the driver holds), and the
+    task's Link. `names`: how the driver names its image, the model folder and its output
+    folder, which every line the task reports uses instead of this folder's (said()).
+    Removed afterwards."""
 
     def __init__(self, scratch: Path, image_name: str, image_bytes: bytes, config,
-                 files: Dict[str, bytes], gone: Sequence[str], link: Link):
+                 files: Dict[str, bytes], link: Link, names: Dict[str, str]):
         if Path(image_name).name != image_name or image_name.startswith("."):
             raise SinGANError(f"{image_name!r} is not an image file name")
+        self.scratch = scratch
         self.root, self.out = scratch / "TrainedModels", scratch / "Output"
         self.image = scratch / "images" / image_name
         self.image.parent.mkdir(parents=True)
         self.image.write_bytes(image_bytes)
         self.folder = model_folder(image_name, config, self.root)
         write_batch(self.folder, checked_batch(list(files.items()), image_name))
-        self.model = Mirror(self.folder, held={**files, **dict.fromkeys(gone, b"")})
-        self.link = link
+        self.model = Mirror(self.folder, held=files)
+        self.link, self.names = link, names
+
+    def said(self, text: str) -> str:
+        """`text` with this node's paths replaced by the driver's names for them."""
+        for path, name in ((self.folder, self.names.get("model")),
+                           (self.image, self.names.get("image")),
+                           (self.out, self.names.get("output")),
+                           (self.scratch, "(a temporary folder of the task's node)")):
+            if name:
+                text = text.replace(str(path), name)
+        return text
 
     def send_model(self, note: str = "") -> None:
         self.link.send(MODEL, self.model.changes(), note)
@@ -135,19 +150,19 @@ class _Space:
     def send_output(self) -> None:
         self.link.send(OUTPUT, Mirror(self.out).changes())
 
-    def shown(self, path: Path, out_shown: str) -> str:
+    def shown(self, path: Path) -> str:
         """How the driver names `path`, a folder under this task's Output/."""
-        return str(Path(out_shown) / path.relative_to(self.out))
+        return str(Path(self.names["output"]) / path.relative_to(self.out))
 
 
 @contextlib.contextmanager
 def _on_node(channel: Channel, image_name: str, image_bytes: bytes, config,
-             files: Optional[Dict[str, bytes]] = None, gone: Sequence[str] = ()):
-    link = Link(channel, Path(image_name).stem)
+             files: Optional[Dict[str, bytes]] = None, names: Optional[Dict[str, str]] = None):
+    link = Link(channel)
     try:
         with tempfile.TemporaryDirectory(prefix="singan-task-") as scratch:
-            yield _Space(Path(scratch), image_name, image_bytes, config, files or {}, gone,
-                         link)
+            yield _Space(Path(scratch), image_name, image_bytes, config, files or {}, link,
+                         names or {})
     finally:
         link.status(None)
         link.flush()
@@ -159,18 +174,18 @@ def _stopped_row(row: dict, link: Link) -> Optional[dict]:
         else None
 
 
-def _train_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
-                gone: Sequence[str], source: str, shown: str, out_shown: str, config,
-                device: str, seed: int, force: bool, num_samples: int, amp: str, threads: int,
+def _train_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], source: str,
+                names: Dict[str, str], config, device: str, seed: int, force: bool,
+                num_samples: int, amp: str, threads: int,
                 on_progress: Optional[ProgressWatcher], checkpoint_minutes: float,
                 channel: Channel) -> dict:
     """Train (or resume, from `files`) the model of one image, then write its random samples;
-    every save goes back to the driver. One row."""
+    every save goes back to the driver. One row, in the driver's names (`names`)."""
     torch.set_num_threads(threads)
     name = Path(image_name).stem
     row = {"image": image_name, "method": method_of(config), "stages": "", "seconds": 0.0,
-           "status": "", "model folder": shown}
-    with _on_node(channel, image_name, image_bytes, config, files, gone) as space:
+           "status": "", "model folder": names.get("model", "")}
+    with _on_node(channel, image_name, image_bytes, config, files, names) as space:
         link = space.link
         stopped = _stopped_row(row, link)
         if stopped:
@@ -195,7 +210,8 @@ def _train_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
         try:
             model = train_model(space.image, config, device=device, seed=seed,
                                 progress=progress, should_stop=link.should_stop, force=force,
-                                show_progress=False, log=link.log, root=space.root,
+                                show_progress=False, root=space.root,
+                                log=lambda line: link.log(space.said(line)),
                                 checkpoint_minutes=checkpoint_minutes, on_saved=saved,
                                 image_source=source)
             space.send_model()    # what no save announced (config.json of a finished model)
@@ -211,21 +227,21 @@ def _train_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
             row.update(stages=f"{err.stages_done}/{total}",
                        status=f"stopped: {err.stages_done} stages saved; run again to resume")
         except SinGANError as err:
-            row.update(status=f"failed: {err}")
+            row.update(status=f"failed: {space.said(str(err))}")
         row["seconds"] = round(time.perf_counter() - started, 1)
     return row
 
 
-def _sample_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], out_shown: str,
-                 config, num_samples: int, gen_start_scale: int, scale_v: float,
-                 scale_h: float, arbitrary: bool, seed: int, amp: str, device: str,
-                 threads: int, channel: Channel) -> dict:
+def _sample_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
+                 names: Dict[str, str], config, num_samples: int, gen_start_scale: int,
+                 scale_v: float, scale_h: float, arbitrary: bool, seed: int, amp: str,
+                 device: str, threads: int, channel: Channel) -> dict:
     """Random samples of one image's trained model (random_samples.py's, per image), sent
     back to the driver's Output/; one row."""
     torch.set_num_threads(threads)
     row = {"image": image_name, "method": "", "samples": 0, "diversity": "", "status": "",
            "samples folder": ""}
-    with _on_node(channel, image_name, image_bytes, config, files) as space:
+    with _on_node(channel, image_name, image_bytes, config, files, names) as space:
         stopped = _stopped_row(row, space.link)
         if stopped:
             return stopped
@@ -241,22 +257,24 @@ def _sample_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], o
             quality = sample_quality(samples, model.trained_real)
             row.update(method=model.method, samples=num_samples, status="done",
                        diversity="" if quality.diversity is None else round(quality.diversity, 4),
-                       **{"samples folder": space.shown(out, out_shown)})
+                       **{"samples folder": space.shown(out)})
         except SinGANError as err:
-            row.update(status=f"failed: {err}")
+            row.update(status=f"failed: {space.said(str(err))}")
     return row
 
 
-def _evaluate_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes], shown: str,
-                   config, num_samples: int, seed: int, extractor, no_sifid: str, device: str,
-                   threads: int, train_hint: str, channel: Channel) -> dict:
+def _evaluate_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
+                   names: Dict[str, str], config, num_samples: int, seed: int, extractor,
+                   no_sifid: str, device: str, threads: int, train_hint: str,
+                   channel: Channel) -> dict:
     """The paper's Table 2 protocol (singan.apps.evaluate.evaluate_protocol) for one image's
     model; one row. `extractor` is SIFID's, loaded by the driver from its own weights file
     and sent with the task (None: no SIFID, the cells say `no_sifid`)."""
     torch.set_num_threads(threads)
     row = dict.fromkeys(EVALUATE_COLUMNS, "")
+    shown = names.get("model", "")
     row.update(image=image_name, **{"model folder": shown})
-    with _on_node(channel, image_name, image_bytes, config, files) as space:
+    with _on_node(channel, image_name, image_bytes, config, files, names) as space:
         stopped = _stopped_row(row, space.link)
         if stopped:
             return stopped
@@ -272,22 +290,30 @@ def _evaluate_task(image_name: str, image_bytes: bytes, files: Dict[str, bytes],
                                               space.link.status)
             row.update(values, status="; ".join(["done"] + notes))
         except SinGANError as err:
-            row["status"] = f"failed: {err}"
+            row["status"] = f"failed: {space.said(str(err))}"
     return row
 
 
 # ---- the driver's side: what a task gets, where its files go ------------------------------------
 
 class _Folders:
-    """The driver's folders of a run over images: what each image's task is sent (the image
-    as bytes, the model files it needs from the driver's copy) and where the files it sends
-    back are written, checked (folder_copy.checked_batch) and only inside that image's own
-    model folder or its own samples folders."""
+    """The driver's folders of a run over images, and its records of them. What each image's
+    task is sent: the image as bytes, the model files it needs from the driver's copy, and
+    the driver's names for them (what every line a task reports says); a training's image has
+    its header checked first (image_io.declared_size: no node starts decoding what the driver
+    would refuse). Where the files a task sends back go, under the image and area the driver
+    recorded for the task (ray_runner's tickets): checked (folder_copy.checked_batch), only
+    inside that image's own model folder or its own samples folders (write_batch: no link
+    leading out), at most folder_copy.MAX_IMAGE_BYTES more per image in a run, and never over
+    or instead of a finished model.pth (a --force run's driver removes that itself before the
+    task starts)."""
 
     def __init__(self, config, root, out_root=None):
         self.config = config
         self.root = Path(root).resolve()
         self.out_root = Path(out_root).resolve() if out_root is not None else None
+        self.added: Dict[Path, int] = {}        # bytes the run's tasks added, per image
+        self.finished: Dict[Path, bool] = {}    # whether the image's model.pth is finished
 
     def model_folder(self, image: Path) -> Path:
         return model_folder(Path(image).name, self.config, self.root)
@@ -299,11 +325,27 @@ class _Folders:
                               f"{MAX_FILE_BYTES >> 20} MB a task is sent")
         return {"image_name": Path(image).name, "image_bytes": Path(image).read_bytes()}
 
+    def names(self, image: Path) -> Dict[str, str]:
+        """How the driver names the image, its model folder and the output folder."""
+        return {"image": _shown(image), "model": _shown(self.model_folder(image)),
+                "output": _shown(self.out_root) if self.out_root is not None else ""}
+
     def files(self, image: Path, names: Sequence[str]) -> Dict[str, bytes]:
         return read_files(self.model_folder(image), names)
 
-    def all_names(self, image: Path) -> List[str]:
-        return sorted(read_files(self.model_folder(image)))
+    def clear(self, image: Path) -> None:
+        """--force: the image's model files removed by the driver itself, as a local --force
+        training removes them when it starts."""
+        folder = self.model_folder(image)
+        for rel in read_files(folder):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / rel).unlink()
+        self.finished[image] = False
+
+    def is_finished(self, image: Path) -> bool:
+        if image not in self.finished:
+            self.finished[image] = finished_model(self.model_folder(image) / CHECKPOINT_NAME)
+        return self.finished[image]
 
     def receive(self, image: Path, area: str, batch, note: str) -> None:
         if area == MODEL:
@@ -313,7 +355,23 @@ class _Folders:
             inside = [str(p.relative_to(folder)) for p in samples_roots(folder, image.stem)]
         else:
             raise SinGANError(f"refused files for {area!r}: not a folder of this run")
-        write_batch(folder, checked_batch(batch, _shown(folder), inside))
+        where = _shown(folder)
+        batch = checked_batch(batch, where, inside)
+        model = [data for rel, data in batch if rel == CHECKPOINT_NAME] if area == MODEL else []
+        if model and self.is_finished(image):
+            raise SinGANError(f"refused the files for {where}: a task may not "
+                              f"{'remove' if model[-1] is None else 'replace'} the finished "
+                              f"model {where}/{CHECKPOINT_NAME}")
+        added = self.added.get(image, 0) + batch_growth(folder, batch)
+        if added > folder_copy.MAX_IMAGE_BYTES:
+            raise SinGANError(f"refused the files for {where}: with them this run's tasks "
+                              f"would have added {human(added)} for {Path(image).name}, more "
+                              f"than the {human(folder_copy.MAX_IMAGE_BYTES)} a run may add "
+                              "per image")
+        write_batch(folder, batch, where)
+        self.added[image] = added
+        if model:
+            self.finished[image] = model[-1] is not None and finished_model(model[-1])
 
 
 def _read_error(image: Path, err: OSError) -> SinGANError:
@@ -338,17 +396,18 @@ def train_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster()
     checkpoint_minutes). Rows: TRAIN_COLUMNS."""
     folders = _Folders(config, root, out_root)
     common = dict(config=config, device=device, seed=seed, num_samples=num_samples, amp=amp,
-                  on_progress=on_progress, checkpoint_minutes=checkpoint_minutes,
-                  out_shown=_shown(folders.out_root))
+                  on_progress=on_progress, checkpoint_minutes=checkpoint_minutes)
 
     def kwargs_for(image: Path, first: bool) -> dict:
         forced = force and first      # a retry continues what the first try saved
+        declared_size(image, name=_shown(image))
         try:
-            return dict(folders.image(image), **common, force=forced,
-                        files={} if forced else folders.files(image, RESUME_FILES),
-                        gone=folders.all_names(image) if forced else (),
-                        source=str(Path(image).resolve()),
-                        shown=_shown(folders.model_folder(image)), threads=threads)
+            sent = dict(folders.image(image), **common, force=forced,
+                        source=str(Path(image).resolve()), names=folders.names(image),
+                        threads=threads)
+            if forced:
+                folders.clear(image)
+            return dict(sent, files=folders.files(image, RESUME_FILES))
         except OSError as err:
             raise _read_error(image, err) from None
 
@@ -356,7 +415,7 @@ def train_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster()
         threads = threads_per_model(cluster)
         return run_tasks(ray, _train_task, images, kwargs_for, folders.receive, cluster,
                          gpus_per_model(ray, cluster, device), TRAIN_COLUMNS, "training",
-                         show_progress)
+                         show_progress, areas=(MODEL, OUTPUT) if num_samples > 0 else (MODEL,))
 
 
 @contextlib.contextmanager
@@ -393,7 +452,7 @@ def sample_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(
     def kwargs_for(image: Path, first: bool) -> dict:
         try:
             return dict(folders.image(image), files=folders.files(image, MODEL_FILES),
-                        out_shown=_shown(folders.out_root), config=config,
+                        names=folders.names(image), config=config,
                         num_samples=num_samples, gen_start_scale=gen_start_scale,
                         scale_v=scale_v, scale_h=scale_h, arbitrary=arbitrary, seed=seed,
                         amp=amp, device=device, threads=threads)
@@ -404,7 +463,7 @@ def sample_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(
         threads = threads_per_model(cluster)
         return run_tasks(ray, _sample_task, images, kwargs_for, folders.receive, cluster,
                          gpus_per_model(ray, cluster, device), SAMPLE_COLUMNS, "sampling",
-                         show_progress)
+                         show_progress, areas=(OUTPUT,))
 
 
 def evaluate_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(),
@@ -431,7 +490,7 @@ def evaluate_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluste
     def kwargs_for(image: Path, first: bool) -> dict:
         try:
             return dict(folders.image(image), files=folders.files(image, MODEL_FILES),
-                        shown=_shown(folders.model_folder(image)), config=config,
+                        names=folders.names(image), config=config,
                         num_samples=num_samples, seed=seed, extractor=shared, no_sifid=no_sifid,
                         device=device, threads=threads, train_hint=train_hint)
         except OSError as err:

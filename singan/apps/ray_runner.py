@@ -4,9 +4,17 @@ an image path and returns one row of the run's table.
 
 Ray's local runtime, started here, listens on the loopback address only (its node address is
 127.0.0.1, so that the GCS, the raylet, the object manager, the agents and every worker bind
-there) and requires a token that is made for the run and handed to the runtime's processes by
-their environment only. A cluster (Cluster.address) is the cluster's own: see the README,
-"Many images (Ray)".
+there), requires a token that is made for the run and handed to the runtime's processes by
+their environment only, and keeps its sockets and logs in a folder of the user's own (mode
+0700, removed afterwards) rather than Ray's world-writable /tmp/ray. A cluster
+(Cluster.address) is the cluster's own: see the README, "Many images (Ray)".
+
+The driver trusts its own records, not what its tasks say: each try of a task gets random
+tickets, one per folder it may write (its area), and everything a task reports (its status,
+its log lines, its files) is filed under the image and area the driver recorded for the
+ticket; a ticket of an earlier try, or one never given, is refused. (Ray itself trusts its
+nodes: whoever holds the cluster's token can run code anywhere in it, and Ray unpickles what
+tasks send. The tickets guard against a buggy, confused or stale task, not a hostile node.)
 """
 import contextlib
 import ipaddress
@@ -14,13 +22,15 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import SinGANError
 from ..guards import Terminated, sigterm_received
@@ -91,11 +101,25 @@ def ray_runtime(cluster: Cluster):
         with _connected(ray, cluster):
             yield ray
         return
-    with _environment(local_runtime_environment()):
+    with _environment(local_runtime_environment()), _private_folder() as temp:
         ray = _ray()     # where first imported here, Ray reads the local-only switch now
-        with _connected(ray, cluster):
+        with _connected(ray, cluster, temp):
             _check_loopback(ray)
             yield ray
+
+
+@contextlib.contextmanager
+def _private_folder() -> Iterator[str]:
+    """The local runtime's temporary folder (its sockets, logs and spilled objects), inside a
+    folder made for the run that only its user may enter (0700: Ray opens its own folders to
+    everyone, 0777), removed afterwards. Short, as Ray's socket paths must stay under 108
+    bytes."""
+    private = tempfile.mkdtemp(prefix="singan-ray-")
+    os.chmod(private, 0o700)
+    try:
+        yield os.path.join(private, "r")
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _check_loopback(ray) -> None:
@@ -155,7 +179,7 @@ def _refusal(cluster: Cluster, err, said: str) -> str:
 
 
 @contextlib.contextmanager
-def _connected(ray, cluster: Cluster):
+def _connected(ray, cluster: Cluster, temp: Optional[str] = None):
     # A runtime started without RAY_AUTH_MODE turns token authentication on and warns that it
     # did: a warning about Ray's defaults, not this run; silenced.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
@@ -172,7 +196,7 @@ def _connected(ray, cluster: Cluster):
     else:
         try:
             ray.init(address="local", num_cpus=cluster.num_cpus, include_dashboard=False,
-                     _node_ip_address="127.0.0.1", **quiet)
+                     _node_ip_address="127.0.0.1", _temp_dir=temp, **quiet)
         except (ConnectionError, ValueError, RuntimeError) as err:
             raise SinGANError(f"cannot start Ray locally: {str(err).splitlines()[0]}") from None
     if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
@@ -201,27 +225,28 @@ def threads_per_model(cluster: Cluster) -> int:
 
 class Board:
     """A small Ray actor, on the driver's node, to which one run's tasks report without
-    waiting for an answer: each running image's stage, their log lines and the files they
-    send back (singan.apps.folder_copy batches); the driver takes them to show and write
-    them. It also holds the run's stop flag, which the tasks poll."""
+    waiting for an answer: each running task's stage, their log lines and the files they
+    send back (singan.apps.folder_copy batches), each under the ticket the driver gave the
+    task; the driver takes them to show and write them. It also holds the run's stop flag,
+    which the tasks poll."""
 
     def __init__(self):
         self._status: Dict[str, str] = {}
-        self._lines: List[str] = []
+        self._lines: List[tuple] = []
         self._files: List[tuple] = []
         self._stop = False
 
-    def status(self, name: str, text: Optional[str]) -> None:
+    def status(self, ticket: str, text: Optional[str]) -> None:
         if text is None:
-            self._status.pop(name, None)
+            self._status.pop(ticket, None)
         else:
-            self._status[name] = text
+            self._status[ticket] = text
 
-    def log(self, name: str, line: str) -> None:
-        self._lines.append(f"{name}: {line}")
+    def log(self, ticket: str, line: str) -> None:
+        self._lines.append((ticket, line))
 
-    def files(self, name: str, area: str, batch: list, note: str) -> None:
-        self._files.append((name, area, batch, note))
+    def files(self, ticket: str, batch: list, note: str) -> None:
+        self._files.append((ticket, batch, note))
 
     def stop(self) -> None:
         self._stop = True
@@ -230,8 +255,8 @@ class Board:
         return self._stop
 
     def take(self):
-        """(each running image's status, the log lines and the files since the last
-        call)."""
+        """(each running task's status, the log lines and the files since the last call),
+        by ticket."""
         lines, self._lines = self._lines, []
         files, self._files = self._files, []
         return dict(self._status), lines, files
@@ -239,22 +264,25 @@ class Board:
 
 @dataclass(frozen=True)
 class Channel:
-    """What the driver hands every task of a run: the Board.
+    """What the driver hands one try of a task: the run's Board, the try's own ticket (its
+    status and log lines) and one ticket per area it may send files for.
 
     The stop flag is polled with ray.wait(timeout=0), never with ray.get: a task blocked in
     ray.get gives its CPUs back to Ray meanwhile, which starts another task on them (polled
     every 0.2 s, that ran three 1-CPU trainings at once on 2 CPUs); ray.wait with no timeout
     does not block, and keeps them."""
     board: object
+    ticket: str = ""
+    areas: Tuple[Tuple[str, str], ...] = ()     # (area, its ticket)
 
 
 class Link:
-    """One task's side of the run, for the image `name`: should_stop (the Board's stop flag,
-    asked at most every STOP_POLL_SECONDS), its status and log on the Board, and the files it
-    sends back to the driver."""
+    """One task's side of the run: should_stop (the Board's stop flag, asked at most every
+    STOP_POLL_SECONDS), its status and log on the Board, and the files it sends back to the
+    driver, each under its Channel's tickets."""
 
-    def __init__(self, channel: Channel, name: str):
-        self.board, self.name = channel.board, name
+    def __init__(self, channel: Channel):
+        self.board, self.ticket, self.areas = channel.board, channel.ticket, dict(channel.areas)
         self._stopped, self._polled = False, -math.inf
         self._asked = None     # the Board's answer to "stopped?", on its way
         self._sent = None      # the last batch of files, on its way
@@ -299,16 +327,19 @@ class Link:
         return self._asked
 
     def status(self, text: Optional[str]) -> None:
-        self.board.status.remote(self.name, text)
+        self.board.status.remote(self.ticket, text)
 
     def log(self, line: str) -> None:
-        self.board.log.remote(self.name, line)
+        self.board.log.remote(self.ticket, line)
 
     def send(self, area: str, batch: list, note: str = "") -> None:
-        """Files for the driver to write (a folder_copy batch into its folder `area`), sent
-        without waiting; they arrive in the order sent."""
+        """Files for the driver to write (a folder_copy batch into its folder `area`, one the
+        driver gave this task a ticket for), sent without waiting; they arrive in the order
+        sent."""
+        if area not in self.areas:
+            raise SinGANError(f"this task has no {area!r} folder to send files to")
         if batch:
-            self._sent = self.board.files.remote(self.name, area, batch, note)
+            self._sent = self.board.files.remote(self.areas[area], batch, note)
 
     def flush(self) -> None:
         """Wait until the Board holds every batch sent (the task's last act: its row must not
@@ -360,46 +391,68 @@ def _failed_row(ray, err, row: dict, tries: int) -> dict:
     return dict(row, status=f"failed: {type(cause).__name__}: {text[-1] if text else ''}")
 
 
-# receive(image, area, batch, note): write the files a task sent (SinGANError: refused)
+# receive(image, area, batch, note): write the files a task sent (SinGANError: refused); the
+# image and the area are the driver's record of the ticket the files came with
 Receiver = Callable[[Path, str, list, str], None]
 
 
 def run_tasks(ray, task: Callable[..., dict], images: Sequence[Path],
               kwargs_for: Callable[[Path, bool], dict], receive: Receiver, cluster: Cluster,
-              gpus: float, columns: Sequence[str], desc: str, show_progress: bool) -> FolderRun:
+              gpus: float, columns: Sequence[str], desc: str, show_progress: bool,
+              areas: Sequence[str] = ()) -> FolderRun:
     """One task per image, `task(**kwargs_for(image, first try?), channel=...)`, each taking
     cluster.cpus_per_model CPUs and `gpus` GPUs; a progress bar over the images (done / running
-    / failed) with each running image's stage. The files the tasks send go to receive(); a
-    task whose worker or node is lost runs again (at most cluster.max_retries times) with
-    kwargs_for(image, False) asked anew, i.e. from the driver's latest copy of its files (a
-    SinGANError from it fails the image's row). Ctrl-C sets
+    / failed) with each running image's stage. Each try of a task may send files for `areas`
+    (its Channel's tickets), which go to receive() under the image and area the driver
+    recorded for the ticket; a task whose worker or node is lost runs again (at most
+    cluster.max_retries times) with kwargs_for(image, False) asked anew, i.e. from the driver's
+    latest copy of its files (a SinGANError from it fails the image's row). Ctrl-C sets
     the run's stop flag and waits for the tasks to stop at their next iteration; a second
     Ctrl-C kills them."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     from tqdm import tqdm
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    channel = Channel(ray.remote(Board).options(num_cpus=0, scheduling_strategy=here).remote())
+    board = ray.remote(Board).options(num_cpus=0, scheduling_strategy=here).remote()
     bar = tqdm(total=len(images), desc=desc, dynamic_ncols=True,
                disable=None if show_progress else True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} images [{elapsed}{postfix}]")
-    return _Drive(ray, task, kwargs_for, receive, cluster, gpus, channel, columns, bar).run(
-        images)
+    return _Drive(ray, task, kwargs_for, receive, cluster, gpus, board, columns, bar,
+                  areas).run(images)
 
 
 class _Drive:
     """run_tasks' loop: submit, then take the Board's files and lines, collect the rows and
     run lost tasks again, until every task ended."""
 
-    def __init__(self, ray, task, kwargs_for, receive, cluster, gpus, channel, columns, bar):
+    def __init__(self, ray, task, kwargs_for, receive, cluster, gpus, board, columns, bar,
+                 areas=()):
         self.ray, self.kwargs_for, self.receive = ray, kwargs_for, receive
-        self.cluster, self.channel, self.columns, self.bar = cluster, channel, columns, bar
+        self.cluster, self.board, self.columns, self.bar = cluster, board, columns, bar
+        self.areas = tuple(areas)
         self.remote = ray.remote(task).options(num_cpus=cluster.cpus_per_model, num_gpus=gpus,
                                                max_retries=0)   # retried here, see run_tasks
         self.refs: Dict[object, Path] = {}
         self.tries: Dict[Path, int] = {}
+        self.tickets: Dict[str, Tuple[Path, Optional[str]]] = {}  # ticket -> (image, area)
         self.saved: Dict[Path, str] = {}      # what each image's last batch saved, in words
         self.refused: Dict[Path, str] = {}
         self.rows: Dict[Path, dict] = {}
+
+    def channel(self, image: Path) -> Channel:
+        """A new try's tickets (those of the image's earlier tries revoked: a stale task's
+        files are refused)."""
+        self.revoke(image)
+        ticket = secrets.token_hex(16)
+        self.tickets[ticket] = (image, None)
+        areas = []
+        for area in self.areas:
+            areas.append((area, secrets.token_hex(16)))
+            self.tickets[areas[-1][1]] = (image, area)
+        return Channel(self.board, ticket, tuple(areas))
+
+    def revoke(self, image: Path) -> None:
+        for ticket in [t for t, (i, _) in self.tickets.items() if i == image]:
+            del self.tickets[ticket]
 
     def submit(self, image: Path) -> None:
         """Run the image's task (again); what cannot be sent fails its row at once."""
@@ -411,10 +464,9 @@ class _Drive:
             self.rows[image] = dict(dict.fromkeys(self.columns, ""), image=Path(image).name,
                                     status=f"failed: {err}")
             return
-        self.refs[self.remote.remote(**kwargs, channel=self.channel)] = image
+        self.refs[self.remote.remote(**kwargs, channel=self.channel(image))] = image
 
     def run(self, images: Sequence[Path]) -> FolderRun:
-        by_name = {Path(image).stem: image for image in images}
         for image in images:
             self.submit(image)
         rows = self.rows
@@ -423,7 +475,7 @@ class _Drive:
             try:
                 done, _ = self.ray.wait(list(self.refs), num_returns=len(self.refs),
                                         timeout=0.5)
-                running = self.take(by_name)
+                running = self.take()
                 for ref in done:
                     self.collect(ref, rows, interrupted)
                 failed = sum(row["status"].startswith(("failed", "killed"))
@@ -438,7 +490,7 @@ class _Drive:
                         self.ray.cancel(ref, force=True)
                     continue
                 interrupted, terminated = True, isinstance(stop, Terminated) or sigterm_received()
-                self.channel.board.stop.remote()
+                self.board.stop.remote()
                 self.bar.write("stopping: every image stops at its next iteration and keeps "
                                "its finished stages and its running one (Ctrl-C again kills "
                                "the tasks)")
@@ -446,22 +498,29 @@ class _Drive:
         return FolderRun([rows[image] for image in images], interrupted, self.columns,
                          terminated)
 
-    def take(self, by_name: Dict[str, Path]) -> Dict[str, str]:
-        """Show the Board's lines, write the files it holds; each running image's status."""
-        running, lines, files = self.ray.get(self.channel.board.take.remote())
-        for line in lines:
-            self.bar.write(line)
-        for name, area, batch, note in files:
-            image = by_name.get(name)
-            if image is None or image in self.refused:
+    def take(self) -> Dict[str, str]:
+        """Show the Board's lines, write the files it holds, each under the image and area of
+        its ticket; each running image's status."""
+        status, lines, files = self.ray.get(self.board.take.remote())
+        for ticket, line in lines:
+            if ticket in self.tickets:
+                self.bar.write(f"{Path(self.tickets[ticket][0]).stem}: {line}")
+        for ticket, batch, note in files:
+            image, area = self.tickets.get(ticket, (None, None))
+            if image is None or area is None:
+                self.bar.write("refused files sent with a ticket this run did not give (or "
+                               "gave an earlier try of a task): nothing written")
+                continue
+            if image in self.refused:
                 continue
             try:
                 self.receive(image, area, batch, note)
                 self.saved[image] = note or self.saved.get(image, "")
             except SinGANError as err:
                 self.refused[image] = str(err)
-                self.bar.write(f"{name}: {err}")
-        return running
+                self.bar.write(f"{Path(image).stem}: {err}")
+        return {Path(self.tickets[t][0]).stem: text for t, text in status.items()
+                if t in self.tickets and self.tickets[t][1] is None}
 
     def collect(self, ref, rows: Dict[Path, dict], interrupted: bool) -> None:
         """The row of a finished task; a lost one runs again."""
@@ -481,6 +540,10 @@ class _Drive:
                 self.submit(image)
                 return
             row = _failed_row(self.ray, err, blank, self.tries[image])
+        if not isinstance(row, dict):
+            row = dict(blank, status=f"failed: the task returned {type(row).__name__}, not a row")
+        row = dict({c: row.get(c, "") for c in self.columns}, image=Path(image).name)
         if image in self.refused:
             row = dict(row, status=f"failed: {self.refused[image]}")
+        self.revoke(image)
         rows[image] = row
