@@ -4,14 +4,19 @@ exactly the model of an uninterrupted run, for SinGAN and ConSinGAN.
 
 The runs go through test_reliability's zygote (forked children of one preloaded process: real
 processes, real signals, no import time per run)."""
+import re
+import shutil
 import signal
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from conftest import smooth_image, write_image
+import singan.driver
+from conftest import run_here, smooth_image, write_image
+from singan import train_model
 from singan.apps.studio_jobs import TrainingQueue
 from singan.checkpoint import CHECKPOINT_NAME, RUNNING_NAME, read_checkpoint, read_running
 from singan.hparams import SinGANConfig
@@ -142,6 +147,115 @@ def test_a_running_stage_of_other_settings_is_not_continued(zygote, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "resuming" not in proc.stdout
     assert not (model_folder(work) / RUNNING_NAME).exists()
+
+
+def test_a_running_stage_of_another_image_is_not_continued(zygote, tmp_path):
+    """Stopped during scale 0, then run on another picture under the same name (so the same
+    model folder, and no model.pth yet to refuse it): the saved iterations belong to another
+    image's training and are dropped; the run ends with the new image's own model."""
+    work = tiny_workdir(tmp_path)
+    proc = zygote.run("main_train.py", *BASE, cwd=work,
+                      hook={"target": "iteration", "nth": 4, "action": "sigint"})
+    assert proc.returncode == 130 and "scale 0 at iteration 4 of 6 is saved" in proc.stderr
+    write_image(work / "Input" / "tiny.png", smooth_image(28, 32, seed=11))
+    proc = zygote.run("main_train.py", *BASE, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" not in proc.stdout
+    assert not (model_folder(work) / RUNNING_NAME).exists()
+    fresh = tiny_workdir(tmp_path / "fresh")
+    write_image(fresh / "Input" / "tiny.png", smooth_image(28, 32, seed=11))
+    assert zygote.run("main_train.py", *BASE, cwd=fresh).returncode == 0
+    assert_same(read_checkpoint(model_folder(work) / CHECKPOINT_NAME),
+                read_checkpoint(model_folder(fresh) / CHECKPOINT_NAME))
+
+
+def test_a_running_stage_of_another_seed_is_not_continued(zygote, baselines, tmp_path):
+    """A model's running stage must come from its own training: seed 5's model.pth (scale 0
+    done) beside a running stage of scale 1 saved by a training with seed 6 (same image and
+    settings) is not continued; the run trains scale 1 afresh and ends with seed 5's model."""
+    other = tiny_workdir(tmp_path / "seed6")
+    seed6 = [a if a != "5" else "6" for a in BASE]
+    proc = zygote.run("main_train.py", *seed6, cwd=other,
+                      hook={"target": "iteration", "nth": NITER + 3, "action": "sigint"})
+    assert proc.returncode == 130, proc.stderr
+    work = tiny_workdir(tmp_path / "seed5")
+    proc = zygote.run("main_train.py", *BASE, cwd=work,
+                      hook={"target": "iteration", "nth": NITER + 1, "action": "sigint"})
+    assert proc.returncode == 130, proc.stderr
+    assert read_running(model_folder(work) / RUNNING_NAME)["iteration"] == 1
+    shutil.copy(model_folder(other) / RUNNING_NAME, model_folder(work) / RUNNING_NAME)
+    assert read_running(model_folder(work) / RUNNING_NAME)["iteration"] == 3
+    proc = zygote.run("main_train.py", *BASE, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming scale 1 at iteration" not in proc.stdout, proc.stdout
+    assert_same(read_checkpoint(model_folder(work) / CHECKPOINT_NAME), baselines["singan"])
+
+
+def test_checkpoint_minutes_0_saves_the_running_stage_only_when_stopped(zygote, tmp_path):
+    """--checkpoint_minutes 0: no running-stage save on a timer (a kill at the first save of
+    running_stage.pth never comes: the run finishes; with saves after every iteration the same
+    kill comes at once), and Ctrl-C still saves it."""
+    kill_at_first_save = {"target": RUNNING_NAME, "nth": 1, "action": "kill"}
+    work = tiny_workdir(tmp_path / "often")
+    proc = zygote.run("main_train.py", *BASE, *OFTEN, cwd=work, hook=kill_at_first_save)
+    assert proc.returncode == -signal.SIGKILL                  # the kill can come
+    work = tiny_workdir(tmp_path / "never")
+    proc = zygote.run("main_train.py", *BASE, "--checkpoint_minutes", "0", cwd=work,
+                      hook=kill_at_first_save)
+    assert proc.returncode == 0, proc.stderr                   # no save: no kill
+    assert read_checkpoint(model_folder(work) / CHECKPOINT_NAME)["scales"][-1]
+    work = tiny_workdir(tmp_path / "stopped")
+    proc = zygote.run("main_train.py", *BASE, "--checkpoint_minutes", "0", cwd=work,
+                      hook={"target": "iteration", "nth": NITER + 3, "action": "sigint"})
+    assert proc.returncode == 130 and "scale 1 at iteration 3 of 6" in proc.stderr
+    assert read_running(model_folder(work) / RUNNING_NAME)["iteration"] == 3
+
+
+class FakeClock:
+    """singan.driver's clock, moved on by `seconds_per_iteration` at every training
+    iteration (time.perf_counter stays the real one, for the timings)."""
+
+    def __init__(self, monkeypatch, seconds_per_iteration: float):
+        self.now = 0.0
+        monkeypatch.setattr(singan.driver, "time", SimpleNamespace(
+            monotonic=lambda: self.now, perf_counter=time.perf_counter))
+        step = singan.train.ScaleTrainer.step
+
+        def timed_step(trainer, it):
+            self.now += seconds_per_iteration
+            return step(trainer, it)
+        monkeypatch.setattr(singan.train.ScaleTrainer, "step", timed_step)
+
+
+@pytest.mark.parametrize("seconds, saved_after", [(250, [3, 6]), (100, [6]), (60, [])])
+def test_the_running_stage_is_saved_every_10_minutes_by_default(tmp_path, monkeypatch,
+                                                                seconds, saved_after):
+    """Without checkpoint_minutes, the running stage is saved once 10 minutes (600 s) have
+    passed since the stage began or since its last save: at 250 s an iteration after
+    iterations 3 and 6 of 8 (750 s, 1500 s), at 100 s after iteration 6, at 60 s never
+    (480 s at the stage's end: a finished stage is saved as model.pth instead)."""
+    import singan.train
+    FakeClock(monkeypatch, seconds)
+    saves = []
+    real_save = singan.driver.save_checkpoint
+
+    def recorded(path, ckpt):
+        if Path(path).name == RUNNING_NAME:
+            saves.append((ckpt["stage"], ckpt["iteration"]))
+        return real_save(path, ckpt)
+    monkeypatch.setattr(singan.driver, "save_checkpoint", recorded)
+    image = torch.from_numpy(smooth_image(24, 28)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    cfg = SinGANConfig(max_size=28, min_size=20, niter=8, nfc=8, min_nfc=8)
+    model = train_model(image, cfg, tmp_path / "m", device="cpu", seed=0, show_progress=False,
+                        log=lambda line: None)
+    assert saves == [(k, it) for k in range(model.num_scales) for it in saved_after]
+
+
+def test_checkpoint_minutes_defaults_to_10_on_the_command_line(tmp_path, monkeypatch):
+    proc = run_here("main_train.py", "--help", cwd=tmp_path, monkeypatch=monkeypatch)
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "--checkpoint_minutes" in text
+    assert re.search(r"--checkpoint_minutes \S+ .*?\(default: 10(\.0)?\)", text), text
 
 
 def test_the_studio_queue_shutting_down_saves_the_running_stage(tmp_path):

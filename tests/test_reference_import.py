@@ -1,6 +1,9 @@
 """Folders written by the reference ConSinGAN code: parity with its outputs on the tiny model in
-../shared/reference/tiny_consingan, and the import's refusals (damaged folders, G.pth)."""
+../shared/reference/tiny_consingan, and the import's refusals (damaged folders, G.pth); a
+folder of the reference SinGAN code, whose pickled Gs.pth is never opened."""
 import json
+import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -104,6 +107,68 @@ def test_singan_reference_folder_still_imports(reference):
               / "scale_factor=0.750000,alpha=10")
     assert is_reference_singan_folder(folder) and not is_reference_consingan_folder(folder)
     assert import_reference_folder(folder).method == "singan"
+
+
+class _Pickled:
+    """What unpickling Gs.pth would run: a command that leaves a file behind."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+def singan_folder_with_a_booby_trapped_gs_pth(reference, tmp_path):
+    """A copy of the reference SinGAN tiny model whose Gs.pth, when unpickled, would create
+    tmp_path/pwned (and is not even a torch file): (folder, marker)."""
+    source = reference / "tiny_model" / "TrainedModels" / "colusseum"
+    folder = tmp_path / "TrainedModels" / "colusseum" / "scale_factor=0.750000,alpha=10"
+    shutil.copytree(source / folder.name, folder, ignore=shutil.ignore_patterns("netD.pth"))
+    marker = tmp_path / "pwned"
+    (folder / "Gs.pth").write_bytes(pickle.dumps(_Pickled(marker)))
+    return folder, marker
+
+
+def test_singan_gs_pth_is_never_opened(reference, tmp_path, monkeypatch):
+    """The README: a SinGAN reference folder's pickled Gs.pth is never loaded. In this
+    process: every torch.load is weights-only and none reads Gs.pth, and no file is opened
+    under that name; the trap stays shut."""
+    folder, marker = singan_folder_with_a_booby_trapped_gs_pth(reference, tmp_path)
+    loaded, opened = [], []
+    real_load, real_open = torch.load, open
+
+    def recording_load(f, *args, **kwargs):
+        loaded.append(Path(str(f)).name)
+        assert kwargs.get("weights_only") is True, f
+        return real_load(f, *args, **kwargs)
+
+    def recording_open(file, *args, **kwargs):
+        opened.append(Path(str(file)).name)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    monkeypatch.setattr("builtins.open", recording_open)
+    model = load_model(folder)
+    assert model.method == "singan" and model.num_scales == 3
+    assert loaded and "Gs.pth" not in loaded and "Gs.pth" not in opened, (loaded, opened)
+    assert not marker.exists()
+    monkeypatch.undo()
+    pickle.loads((folder / "Gs.pth").read_bytes())      # the trap works, once opened
+    assert marker.exists()
+
+
+def test_random_samples_script_never_opens_singan_gs_pth(reference, tmp_path):
+    """The same end to end: random_samples.py on the trapped folder draws its samples, and
+    the file the pickle would create does not appear."""
+    folder, marker = singan_folder_with_a_booby_trapped_gs_pth(reference, tmp_path)
+    proc = run_script("random_samples.py", "--model_dir", folder, "--num_samples", "2",
+                      "--device", "cpu", "--manualSeed", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    samples = list((tmp_path / "Output" / "RandomSamples").rglob("*.png"))
+    assert sorted(p.name for p in samples if p.parent.name == "gen_start_scale=0") == \
+        ["0.png", "1.png"]
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("missing", ["2/netG.pth", "fixed_noise.pth", "noise_amp.pth",
