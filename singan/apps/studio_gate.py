@@ -20,7 +20,7 @@ It decides on what Gradio will do with a request, not on the request's raw text:
   Gradio's /call/<api>/<event id> and /cancel only for the user's own. Upload ids likewise.
 - **Origins.** Only the studio's own pages act for a user: a request with a session whose Origin
   is another's, or whose Sec-Fetch-Site is not same-origin (a page of the same *site*, say
-  people.university.edu, included), is refused; Gradio's CORS layer is off (studio.serve), the
+  people.university.edu, included), is refused; Gradio's CORS layer is off (studio_server), the
   sign-in form carries a CSRF token and checks its Origin, sign-out is a POST.
 """
 import asyncio
@@ -44,7 +44,7 @@ from .studio_accounts import (ANSWER_FLOOR, COOKIE, DUMMY_HASH, MAX_FORM_BYTES, 
                               SESSION_SECONDS, Throttle, check_password, login_page)
 
 MAX_JSON_BYTES = 2 * 2 ** 20         # a request's JSON body (FileData references, not files)
-MAX_FORM_PART_BYTES = 64 * 2 ** 20   # a component's multipart form (the image editor's layers)
+MAX_FORM_PART_BYTES = 32 * 2 ** 20   # a component's multipart form (one editor layer: 25 MB)
 MAX_KEY = 256                        # the longest session hash, event id or upload id kept
 SIGN_IN_COOKIE = "singan_signin"     # the sign-in form's CSRF token
 
