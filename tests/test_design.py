@@ -42,7 +42,8 @@ def folder_digest(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny SinGAN model and a tiny ConSinGAN harmonization model, trained once."""
+    """A tiny SinGAN model and a tiny ConSinGAN harmonization model, trained once (the tests
+    that use it are marked slow)."""
     root = tmp_path_factory.mktemp("design")
     image = write_image(root / "im.png", smooth_image(24, 32, seed=5))
     singan = train_model(image, SINGAN, root / "singan", seed=1, show_progress=False,
@@ -59,6 +60,7 @@ def _naive_at_stage_zero(model, naive_path):
 
 # ---- the interface answers -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_both_models_answer_every_question(trained):
     _, singan, consingan, _ = trained
     for model, unit, starts, injection in ((singan, "scale", range(singan.num_scales),
@@ -78,6 +80,7 @@ def test_both_models_answer_every_question(trained):
     assert "all 3 stages trained" in consingan.describe()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config, unit, planned", [(SINGAN, "scales", 4),
                                                    (HARMONIZATION, "stages", 3)])
 def test_a_partly_trained_model_says_k_of_n(tmp_path, config, unit, planned):
@@ -102,6 +105,7 @@ def test_a_partly_trained_model_says_k_of_n(tmp_path, config, unit, planned):
 
 # ---- retraining one level through the driver -------------------------------------------------
 
+@pytest.mark.slow
 def test_fine_tuning_reports_progress_stops_and_leaves_the_source_alone(trained, tmp_path):
     root, _, consingan, naive_path = trained
     source = root / "consingan"
@@ -135,6 +139,7 @@ def test_fine_tuning_reports_progress_stops_and_leaves_the_source_alone(trained,
     assert torch.equal(next(again.generator.parameters()), next(model.generator.parameters()))
 
 
+@pytest.mark.slow
 def test_the_quantised_paint_model_is_saved_like_any_model(trained, tmp_path):
     root, singan, _, _ = trained
     before = folder_digest(root / "singan")
@@ -180,7 +185,8 @@ def test_kill_9_during_fine_tuning_loses_only_that_run(trained, tmp_path):
     source = root / "consingan"
     before = folder_digest(source)
     args = [sys.executable, str(ROOT / "main_train.py"), "--fine_tune", "--model_dir",
-            str(source), "--naive_img", str(naive), "--niter", "100000", "--quiet"]
+            str(source), "--naive_img", str(naive), "--manualSeed", "1", "--niter", "100000",
+            "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     # The fine-tuned model goes beside the source (evaluate.finetuned_folder).
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
