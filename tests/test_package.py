@@ -23,9 +23,9 @@ EXTRAS = {"studio": "requirements-studio.txt", "ray": "requirements-ray.txt",
           "extra": "requirements-extra.txt", "video": "requirements-video.txt",
           "tensorboard": "requirements-tensorboard.txt",
           "notebook": "requirements-notebook.txt"}
-# what only the tests use (requirements.txt's runners, the studio's browser driver): the
-# `test` extra, not the others
-TEST_ONLY = {"pytest", "pytest-xdist", "hypothesis", "playwright"}
+# what only the tests use (requirements.txt's runners, setuptools for building the wheel here,
+# the studio's browser driver): the `test` extra, not the others
+TEST_ONLY = {"pytest", "pytest-xdist", "hypothesis", "setuptools", "playwright"}
 
 
 def requirements(name: str) -> list:
