@@ -1,6 +1,9 @@
 """The web studio's figures: how long until the page is ready after `python studio.py`, how
 long a 16-sample request on a 64 px model takes through Gradio's client, and the idle server's
-memory (resident set).
+memory (resident set); then the same studio with accounts under hostile requests: what the
+sign-in gate costs a request (a page's /config, a result file, alice's 16 samples), how fast
+it refuses bob's attacks (another user's file, session and event; unknown routes), and the
+server's peak memory after bob uploads a 22 KB TIFF declaring 12000 x 12000 px.
 
     python benchmarks/bench_studio.py [--niter 50] [--repeats 5]
 
@@ -9,6 +12,7 @@ user does and measures.
 """
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -21,6 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from singan import SinGANConfig, train_model  # noqa: E402
+from singan.apps.studio_accounts import add_user  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests"))
+from test_attacks import tiff_bomb  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -35,6 +43,85 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total / 1024
+
+
+def peak_mb(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start(args, env, log):
+    """python studio.py with `args`, its output to `log`: (process, url)."""
+    server = subprocess.Popen([sys.executable, str(ROOT / "studio.py"), "--port", "0", *args],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        found = re.search(r"^singan studio: (\S+)", Path(log.name).read_text(), re.M)
+        if found:
+            return server, found.group(1)
+        time.sleep(0.05)
+    sys.exit("the studio did not start:\n" + Path(log.name).read_text())
+
+
+def timed(call, times: int) -> float:
+    """The median milliseconds of `times` calls."""
+    took = []
+    for _ in range(times):
+        t = time.perf_counter()
+        call()
+        took.append(time.perf_counter() - t)
+    return 1000 * statistics.median(took)
+
+
+def hostile(root: Path, tmp: Path, name: str, env, repeats: int) -> dict:
+    """The studio with accounts: the gate's cost, its refusals, and a decoder bomb."""
+    import httpx
+    from gradio_client import Client, handle_file
+    users = tmp / "users.txt"
+    for user in ("alice", "bob"):
+        add_user(users, user, f"{user}-password")
+    with open(tmp / "server.log", "w") as log:
+        server, url = start(["--auth_file", str(users), "--root", str(root), "--out",
+                             str(tmp / "Output2"), "--device", "cpu"], env, log)
+    try:
+        alice = Client(url, auth=("alice", "alice-password"), verbose=False)
+        sample = lambda: alice.predict(name, 16, 0, 1.0, 1.0, 0, False,  # noqa: E731
+                                       api_name="/samples")
+        sample()
+        result = sorted((tmp / "Output2" / "studio" / "alice").rglob("*.png"))[0]
+        figures = {"16 samples through the gate, median ms": timed(sample, repeats)}
+        with httpx.Client(base_url=url, timeout=60) as a, httpx.Client(base_url=url,
+                                                                       timeout=60) as b:
+            for client, user in ((a, "alice"), (b, "bob")):
+                client.post("/login", data={"username": user, "password": f"{user}-password"})
+            figures["GET /config, median ms"] = timed(lambda: a.get("/config"), 200)
+            figures["GET a result file, median ms"] = timed(
+                lambda: a.get(f"/gradio_api/file={result}"), 200)
+            attacks = [f"/gradio_api/file={result}",
+                       f"/gradio_api/queue/data?session_hash=b&session_hash={alice.session_hash}",
+                       "/gradio_api/call/samples/0123456789abcdef", "/gradio_api/token"]
+            figures["bob's attacks refused, median ms"] = timed(
+                lambda: [b.get(attack) for attack in attacks], 50) / len(attacks)
+        bomb = tmp / "bomb.tif"
+        bomb.write_bytes(tiff_bomb(12000, 12000))
+        figures["peak MiB before the bomb"] = peak_mb(server.pid)
+        bob = Client(url, auth=("bob", "bob-password"), verbose=False)
+        t = time.perf_counter()
+        try:
+            bob.predict(None, handle_file(str(bomb)), "SinGAN", "generation", 32, "15", 2,
+                        0.75, 6, 0, "cpu", api_name="/train")
+            figures["bomb"] = "accepted"
+        except Exception as err:
+            figures["bomb"] = str(err).strip().splitlines()[0][:160]
+        figures["bomb answered after s"] = time.perf_counter() - t
+        figures["peak MiB after the bomb"] = peak_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(20)
+    return figures
 
 
 def main():
@@ -77,11 +164,16 @@ def main():
         finally:
             server.terminate()
             server.wait(10)
+        with tempfile.TemporaryDirectory() as more:
+            figures = hostile(root, Path(more), name, env, args.repeats)
     h, w = model.trained_real.shape[2:]
     print(f"page ready after start:            {ready:.1f} s")
     print(f"16 samples of {w} x {h} px, first:    {times[0]:.2f} s (opens the model)")
     print(f"16 samples, median of {args.repeats}:        {statistics.median(times[1:]):.2f} s")
     print(f"idle server memory (RSS):          {memory:.0f} MiB")
+    print("with accounts (the sign-in gate), alice and bob signed in:")
+    for label, value in figures.items():
+        print(f"  {label}: {value:.2f}" if isinstance(value, float) else f"  {label}: {value}")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class StudioServer(uvicorn.Server):
-    """uvicorn in a background thread, on a socket bound before it starts; .url, .port,
-    close() (what Blocks.close() calls)."""
+    """uvicorn in a background thread (where it leaves the process's signal handlers alone),
+    on a socket bound before it starts; .url, .port, close() (what Blocks.close() calls)."""
 
     def __init__(self, app, host: str, port: int, ssl_certfile=None, ssl_keyfile=None,
                  trusted_proxies: Sequence[str] = ()):
@@ -83,9 +83,6 @@ class StudioServer(uvicorn.Server):
         self.url = f"{'https' if ssl_certfile else 'http'}://{shown}:{self.port}/"
         self.thread = threading.Thread(target=self.run, kwargs={"sockets": [self.sock]},
                                        name="studio-server", daemon=True)
-
-    def install_signal_handlers(self) -> None:   # the main thread keeps its own
-        pass
 
     def start(self) -> None:
         self.thread.start()
