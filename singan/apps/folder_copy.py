@@ -29,7 +29,9 @@ Batch = List[Tuple[str, Optional[bytes]]]
 MAX_FILE_BYTES = 1 << 30    # 1 GiB; a SinGAN model file is tens of MB
 MAX_IMAGE_BYTES = 2 << 30   # 2 GiB: all a run's tasks may add to one image's folders
 MAX_BATCH_FILES = 4096      # a model folder holds a few files per stage
-MAX_DEPTH = 4               # folder/<stage>/<file> is depth 2; samples go one level deeper
+MAX_DEPTH = 5               # folder/<stage>/<file> is depth 2; samples go deeper: a
+                            # ConSinGAN model's are RandomSamples/<image>/<model folder>/
+                            # gen_start_scale=0/<i>.png
 MAX_NAME = 255
 
 
