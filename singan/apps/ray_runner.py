@@ -16,6 +16,7 @@ ticket; a ticket of an earlier try, or one never given, is refused. (Ray itself 
 nodes: whoever holds the cluster's token can run code anywhere in it, and Ray unpickles what
 tasks send. The tickets guard against a buggy, confused or stale task, not a hostile node.)
 """
+import concurrent.futures
 import contextlib
 import ipaddress
 import logging
@@ -267,10 +268,12 @@ class Channel:
     """What the driver hands one try of a task: the run's Board, the try's own ticket (its
     status and log lines) and one ticket per area it may send files for.
 
-    The stop flag is polled with ray.wait(timeout=0), never with ray.get: a task blocked in
-    ray.get gives its CPUs back to Ray meanwhile, which starts another task on them (polled
-    every 0.2 s, that ran three 1-CPU trainings at once on 2 CPUs); ray.wait with no timeout
-    does not block, and keeps them."""
+    A task never calls ray.get or ray.wait: either tells Ray the task is blocked, and Ray
+    gives its CPUs to the next task meanwhile, which then runs beside it (with the stop flag
+    polled every 0.2 s, ray.get ran three 1-CPU trainings at once on 2 CPUs, and on Ray 2.60
+    ray.wait(timeout=0) two on a 1-CPU runtime). The Board's answers are taken through
+    ObjectRef.future() instead (a thread of Ray's fills the future; polling or waiting on it
+    is not a Ray call), which keeps the task to its reservation."""
     board: object
     ticket: str = ""
     areas: Tuple[Tuple[str, str], ...] = ()     # (area, its ticket)
@@ -301,30 +304,26 @@ class Link:
         return self._stopped
 
     def _answer(self) -> bool:
-        ray = _ray()
+        """The Board's latest answer to "stopped?" if it has come (False until then); asks
+        again once it has."""
         if self._asked is None:
-            self._asked = self.board.stopped.remote()
-        ready, _ = ray.wait([self._asked], timeout=0)
-        if not ready:
+            self._asked = self.board.stopped.remote().future()
+        if not self._asked.done():
             return False
-        answer, self._asked = ray.get(self._asked), None
+        answer, self._asked = self._asked.result(), None
         return bool(answer)
 
     def stopped_before_start(self, seconds: float = 2.0) -> bool:
         """Whether the run was stopped before this task began: the Board's answer, waited for
         (at most `seconds`) without giving the task's CPUs back."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            ready, _ = _ray().wait([self._asked or self._ask()], timeout=0)
-            if ready:
-                self._stopped = self._answer()
-                return self._stopped
-            time.sleep(0.005)
-        return False
-
-    def _ask(self):
-        self._asked = self.board.stopped.remote()
-        return self._asked
+        if self._asked is None:
+            self._asked = self.board.stopped.remote().future()
+        try:
+            self._stopped = bool(self._asked.result(timeout=seconds))
+        except concurrent.futures.TimeoutError:
+            return False
+        self._asked = None
+        return self._stopped
 
     def status(self, text: Optional[str]) -> None:
         self.board.status.remote(self.ticket, text)
@@ -345,7 +344,7 @@ class Link:
         """Wait until the Board holds every batch sent (the task's last act: its row must not
         reach the driver before its files)."""
         if self._sent is not None:
-            _ray().get(self._sent)
+            self._sent.future().result()     # not ray.get: see Channel
             self._sent = None
 
 
