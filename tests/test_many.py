@@ -1,14 +1,28 @@
 """Many images at once on Ray (main_train.py / random_samples.py --input_dir, evaluate_folder.py,
 singan.apps.many): a folder of three tiny images and one unreadable file, trained on the local
 runtime the script starts (2 CPUs); a rerun trains nothing; a worker killed in the middle of a
-stage is retried and ends with the same weights as an uninterrupted run; Ctrl-C stops every
-task and exits 130; the paper's evaluation protocol writes its table. After the first, the
-scripts join one 2-CPU runtime that this module starts and stops (--ray_address), as on a
-cluster: a Ray start costs 10-20 s on two busy cores.
+stage is retried and ends with the same weights as an uninterrupted run, and one killed on
+every try fails its row once --max_retries runs out; Ctrl-C stops every task and exits 130,
+a second Ctrl-C kills tasks that do not stop; ConSinGAN folders; the paper's evaluation
+protocol writes its table. After the first, the scripts join one 2-CPU runtime that this
+module starts and stops (--ray_address), as on a cluster: a Ray start costs 10-20 s on two
+busy cores.
+
+The local runtime keeps to this machine: while main_train.py --input_dir trains, every TCP
+socket that listens in one of its processes (the script, the GCS, the raylet, the agents, the
+workers: all descendants of the script) is bound to a loopback address, as read from
+/proc/net/tcp and /proc/net/tcp6; the runtime requires a token that it got from its
+environment, and wrote it nowhere (no ~/.ray/auth_token, nothing in its session folder).
+
+Every test of the suite that starts a local Ray runtime is in this file, and they run one
+after the other (those that start their own, first; then the module's runtime): Ray's
+dashboard agent listens on one fixed port (52365), which two runtimes at once would compete
+for.
 """
 import csv
 import functools
 import importlib.util
+import ipaddress
 import math
 import os
 import re
@@ -119,6 +133,248 @@ def test_sifid_of_samples_against_the_training_image():
     other = sifid_scores(torch.rand(2, 3, 40, 40) * 2 - 1, real.flip(-1) * 0.2,
                          extractor=extractor)[1]
     assert all(math.isfinite(v) and v > 1e-3 for v in other)
+
+
+# ---- a local runtime started by the script ------------------------------------------------------
+
+LISTEN = "0A"          # the TCP state LISTEN in /proc/net/tcp
+
+
+def children() -> dict:
+    """{pid: parent pid} of every process."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    return parents
+
+
+def descendants(root: int) -> set:
+    """root and every process below it."""
+    parents, found = children(), {root}
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def socket_inodes(pid: int) -> set:
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        match = re.fullmatch(r"socket:\[(\d+)\]", target)
+        if match:
+            inodes.add(match.group(1))
+    return inodes
+
+
+def address(hex_address: str) -> ipaddress._BaseAddress:
+    """/proc/net/tcp's local address ("0100007F:1F90"; tcp6: four little-endian words)."""
+    host = bytes.fromhex(hex_address.split(":")[0])
+    words = b"".join(host[i:i + 4][::-1] for i in range(0, len(host), 4))
+    ip = ipaddress.ip_address(words)
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip
+
+
+def listening() -> dict:
+    """{socket inode: (local address, port)} of every TCP socket that listens."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not Path(table).exists():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == LISTEN:
+                found[fields[9]] = (address(fields[1]), int(fields[1].split(":")[1], 16))
+    return found
+
+
+def environment(pid: int) -> dict:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(pair.decode(errors="replace").split("=", 1) for pair in pairs if b"=" in pair)
+
+
+def contents(path: Path) -> bytes:
+    """A file's bytes (b"" for anything else, or a file gone meanwhile)."""
+    try:
+        return path.read_bytes() if path.is_file() else b""
+    except OSError:
+        return b""
+
+
+def command(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+
+
+def listening_sockets(pids) -> dict:
+    """{pid: [(address, port)]} of the TCP sockets that listen in `pids`."""
+    sockets, bound = listening(), {}
+    for pid in pids:
+        for inode in socket_inodes(pid):
+            if inode in sockets:
+                bound.setdefault(pid, []).append(sockets[inode])
+    return bound
+
+
+# The runtime's servers, by what their command line holds: the GCS, the raylet, the
+# dashboard agent and the runtime environment agent
+SERVERS = ("gcs_server", "raylet", "dashboard/agent.py", "runtime_env/agent/main.py")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
+def test_a_folder_runs_local_runtime_listens_on_loopback_only_with_a_token(tmp_path):
+    """Every listening socket of the runtime's processes is on a loopback address; the token
+    is in their environment only (see the module's docstring)."""
+    write_image(tmp_path / "imgs" / "a.png", smooth_image(32, 32))
+    home = tmp_path / "home"          # where Ray would write ~/.ray/auth_token
+    home.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HOME=str(home))
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE", "RAY_ADDRESS"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main_train.py"), "--input_dir", "imgs", "--max_size", "32",
+         "--min_size", "24", "--niter", "5000", "--manualSeed", "1", "--num_cpus", "1",
+         "--num_samples", "0", "--quiet", "--checkpoint_minutes", "0.01"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal)
+    try:
+        # the task is training once the driver holds its first save of the running stage
+        config = tmp_path / "TrainedModels" / "a" / MODEL / RUNNING_NAME
+        deadline = time.monotonic() + 180
+        while not config.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert config.exists(), "the training did not start"
+        # every server of the runtime listens (each started before the task ran, but an
+        # agent may open its port a moment later): then look at all of them
+        while True:
+            bound = listening_sockets(descendants(proc.pid))
+            programs = {pid: command(pid) for pid in bound}
+            if all(any(name in text for text in programs.values()) for name in SERVERS):
+                break
+            assert time.monotonic() < deadline, programs
+            time.sleep(0.2)
+        assert sum(len(v) for v in bound.values()) >= 4, bound
+        outside = {programs[pid][:80]: [f"{ip}:{port}" for ip, port in addresses
+                                        if not ip.is_loopback]
+                   for pid, addresses in bound.items()}
+        assert not any(outside.values()), outside
+
+        gcs = next(pid for pid, text in programs.items() if "gcs_server" in text)
+        gcs_env = environment(gcs)
+        assert gcs_env.get("RAY_AUTH_MODE") == "token"
+        assert re.fullmatch(r"[0-9a-f]{64}", gcs_env.get("RAY_AUTH_TOKEN", ""))
+        assert not (home / ".ray" / "auth_token").exists()
+        session = re.search(r"--session-dir=(\S+)", programs[gcs]).group(1)
+        written = [str(path) for path in Path(session).rglob("*")
+                   if gcs_env["RAY_AUTH_TOKEN"].encode() in contents(path)]
+        assert not written, written   # the token is in the environment only
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+
+
+HANG_HOOK = r'''
+"""Loaded by every Python process of the run (PYTHONPATH): a Ray worker that trains hangs in
+stage 1's third iteration, after writing its pid to $SINGAN_HANG_DIR/<pid>, so that only a
+second Ctrl-C can stop the run. Nothing else is touched (singan is patched once imported)."""
+import importlib.abc, importlib.util, os, sys, time
+
+class _Patch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name != "singan.train":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            step = module.ScaleTrainer.step
+
+            def hanging(trainer, it):
+                if trainer.n == 1 and it == 2:
+                    with open(os.path.join(os.environ["SINGAN_HANG_DIR"], str(os.getpid())), "w"):
+                        pass
+                    while True:
+                        time.sleep(3600)
+                return step(trainer, it)
+            module.ScaleTrainer.step = hanging
+        spec.loader.exec_module = exec_module
+        return spec
+
+if os.environ.get("SINGAN_HANG_DIR"):
+    sys.meta_path.insert(0, _Patch())
+'''
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def output_of(paths) -> str:
+    return "".join(Path(p).read_text(errors="replace") for p in paths)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_kills_tasks_that_do_not_stop(tmp_path):
+    """The README: Ctrl-C stops every task at its next iteration; a second Ctrl-C kills the
+    tasks. Here each task's iteration never ends (a hook its worker loads), so the first
+    Ctrl-C cannot stop them: the second kills them, their rows say so, and the command exits
+    130."""
+    make_folder(tmp_path / "imgs", ("a", "b"))
+    hooks, hung = tmp_path / "hooks", tmp_path / "hung"
+    hooks.mkdir(), hung.mkdir()
+    (hooks / "sitecustomize.py").write_text(HANG_HOOK)
+    env = dict(os.environ, PYTHONPATH=f"{hooks}{os.pathsep}{ROOT}", OMP_NUM_THREADS="1",
+               SINGAN_HANG_DIR=str(hung))
+    outputs = [tmp_path / "stdout.txt", tmp_path / "stderr.txt"]
+    with open(outputs[0], "w") as out, open(outputs[1], "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "main_train.py"), "--input_dir", "imgs", *TINY, *LOCAL,
+             "--num_samples", "0"], cwd=tmp_path, env=env, stdout=out, stderr=err,
+            preexec_fn=ctrl_c_as_in_a_terminal)
+    try:
+        deadline = time.monotonic() + 180
+        while len(list(hung.iterdir())) < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, output_of(outputs)
+            time.sleep(0.2)
+        workers = [int(p.name) for p in hung.iterdir()]
+        assert len(workers) == 2 and all(alive(pid) for pid in workers), output_of(outputs)
+        proc.send_signal(signal.SIGINT)
+        while "stopping: every image stops" not in output_of(outputs):
+            assert proc.poll() is None and time.monotonic() < deadline, output_of(outputs)
+            time.sleep(0.2)
+        assert proc.poll() is None          # the tasks cannot stop: the command waits
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    said = output_of(outputs)
+    assert proc.returncode == 130, said
+    rows = read_rows(tmp_path / "Output" / "imgs_summary.csv")
+    assert [rows[f"{stem}.png"]["status"] for stem in "ab"] == ["killed (stopped twice)"] * 2
+    assert not any(alive(pid) for pid in workers)
 
 
 # ---- on Ray -------------------------------------------------------------------------------------
@@ -257,6 +513,79 @@ def test_ctrl_c_stops_every_task_and_exits_130(joined, tmp_path, signum, code):
         assert rows[f"{stem}.png"]["status"].startswith("stopped"), rows
     for path, before in saved.items():     # kept, and saved again as the task stopped
         assert read_running(path)["iteration"] >= before
+
+
+CONSINGAN = ("--model", "consingan", "--train_stages", "2", "--max_size", "32", "--min_size",
+             "24", "--nfc", "8", "--niter", "5", "--manualSeed", "1")
+CONSINGAN_MODEL = "consingan_generation,stages=2,depth=3,lr_scale=0.1,nfc=8,min_size=24," \
+                  "max_size=32,niter=5"
+
+
+@pytest.mark.slow
+def test_a_folder_of_consingan_models_trains_and_samples(joined, tmp_path):
+    """The README: folder runs take either method (the table's "method" column). --model
+    consingan over two images: a row per image saying consingan and its 2 of 2 stages, each
+    model a ConSinGAN one in its ConSinGAN folder, its samples in their own level below the
+    image's (a level deeper than SinGAN's: the driver must take them)."""
+    make_folder(tmp_path / "imgs", ("a", "b"))
+    proc = run_script("main_train.py", "--input_dir", "imgs", *CONSINGAN, *joined,
+                      "--num_samples", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = read_rows(tmp_path / "Output" / "imgs_summary.csv")
+    for stem in "ab":
+        row = rows[f"{stem}.png"]
+        assert (row["status"], row["method"], row["stages"]) == ("trained", "consingan", "2/2")
+        assert row["model folder"] == f"TrainedModels/{stem}/{CONSINGAN_MODEL}"
+        model = load_model(tmp_path / row["model folder"])
+        assert model.method == "consingan" and model.complete and model.num_scales == 2
+        samples = tmp_path / "Output" / "RandomSamples" / stem / CONSINGAN_MODEL
+        assert sorted(p.name for p in (samples / "gen_start_scale=0").iterdir()) == \
+            ["0.png", "1.png"]
+
+
+def die_at_once(name: str, event) -> None:
+    """train_folder's on_progress, in the Ray worker: the worker kills itself at its first
+    report, on every try."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_on_every_try_fails_its_row_once_max_retries_runs_out(
+        joined, tmp_path, capsys):
+    """--max_retries 1: the task runs twice in all, then its row says it failed on every try
+    (2); the command is not retried forever and the other image is trained."""
+    images = [write_image(tmp_path / "imgs" / f"{stem}.png", smooth_image(32, 32, seed=i))
+              for i, stem in enumerate("ab")]
+    import ray.cloudpickle   # imported by the runtime now; the workers cannot import this file
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+    def deadly_for_a(name, event):
+        if name == "a":
+            die_at_once(name, event)
+    cfg = SinGANConfig(max_size=32, min_size=24, niter=10)
+    run = many.train_folder(images, cfg, cluster=Cluster(cpus_per_model=1, max_retries=1),
+                            device="cpu", seed=1, root=tmp_path / "TrainedModels",
+                            out_root=tmp_path / "Output", show_progress=False,
+                            on_progress=deadly_for_a)
+    rows = {row["image"]: row for row in run.rows}
+    assert rows["a.png"]["status"] == ("failed: its worker died (killed, or out of memory) on "
+                                       "every try (2)"), rows
+    assert rows["b.png"]["status"] == "trained", rows
+    out = capsys.readouterr().out
+    assert out.count("a: its worker died") == 1 and "(try 2 of 2)" in out, out
+
+
+def test_max_retries_reaches_the_run_and_defaults_to_3(tmp_path, monkeypatch):
+    """--max_retries N is the run's Cluster.max_retries (3 when not given); a negative number
+    is refused by the options."""
+    from types import SimpleNamespace
+    from singan.cli.options import cluster_from_args
+    given = dict(ray_address=None, num_cpus=None, cpus_per_model=None, gpus_per_model=None)
+    assert cluster_from_args(SimpleNamespace(**given, max_retries=1)).max_retries == 1
+    assert cluster_from_args(SimpleNamespace(**given, max_retries=None)).max_retries == 3
+    proc = run_here("main_train.py", "--input_dir", str(tmp_path), "--max_retries", "-1",
+                    cwd=tmp_path, monkeypatch=monkeypatch)
+    assert proc.returncode == 2 and "--max_retries" in proc.stderr
 
 
 @pytest.mark.slow
