@@ -75,3 +75,12 @@ def test_penalty_point_mixes_real_and_fake_by_one_uniform_draw():
     assert torch.allclose(x, torch.full_like(x, a * 1 + (1 - a) * -1))
     fake.requires_grad_(True)
     assert not penalty_point(real, fake * 1, torch.Generator()).requires_grad   # detached
+
+
+def test_penalty_point_draws_its_coefficient_on_the_images_device():
+    """x lives where the images live: on the 'meta' device (shapes without data, a device
+    other than the CPU that every machine has) a coefficient drawn on the CPU could not be
+    mixed with the images at all."""
+    real, fake = torch.zeros(2, 3, 4, 5, device="meta"), torch.zeros(2, 3, 4, 5, device="meta")
+    x = penalty_point(real, fake)
+    assert x.device.type == "meta" and x.shape == (2, 3, 4, 5)

@@ -1,0 +1,201 @@
+"""Mutation testing of the core modules (issue 41): a measure of the suite, not part of CI.
+
+For each module, mutmut (3.8) makes every small change it knows to the module's functions (an
+operator swapped, a constant moved by one, a condition negated, an argument dropped, ...) and
+runs the fast tests that cover the module against each changed version: a mutant is killed when
+a test fails. The score is the share killed (or timed out, which a test also notices), out of
+all mutants less those listed in EQUIVALENT below (changes that cannot alter what the module
+does; the README's "Tests" section says why for each). A surviving mutant not in that list is
+a blind spot of the tests, printed with its diff.
+
+    python benchmarks/mutation.py                  # every module, one after the other
+    python benchmarks/mutation.py imresize losses  # some of them
+    python benchmarks/mutation.py --list           # the modules and their tests
+
+Each module runs in a copy of the checkout under $TMPDIR (mutmut writes a mutants/ folder
+beside the code), with one worker (--children). It is long (minutes per module on 2 cores): run it alone,
+`flock /tmp/singan-heavy.lock python benchmarks/mutation.py MODULE`, one module at a time.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module -> the fast tests that cover it (pytest arguments: files, node ids, -k)
+MODULES = {
+    "imresize": ["tests/test_imresize.py", "tests/test_pyramid.py"],
+    "losses": ["tests/test_losses.py", "tests/test_penalty.py", "tests/test_train_step.py"],
+    "penalty": ["tests/test_penalty.py", "tests/test_train_step.py"],
+    "pyramid": ["tests/test_pyramid.py"],
+    "checkpoint": ["tests/test_checkpoint.py", "tests/test_checkpoint_edges.py"],
+    "guards": ["tests/test_guards.py"],
+    "resources": ["tests/test_resources.py", "tests/test_resources_edges.py",
+                  "-k", "not script and not fresh_process"],
+    "image_io": ["tests/test_image_io.py", "tests/test_sampling.py", "tests/test_hostile.py",
+                 "-k", "test_image_io or (test_sampling and not reference and not tiny) or "
+                 "(test_hostile and (declared or bomb or limit_follows or animations_and_pages "
+                 "or fuzzed_headers or header_reader))"],
+    "progress": ["tests/test_progress.py", "-k", "not terminal_shows and not main_train and "
+                 "not best_device and not tensorboard_gets and not events_carry"],
+}
+
+# Mutants that cannot change what the module does, by name (mutmut's names, stable while the
+# function's source is unchanged), with the reason; the README's "Tests" section lists them.
+EQUIVALENT = {
+    "losses": {
+        "singan.losses.x_penalty_of__mutmut_4":
+            "grad.norm(None, dim=1): torch's default norm over one dimension is the 2-norm",
+        "singan.losses.x_penalty_of__mutmut_6":
+            "grad.norm(dim=1): torch's default norm over one dimension is the 2-norm",
+        "singan.losses.x_penalty_point__mutmut_8":
+            "a drawn as [1, 1, 1]: it broadcasts against [N, C, H, W] as [1, 1, 1, 1] does",
+        "singan.losses.x_penalty_point__mutmut_9":
+            "a drawn as [1, 1, 1]: it broadcasts against [N, C, H, W] as [1, 1, 1, 1] does",
+        "singan.losses.x_penalty_point__mutmut_10":
+            "a drawn as [1, 1, 1]: it broadcasts against [N, C, H, W] as [1, 1, 1, 1] does",
+        "singan.losses.x_penalty_point__mutmut_11":
+            "a drawn as [1, 1, 1]: it broadcasts against [N, C, H, W] as [1, 1, 1, 1] does",
+    },
+    "pyramid": {
+        "singan.pyramid.x_plan_pyramid__mutmut_60":
+            "max(2, width) for max(1, width) in the SR schedule: the width is at least "
+            "min_size = 18 there (checked before)",
+    },
+}
+
+# what a copy of the checkout needs for the fast tests
+COPIED = ["singan", "SIFID", "tests", "Input", "main_train.py", "random_samples.py", "config.py"]
+
+
+def prepare(module: str, work: Path) -> None:
+    """A copy of the checkout in `work` with mutmut's settings for `module`."""
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.exists():
+            shutil.copy2(source, work / name)
+    selection = "\n    ".join(MODULES[module])
+    (work / "setup.cfg").write_text(f"""[mutmut]
+source_paths = singan
+only_mutate = singan/{module}.py
+pytest_add_cli_args =
+    -p
+    no:cacheprovider
+    -p
+    no:xdist
+    -W
+    ignore
+pytest_add_cli_args_test_selection =
+    {selection}
+process_isolation = forkserver
+""")
+
+
+def survivors_of(work: Path, env: dict) -> list:
+    """The mutants of an earlier run in `work` that survived (mutmut's `results`)."""
+    listed = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=work, env=env,
+                            capture_output=True, text=True).stdout
+    return [name for name, status in re.findall(r"^\s+(\S+): (\w[\w ]*)$", listed, re.M)
+            if status == "survived"]
+
+
+def run_module(module: str, children: int, keep: bool, resume: str = None) -> dict:
+    """mutmut over `module` in a fresh copy of the checkout; or, with resume (the copy an
+    earlier run kept), its tests refreshed from the checkout and only its survivors run again
+    (mutmut finds the new tests that reach them; killed mutants stay killed as long as no test
+    was weakened)."""
+    if resume:
+        work = Path(resume)
+        shutil.rmtree(work / "tests")
+        shutil.copytree(ROOT / "tests", work / "tests",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    else:
+        work = Path(tempfile.mkdtemp(prefix=f"singan-mutation-{module}-"))
+        prepare(module, work)
+    env = dict(os.environ, CI="true", OMP_NUM_THREADS="1", PYTHONHASHSEED="0",
+               SINGAN_SHARED=str(os.environ.get("SINGAN_SHARED", ROOT.parent / "shared")))
+    env.pop("PYTHONPATH", None)
+    again = [name for name in survivors_of(work, env)
+             if name not in EQUIVALENT.get(module, {})] if resume else []
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children),
+                          *again], cwd=work, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    subprocess.run([sys.executable, "-m", "mutmut", "export-cicd-stats"], cwd=work, env=env,
+                   capture_output=True, text=True)
+    stats_file = work / "mutants" / "mutmut-cicd-stats.json"
+    if not stats_file.exists():
+        print(run.stdout[-3000:], run.stderr[-3000:], sep="\n")
+        raise SystemExit(f"{module}: mutmut did not finish (see above); the copy is in {work}")
+    stats = json.loads(stats_file.read_text())
+    listed = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=work, env=env,
+                            capture_output=True, text=True).stdout
+    not_killed = dict(re.findall(r"^\s+(\S+): (\w[\w ]*)$", listed, re.M))
+    equivalent = {name for name in not_killed if name in EQUIVALENT.get(module, {})}
+    survivors = sorted(name for name, status in not_killed.items()
+                       if name not in equivalent and status != "timeout")
+    diffs = {name: subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
+                                  env=env, capture_output=True, text=True).stdout
+             for name in survivors}
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    counted = stats["total"] - len(equivalent) - stats.get("skipped", 0)
+    caught = stats["killed"] + stats.get("timeout", 0)
+    return {"module": module, "total": stats["total"], "killed": stats["killed"],
+            "timeout": stats.get("timeout", 0), "equivalent": len(equivalent),
+            "survived": len(survivors), "no_tests": stats.get("no_tests", 0),
+            "score": caught / counted if counted else 1.0, "seconds": seconds,
+            "survivors": survivors, "diffs": diffs, "work": str(work)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--children", type=int, default=1,
+                        help="mutants tested at once (1: leave the other core to other work)")
+    parser.add_argument("--keep", action="store_true", help="keep each module's copy")
+    parser.add_argument("--resume", default=None, metavar="DIR",
+                        help="the copy a --keep run of ONE module left: run its survivors "
+                             "again against the checkout's tests as they are now")
+    parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(f"{module:11s} {' '.join(tests)}")
+        return
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
+    if args.resume and len(args.modules) != 1:
+        parser.error("--resume takes exactly one module")
+    results = []
+    for module in args.modules or list(MODULES):
+        result = run_module(module, args.children, args.keep or bool(args.resume), args.resume)
+        results.append(result)
+        print(f"{module:11s} {100 * result['score']:5.1f}% killed  ({result['killed']} killed, "
+              f"{result['timeout']} timed out, {result['survived']} survived, "
+              f"{result['equivalent']} equivalent, of {result['total']}; "
+              f"{result['seconds'] / 60:.1f} min)", flush=True)
+        for name in result["survivors"]:
+            print(f"  survived: {name}\n" + "".join(f"    {line}\n" for line in
+                                                 result["diffs"][name].splitlines()[1:]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print("\nmodule      score")
+    for result in results:
+        print(f"{result['module']:11s} {100 * result['score']:5.1f}%")
+
+
+if __name__ == "__main__":
+    main()
