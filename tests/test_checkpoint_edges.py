@@ -222,7 +222,8 @@ def test_pickled_code_never_runs_even_where_torch_load_defaults_to_pickle(tmp_pa
     real = torch.load
 
     def old_torch_load(f, map_location=None, weights_only=False):
-        return real(f, map_location=map_location, weights_only=weights_only)
+        # torch 2.1 reads `if weights_only:`, so None unpickles as False does
+        return real(f, map_location=map_location, weights_only=bool(weights_only))
     monkeypatch.setattr(checkpoint.torch, "load", old_torch_load)
     ran = []
 

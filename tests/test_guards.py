@@ -211,3 +211,130 @@ def test_raise_on_sigterm_raises_terminated_and_remembers_it():
     finally:
         signal.signal(signal.SIGTERM, saved)
         guards._sigterm.clear()
+
+
+# ---- edges, each from a fact stated here --------------------------------------------------------
+
+def test_nearest_existing_stops_at_the_root():
+    assert nearest_existing("/no-such-folder-singan/a/b") == Path("/")
+
+
+def test_the_write_probe_is_a_temporary_that_remove_temporaries_takes(tmp_path, monkeypatch):
+    """A kill between the probe's creation and its removal leaves it behind: it must look like
+    the temporaries a later run sweeps (".<name>.*.tmp" in the folder)."""
+    made = []
+    real = guards.tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        made.append(Path(name))
+        return fd, name
+    monkeypatch.setattr(guards.tempfile, "mkstemp", spy)
+    monkeypatch.setattr(guards.os, "unlink", lambda path: None)       # "killed" before this
+    check_writable(tmp_path / "models")
+    (probe,) = made
+    assert probe.parent == tmp_path and probe.exists()
+    monkeypatch.undo()                                     # os.unlink works again
+    assert remove_temporaries(tmp_path) == 1 and not probe.exists()
+
+
+def test_a_directory_named_like_a_temporary_is_left_alone(tmp_path):
+    (tmp_path / ".odd.tmp").mkdir()
+    (tmp_path / ".x.pth.1.tmp").write_bytes(b"half")
+    assert remove_temporaries(tmp_path) == 1
+    assert (tmp_path / ".odd.tmp").is_dir()
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK])
+def test_exclusive_reports_a_lock_held_elsewhere(tmp_path, monkeypatch, code):
+    import fcntl
+
+    def held(fd, how):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(fcntl, "flock", held)
+    with pytest.raises(SinGANError) as err:
+        with exclusive(tmp_path):
+            pytest.fail("ran while another run held the folder")
+    assert str(err.value) == (f"{tmp_path} is being written by another run right now; wait "
+                              "for it to finish (or stop it), then run this again")
+
+
+def test_exclusive_runs_unlocked_where_the_file_system_refuses_locks(tmp_path, monkeypatch):
+    import fcntl
+    calls = []
+
+    def refused(fd, how):
+        calls.append(how)
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", refused)
+    ran = []
+    with exclusive(tmp_path):
+        ran.append(True)
+    assert ran == [True] and calls == [fcntl.LOCK_EX | fcntl.LOCK_NB]
+
+
+def test_exclusive_runs_unlocked_where_there_is_no_fcntl(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "fcntl", None)          # import fcntl: ImportError
+    ran = []
+    with exclusive(tmp_path / "not even a folder"):
+        ran.append(True)
+    assert ran == [True]
+
+
+def test_exclusive_closes_its_descriptor(tmp_path, monkeypatch):
+    closed = []
+    real_close = guards.os.close
+    monkeypatch.setattr(guards.os, "close", lambda fd: (closed.append(fd), real_close(fd)))
+    with exclusive(tmp_path):
+        assert closed == []
+    assert len(closed) == 1
+
+
+def test_deferred_signals_act_once_each_in_the_order_they_came(recorded_signals):
+    with interrupts_deferred():
+        send(signal.SIGTERM)
+        send(signal.SIGINT)
+        send(signal.SIGTERM)
+    assert recorded_signals == [signal.SIGTERM, signal.SIGINT]
+
+
+def test_a_deferred_signal_goes_to_a_python_handler_with_its_number():
+    got = []
+    guards._act_on(signal.SIGTERM, lambda signum, frame: got.append((signum, frame)))
+    assert got == [(signal.SIGTERM, None)]
+
+
+def test_the_second_request_puts_every_earlier_handler_back(recorded_signals):
+    with stop_requests():
+        send(signal.SIGTERM)
+        send(signal.SIGINT)                                # acts: both handlers restored
+        send(signal.SIGTERM)                               # now goes straight to the old one
+        assert recorded_signals == [signal.SIGINT, signal.SIGTERM]
+
+
+def test_raise_on_sigterm_outside_the_main_thread_does_nothing():
+    before = signal.getsignal(signal.SIGTERM)
+    errors = []
+
+    def elsewhere():
+        try:
+            raise_on_sigterm()
+        except Exception as err:                           # signal.signal refuses threads
+            errors.append(err)
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert errors == [] and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_deferring_outside_the_main_thread_just_runs():
+    seen = []
+
+    def elsewhere():
+        with interrupts_deferred():
+            seen.append("ran")
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert seen == ["ran"]

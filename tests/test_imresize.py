@@ -178,3 +178,82 @@ def test_weight_matrices_of_a_huge_request_are_not_kept():
     small = module.imresize_to_shape(x[:, :, :, :20], (4, 30))
     assert small.shape == (1, 3, 4, 30)
     assert any(tuple(v.shape) == (30, 20) for v in module._host_cache.entries.values())
+
+
+# ---- the weight caches and the dtypes, each from a fact stated here ----------------------------
+
+def test_the_cache_drops_the_least_recently_used_first(monkeypatch):
+    import numpy as np_
+    from singan import imresize as module
+    cache = module._BoundedCache(100)
+    made = []
+
+    def maker(key, n):
+        def make():
+            made.append(key)
+            return np_.zeros(n)                       # n float64: 8 n bytes
+        return make
+    a = cache.get("a", maker("a", 5))                 # 40 bytes
+    cache.get("b", maker("b", 5))                     # 80
+    assert cache.get("a", maker("a", 5)) is a         # a hit: made once, now the newest
+    cache.get("c", maker("c", 5))                     # 120 > 100: b (the oldest use) goes
+    assert list(cache.entries) == ["a", "c"] and cache.bytes == 80
+    assert made == ["a", "b", "c"]
+    cache.get("b", maker("b", 5))                     # b again: made anew; a goes
+    assert list(cache.entries) == ["c", "b"] and cache.bytes == 80
+    cache.get("d", maker("d", 12))                    # 96: everything else goes
+    assert list(cache.entries) == ["d"] and cache.bytes == 96
+    cache.get("e", maker("e", 13))                    # 104 alone: over max_bytes, not kept
+    assert cache.bytes <= 100
+
+
+def test_the_cache_counts_tensors_by_their_bytes(monkeypatch):
+    from singan import imresize as module
+    cache = module._BoundedCache(100)
+    cache.get("t", lambda: torch.zeros(10, dtype=torch.float32))          # 40 bytes
+    cache.get("u", lambda: torch.zeros(5, dtype=torch.float64))           # 40 bytes
+    assert cache.bytes == 80
+    cache.get("v", lambda: torch.zeros(10, dtype=torch.float16))          # 20 bytes: 100 fits
+    assert list(cache.entries) == ["t", "u", "v"] and cache.bytes == 100
+    cache.get("w", lambda: torch.zeros(1, dtype=torch.float32))           # 104: t goes
+    assert list(cache.entries) == ["u", "v", "w"] and cache.bytes == 64
+
+
+def test_a_value_larger_than_the_largest_cached_is_never_kept(monkeypatch):
+    import numpy as np_
+    from singan import imresize as module
+    monkeypatch.setattr(module, "LARGEST_CACHED", 64)
+    cache = module._BoundedCache(1000)
+    cache.get("big", lambda: np_.zeros(9))            # 72 bytes
+    cache.get("fits", lambda: np_.zeros(8))           # 64 bytes: kept
+    assert list(cache.entries) == ["fits"] and cache.bytes == 64
+
+
+def test_half_precision_is_resized_in_float32_and_returned_as_it_came():
+    x = torch.rand(1, 3, 10, 14, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    for dtype in (torch.float16, torch.bfloat16):
+        low = x.to(dtype)
+        out = imresize(low, 0.7, quantize=False)
+        assert out.dtype == dtype
+        # the float32 resize of the same (rounded) values, rounded once at the end
+        expected = imresize(low.float(), 0.7, quantize=False).to(dtype)
+        assert torch.equal(out, expected)
+
+
+def test_autocast_leaves_the_resize_in_float32():
+    x = torch.rand(1, 3, 12, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    plain = imresize(x, 0.75)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = imresize(x, 0.75)
+    assert inside.dtype == torch.float32 and torch.equal(inside, plain)
+
+
+def test_a_factor_of_one_leaves_that_dimension_untouched():
+    """imresize_to_shape to (h, 2 w): the height's factor is exactly 1, so every column
+    position keeps its rows' values (only widths change), here on integer levels that no
+    resize along the height could keep everywhere."""
+    x = torch.rand(1, 1, 9, 1, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    wide = imresize_to_shape(x.expand(1, 1, 9, 5), (9, 10), quantize=False)
+    assert torch.allclose(wide, x.expand(1, 1, 9, 10), atol=1e-6)
+    tall = imresize_to_shape(x.transpose(2, 3).expand(1, 1, 5, 9), (10, 9), quantize=False)
+    assert torch.allclose(tall, x.transpose(2, 3).expand(1, 1, 10, 9), atol=1e-6)

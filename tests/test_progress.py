@@ -202,3 +202,126 @@ def test_device_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
     assert resolve_device("auto") == torch.device(expected)
+
+
+# ---- the event's own figures, the clock's fits and the bars, each from a fact stated here -------
+
+def _event(**kw):
+    base = dict(kind="iteration", method="singan", stage=1, num_stages=4, iteration=50,
+                total=200, losses={}, elapsed=1.0)
+    return ProgressEvent(**{**base, **kw})
+
+
+def test_the_gradient_penalty_is_what_errD_holds_beyond_the_wasserstein_term():
+    # errD = D_fake - D_real + gp  =>  gp = errD - D_fake + D_real
+    losses = {"errD": 1.5, "D_real": 2.0, "D_fake": -0.25}
+    assert _event(losses=losses).gradient_penalty == pytest.approx(1.5 + 0.25 + 2.0)
+    for missing in ("errD", "D_real", "D_fake"):
+        partial = {k: v for k, v in losses.items() if k != missing}
+        assert _event(losses=partial).gradient_penalty is None
+
+
+def test_without_measured_work_the_fraction_counts_iterations():
+    assert _event().fraction == pytest.approx((1 + 50 / 200) / 4)
+    assert _event(work=0.7).fraction == 0.7
+    assert _event(total=0, iteration=0, stage=2).fraction == pytest.approx(2 / 4)
+    assert _event(num_stages=0, stage=0, iteration=0).fraction == 0
+
+
+def test_the_summary_counts_stages_from_zero_and_rounds_the_share():
+    event = _event(stage=0, num_stages=3, work=0.126, seconds_left=42, unit="stage")
+    assert event.summary() == "stage 0/2 · 13% of the work · about 42 s left"
+
+
+@pytest.mark.parametrize("seconds, exact, rough", [
+    (-5, "0 s", "0 s"), (0.4, "0 s", "0 s"), (59.4, "59 s", "59 s"), (59.6, "1 min 00 s", "60 s"),
+    (89, "1 min 29 s", "89 s"), (90, "1 min 30 s", "2 min"), (3599, "59 min 59 s", "60 min"),
+    (3600, "1 h 00 min", "60 min"), (5399, "1 h 29 min", "90 min"), (5400, "1 h 30 min", "1.5 h"),
+    (35999, "9 h 59 min", "10.0 h"), (36000, "10 h 00 min", "10 h"), (50400, "14 h 00 min", "14 h"),
+])
+def test_format_seconds_at_each_boundary(seconds, exact, rough):
+    assert format_seconds(seconds) == exact
+    assert format_seconds(seconds, rough=True) == rough
+
+
+def test_work_done_never_passes_the_whole_and_survives_zero_costs():
+    clock = WorkClock({0: 2.0, 1: 2.0}, niter=4)
+    assert clock.work_done(1, 6) == 1.0                # more iterations than planned
+    assert clock.work_done(1, 2) == pytest.approx(0.75)
+    assert WorkClock({0: 0.0}, niter=3).work_done(0, 2) == 0
+
+
+def test_untimed_or_empty_measurements_are_ignored():
+    clock = WorkClock({0: 1.0, 1: 2.0}, niter=10)
+    clock.timed(0, 0, 5.0)
+    clock.timed(0, 5, 0.0)
+    assert clock.per_iteration() is None and clock.seconds_left(0, 0) is None
+    clock.timed(1, 2, 1.0)
+    assert clock.rates == {1: (2, 1.0)}
+
+
+def test_a_fit_with_a_negative_overhead_falls_back_to_the_rate_through_zero():
+    """Costs 1 and 3 at 0.5 s and 2.5 s an iteration: the line through both has a = -0.5, so
+    the clock fits t = b c alone, minimising sum n ((b c - t) / t)^2:
+    b = sum(n c / t) / sum(n c^2 / t^2) = (2 + 1.2) / (4 + 1.44)."""
+    clock = WorkClock({0: 1.0, 1: 3.0, 2: 10.0}, niter=10)
+    clock.timed(0, 1, 0.5)
+    clock.timed(1, 1, 2.5)
+    a, b = clock.per_iteration()
+    assert a == 0.0 and b == pytest.approx(3.2 / 5.44)
+    assert clock.seconds_left(1, 4) == pytest.approx((6 * 3 + 10 * 10) * 3.2 / 5.44)
+
+
+def test_stages_of_one_cost_give_the_rate_of_the_longest_timed():
+    clock = WorkClock({0: 4.0, 1: 4.0, 2: 8.0}, niter=10)
+    clock.timed(0, 10, 4.0)          # 0.4 s an iteration
+    clock.timed(1, 30, 6.0)          # 0.2 s an iteration, over more iterations: this one
+    assert clock.per_iteration() == (0.0, pytest.approx(0.2 / 4))
+    assert clock.seconds_left(2, 0) == pytest.approx(10 * 8 * 0.05)
+
+
+def test_the_overhead_of_the_stages_left_is_their_mean_so_far():
+    clock = WorkClock({0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0}, niter=10)
+    clock.timed(0, 10, 1.0)                              # 0.1 s an iteration
+    clock.stage_overhead(1.0)
+    clock.stage_overhead(-4.0)                           # a clock step back counts as 0
+    clock.stage_overhead(2.0)
+    assert clock.overheads == [1.0, 0.0, 2.0]
+    # stage 1 at iteration 10 (0 left), stages 2 and 3 whole, two overheads of mean 1
+    assert clock.seconds_left(1, 10) == pytest.approx(2 * 10 * 0.1 + 2 * 1.0)
+
+
+def test_an_exact_line_with_overhead_is_found():
+    clock = WorkClock({0: 10.0, 1: 20.0}, niter=5)
+    clock.timed(0, 5, 5 * (0.3 + 0.01 * 10))
+    clock.timed(1, 5, 5 * (0.3 + 0.01 * 20))
+    a, b = clock.per_iteration()
+    assert a == pytest.approx(0.3) and b == pytest.approx(0.01)
+
+
+def test_the_bars_show_the_losses_and_the_run_line(capsys):
+    from singan.progress import ProgressBar, RunLine
+    bar = ProgressBar("scale 2", niter=10, initial=3)
+    assert bar.done == 3
+    bar.update_to(7, {"errD": 1.23456, "errG": -0.5, "rec": 0.012345})
+    assert bar.bar.n == 7 and bar.done == 7
+    assert bar.bar.postfix == "D=1.235, G=-0.500, rec=0.0123"
+    assert bar.bar.desc == "scale 2" and bar.bar.total == 10
+    bar.close()
+    line = RunLine()
+    line.show(_event(stage=2, num_stages=3, work=0.5, seconds_left=None, unit="scale"))
+    assert line.bar.desc == "scale 2/2 · 50% of the work · estimating the time left"
+    line.close()
+    assert "scale 2" in capsys.readouterr().err
+
+
+def test_disabled_bars_are_silent(capsys):
+    from singan.progress import ProgressBar, RunLine
+    bar = ProgressBar("x", 5, enabled=False)
+    bar.update_to(4, {"errD": 0.0, "errG": 0.0, "rec": 0.0})
+    assert bar.done == 4 and bar.bar is None
+    bar.close()
+    line = RunLine(enabled=False)
+    line.show(_event())
+    line.close()
+    assert capsys.readouterr().err == ""
