@@ -338,3 +338,48 @@ def test_deferring_outside_the_main_thread_just_runs():
     thread.start()
     thread.join()
     assert seen == ["ran"]
+
+
+def test_an_ignored_signal_stays_ignored_and_a_default_one_is_sent(monkeypatch):
+    sent = []
+    monkeypatch.setattr(guards.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    guards._act_on(signal.SIGINT, signal.SIG_IGN)
+    assert sent == []
+    guards._act_on(signal.SIGINT, signal.SIG_DFL)
+    assert sent == [(os.getpid(), signal.SIGINT)]
+
+
+def test_the_free_space_message_gives_megabytes_to_one_decimal(tmp_path, monkeypatch):
+    monkeypatch.setattr(guards.shutil, "disk_usage", lambda path: Usage(10 ** 12, 0, 1_050_001))
+    with pytest.raises(SinGANError) as err:
+        check_free_space(tmp_path, 2_349_999)
+    assert "needs about 2.3 MB, 1.1 MB free" in str(err.value)
+
+
+def test_raise_on_sigterm_installs_its_handler_in_the_main_thread_only():
+    saved = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        raise_on_sigterm()
+        assert signal.getsignal(signal.SIGTERM) is guards._raise_terminated
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        errors = []
+
+        def elsewhere():
+            try:
+                raise_on_sigterm()
+            except Exception as err:                        # signal.signal refuses threads
+                errors.append(err)
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert errors == [] and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+
+
+def test_check_writable_names_the_output_folder_by_default(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SinGANError) as err:
+        check_writable(tmp_path / "file" / "out")
+    assert str(err.value) == (f"cannot create the output folder {tmp_path / 'file' / 'out'}: "
+                              f"{tmp_path / 'file'} is a file, not a folder")
