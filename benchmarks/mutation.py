@@ -53,6 +53,8 @@ MODULES = {
 
 # Mutants that cannot change what the module does, by name (mutmut's names, stable while the
 # function's source is unchanged), with the reason; the README's "Tests" section lists them.
+TOTAL_UNSHOWN = ("the run line's total (0, None, 1 or tqdm's default): its bar_format shows "
+                 "the description alone, the same for any total")
 EQUIVALENT = {
     "losses": {
         "singan.losses.x_penalty_of__mutmut_4":
@@ -81,6 +83,20 @@ EQUIVALENT = {
         "singan.guards.x_check_writable__mutmut_17":
             "the write probe's prefix in capitals: still a hidden '.<name>.*.tmp' temporary "
             "that remove_temporaries sweeps",
+    },
+    "progress": {
+        "singan.progress.xǁRunLineǁ__init____mutmut_4": TOTAL_UNSHOWN,
+        "singan.progress.xǁRunLineǁ__init____mutmut_9": TOTAL_UNSHOWN,
+        "singan.progress.xǁRunLineǁ__init____mutmut_14": TOTAL_UNSHOWN,
+        "singan.progress.xǁWorkClockǁper_iteration__mutmut_44":
+            "det >= threshold for det > threshold: equal only when every cost is 0, where "
+            "both divide by zero",
+        "singan.progress.xǁWorkClockǁper_iteration__mutmut_58":
+            "a > 0 for a >= 0: with a = 0 the fit is the line through zero, which the "
+            "fallback fits too",
+        "singan.progress.xǁWorkClockǁper_iteration__mutmut_63":
+            "scc >= 0 for scc > 0: scc = 0 needs every cost 0, and then the costs are not "
+            "distinct (the other condition)",
     },
 }
 

@@ -325,3 +325,77 @@ def test_disabled_bars_are_silent(capsys):
     line.show(_event())
     line.close()
     assert capsys.readouterr().err == ""
+
+
+def test_work_is_a_share_whatever_the_unit_of_the_costs():
+    # the costs are any unit (docstring): tiny ones give the same shares as large ones
+    clock = WorkClock({0: 0.01, 1: 0.03}, niter=10)
+    assert clock.work_done(1, 5) == pytest.approx((0.1 + 0.15) / 0.4)
+
+
+def test_nearly_equal_costs_cannot_split_overhead_from_arithmetic():
+    """Costs 1 and 1 + 1e-7: the two-parameter fit is ill-conditioned (its determinant is a
+    rounding error), so the clock fits the rate through zero: t / c, about 0.01."""
+    clock = WorkClock({0: 1.0, 1: 1.0 + 1e-7, 2: 5.0}, niter=10)
+    clock.timed(0, 1, 0.01)
+    clock.timed(1, 1, 0.01 + 1e-10)
+    a, b = clock.per_iteration()
+    assert a == 0.0 and b == pytest.approx(0.01, rel=1e-6)
+
+
+def test_a_time_that_does_not_grow_with_the_cost_is_all_overhead():
+    # 0.5 s an iteration at costs 1 and 2: a = 0.5, b = 0 (exact in binary)
+    clock = WorkClock({0: 1.0, 1: 2.0, 2: 3.0}, niter=10)
+    clock.timed(0, 1, 0.5)
+    clock.timed(1, 1, 0.5)
+    assert clock.per_iteration() == (0.5, 0.0)
+    assert clock.seconds_left(1, 10) == pytest.approx(10 * 0.5)
+
+
+def test_the_rate_through_zero_holds_for_costs_in_small_units():
+    """The negative-overhead case of above with costs a thousand times smaller: the same
+    fallback, b = sum(n c / t) / sum(n c^2 / t^2)."""
+    clock = WorkClock({0: 0.001, 1: 0.003}, niter=10)
+    clock.timed(0, 1, 0.5)
+    clock.timed(1, 1, 2.5)
+    a, b = clock.per_iteration()
+    assert a == 0.0 and b == pytest.approx(3.2e-3 / 5.44e-6)
+
+
+def test_the_run_line_is_one_description_below_the_bar_and_goes_on_close(capsys):
+    from singan.progress import RunLine
+    line = RunLine()
+    assert line.bar.dynamic_ncols                         # it follows the terminal's width
+    event = _event(stage=1, num_stages=3, work=0.25, seconds_left=90, unit="scale")
+    line.show(event)
+    line.close()
+    err = capsys.readouterr().err
+    text = event.summary()
+    assert "\n\r" + text + "\x1b[A" in err                 # one row down, then back up
+    assert "\n\n" not in err and "\x1b[A\x1b[A" not in err    # one row, not two
+    assert "it/s" not in err and "it [" not in err        # the description alone
+    assert err.endswith(" " * len(text) + "\x1b[A")       # cleared when the run ends
+
+
+def test_a_stage_bar_starts_at_zero_and_is_cleared_on_close(capsys):
+    from singan.progress import ProgressBar
+    bar = ProgressBar("scale 1", niter=10)
+    assert bar.done == 0 and bar.bar.n == 0 and bar.bar.dynamic_ncols
+    bar.update_to(3, {"errD": 1.5, "errG": 0.0, "rec": 0.0})
+    # the losses are drawn with the next update, not by a second redraw of this one
+    drawn = capsys.readouterr().err
+    assert "D=1.500" not in drawn
+    bar.close()
+    err = drawn + capsys.readouterr().err
+    assert "scale 1:" in err and "| 3/10 " not in err.splitlines()[-1]
+    assert err.endswith("\r") and not err.endswith("\n")  # not left behind
+
+
+@pytest.mark.parametrize("seconds, rough", [(5581, "1.6 h"), (41401, "12 h")])
+def test_rough_hours_round_at_the_half(seconds, rough):
+    # 5581 s = 1.5503 h; 41401 s = 11.5003 h
+    assert format_seconds(seconds, rough=True) == rough
+
+
+def test_the_summary_rounds_the_percentage():
+    assert _event(work=0.7, seconds_left=None).summary().split(" · ")[1] == "70% of the work"
