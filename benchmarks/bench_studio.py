@@ -31,6 +31,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 from test_attacks import tiff_bomb  # noqa: E402
 
 
+def stop(server: subprocess.Popen) -> None:
+    """Stop a studio as Ctrl-C would; one still closing after a minute (a busy machine) is
+    killed, so that a slow goodbye never loses the figures measured."""
+    server.terminate()
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MiB (from /proc)."""
     total = 0
@@ -119,8 +130,7 @@ def hostile(root: Path, tmp: Path, name: str, env, repeats: int) -> dict:
         figures["bomb answered after s"] = time.perf_counter() - t
         figures["peak MiB after the bomb"] = peak_mb(server.pid)
     finally:
-        server.terminate()
-        server.wait(20)
+        stop(server)
     return figures
 
 
@@ -162,8 +172,7 @@ def main():
             time.sleep(2)
             memory = rss_mb(server.pid)
         finally:
-            server.terminate()
-            server.wait(10)
+            stop(server)
         with tempfile.TemporaryDirectory() as more:
             figures = hostile(root, Path(more), name, env, args.repeats)
     h, w = model.trained_real.shape[2:]
