@@ -55,6 +55,15 @@ MODULES = {
 # function's source is unchanged), with the reason; the README's "Tests" section lists them.
 TOTAL_UNSHOWN = ("the run line's total (0, None, 1 or tqdm's default): its bar_format shows "
                  "the description alone, the same for any total")
+KNOT_ZERO = ("cubic's pieces meet at |x| = 1 (both 0) and the outer one is 0 at |x| = 2: "
+             "< for <= there changes no value")
+ZERO_TAPS = ("a wider tap window (or one shifted by a tap): the taps it adds lie outside the "
+             "kernel's support and weigh exactly 0")
+NEVER_ZERO = ("the guard for a tap weight sum of 0: the taps nearest each output pixel (u >= "
+              "0.5) lie inside the image, in the kernel's positive main lobe, which outweighs "
+              "its negative lobes: the sum is never 0")
+ORDER_ONLY = ("the order of the two dimensions' resizes: the two matrix products associate, so "
+              "only float32 rounding changes (below the tests' 1e-5)")
 EQUIVALENT = {
     "losses": {
         "singan.losses.x_penalty_of__mutmut_4":
@@ -83,6 +92,31 @@ EQUIVALENT = {
         "singan.guards.x_check_writable__mutmut_17":
             "the write probe's prefix in capitals: still a hidden '.<name>.*.tmp' temporary "
             "that remove_temporaries sweeps",
+    },
+    "imresize": {
+        "singan.imresize.x_cubic__mutmut_17": KNOT_ZERO,
+        "singan.imresize.x_cubic__mutmut_33": KNOT_ZERO,
+        "singan.imresize.x_cubic__mutmut_34": KNOT_ZERO,
+        "singan.imresize.x__make_weight_matrix__mutmut_7": ZERO_TAPS,
+        "singan.imresize.x__make_weight_matrix__mutmut_9": ZERO_TAPS,
+        "singan.imresize.x__make_weight_matrix__mutmut_37": ZERO_TAPS,
+        "singan.imresize.x__make_weight_matrix__mutmut_38": ZERO_TAPS,
+        "singan.imresize.x__make_weight_matrix__mutmut_55": NEVER_ZERO,
+        "singan.imresize.x__make_weight_matrix__mutmut_57": NEVER_ZERO,
+        "singan.imresize.x__make_weight_matrix__mutmut_58": NEVER_ZERO,
+        "singan.imresize.x__make_weight_matrix__mutmut_73":
+            "one more entry at the end of the mirror table: indices are taken modulo 2 L, so "
+            "it is never read",
+        "singan.imresize.x_resize_float__mutmut_25": ORDER_ONLY,
+        "singan.imresize.x_resize_float__mutmut_27": ORDER_ONLY,
+        "singan.imresize.xǁ_BoundedCacheǁget__mutmut_8":
+            "ndarray.nbytes for every cached value: torch tensors have .nbytes too, the same "
+            "number",
+        "singan.imresize.xǁ_BoundedCacheǁget__mutmut_20":
+            "ndarray.nbytes for every evicted value: torch tensors have .nbytes too, the same "
+            "number",
+        "singan.imresize.xǁ_BoundedCacheǁget__mutmut_15":
+            "popitem(last=None): None is false, so the oldest entry goes, as with last=False",
     },
     "progress": {
         "singan.progress.xǁRunLineǁ__init____mutmut_4": TOTAL_UNSHOWN,

@@ -257,3 +257,43 @@ def test_a_factor_of_one_leaves_that_dimension_untouched():
     assert torch.allclose(wide, x.expand(1, 1, 9, 10), atol=1e-6)
     tall = imresize_to_shape(x.transpose(2, 3).expand(1, 1, 5, 9), (10, 9), quantize=False)
     assert torch.allclose(tall, x.transpose(2, 3).expand(1, 1, 10, 9), atol=1e-6)
+
+
+def test_values_beyond_the_range_saturate_before_the_resize():
+    """SPEC 2 first truncates to 8-bit levels, so a value past +-1 counts as +-1 for its
+    neighbours too: the resize of an image equals the resize of its clamped copy."""
+    x = torch.rand(1, 3, 13, 17, generator=torch.Generator().manual_seed(5)) * 4 - 2
+    for scale in (0.6, 1.4):
+        assert torch.equal(imresize(x, scale), imresize(x.clamp(-1, 1), scale))
+
+
+def test_each_device_gets_its_own_weights():
+    """The device cache is keyed by device: a resize on another device ('meta', which every
+    machine has) right after the same resize on the CPU must not get the CPU's matrices."""
+    x = torch.rand(1, 3, 11, 15) * 2 - 1
+    assert imresize(x, 0.75).device.type == "cpu"
+    out = imresize(torch.zeros(1, 3, 11, 15, device="meta"), 0.75)
+    assert out.device.type == "meta" and out.shape == (1, 3, 9, 12)
+
+
+def test_double_precision_is_resized_in_double():
+    """float64 in, float64 arithmetic: the resize agrees with the float64 transcription of
+    SPEC 2 far below float32's resolution."""
+    x = torch.rand(1, 2, 9, 13, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    out = imresize_to_shape(x, (7, 17), quantize=False)
+    assert out.dtype == torch.float64
+    expected = np.stack([np.stack([np.apply_along_axis(
+        resize_line, 1, np.apply_along_axis(resize_line, 0, x[0, c].numpy(), 7, 7 / 9, True),
+        17, 17 / 13, True)]) for c in range(2)], 1)
+    assert np.abs(out.numpy() - expected).max() < 1e-12
+
+
+@pytest.mark.gpu
+def test_autocast_on_cuda_leaves_the_resize_in_float32():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    x = torch.rand(1, 3, 12, 16, generator=torch.Generator().manual_seed(3)).cuda() * 2 - 1
+    plain = imresize(x, 0.75)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        inside = imresize(x, 0.75)
+    assert inside.dtype == torch.float32 and torch.equal(inside, plain)
