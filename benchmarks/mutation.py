@@ -122,6 +122,10 @@ EQUIVALENT = {
         "singan.progress.xǁRunLineǁ__init____mutmut_4": TOTAL_UNSHOWN,
         "singan.progress.xǁRunLineǁ__init____mutmut_9": TOTAL_UNSHOWN,
         "singan.progress.xǁRunLineǁ__init____mutmut_14": TOTAL_UNSHOWN,
+        "singan.progress.xǁRunLineǁ__init____mutmut_7":
+            "leave=None: tqdm then leaves a bar only at position 0; the run line is at 1",
+        "singan.progress.xǁProgressBarǁupdate_to__mutmut_7":
+            "set_postfix(refresh=None): tqdm redraws only when refresh is true, as with False",
         "singan.progress.xǁWorkClockǁper_iteration__mutmut_44":
             "det >= threshold for det > threshold: equal only when every cost is 0, where "
             "both divide by zero",
