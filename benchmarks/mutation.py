@@ -64,6 +64,8 @@ NEVER_ZERO = ("the guard for a tap weight sum of 0: the taps nearest each output
               "its negative lobes: the sum is never 0")
 ORDER_ONLY = ("the order of the two dimensions' resizes: the two matrix products associate, so "
               "only float32 rounding changes (below the tests' 1e-5)")
+PLAIN_NONE = ("training_peak(low_memory=None) for False: it only tests the flag's truth (and "
+              "so does every trainer's step_bytes)")
 EQUIVALENT = {
     "losses": {
         "singan.losses.x_penalty_of__mutmut_4":
@@ -117,6 +119,12 @@ EQUIVALENT = {
             "number",
         "singan.imresize.xǁ_BoundedCacheǁget__mutmut_15":
             "popitem(last=None): None is false, so the oldest entry goes, as with last=False",
+    },
+    "resources": {
+        "singan.resources.x_choose_low_memory__mutmut_7": PLAIN_NONE,
+        "singan.resources.x_graphs_fit__mutmut_7": PLAIN_NONE,
+        "singan.resources.x_frames_bytes__mutmut_34":
+            "frames / 2 for frames // 2: frames is 4 bytes times a count, always even",
     },
     "progress": {
         "singan.progress.xǁRunLineǁ__init____mutmut_4": TOTAL_UNSHOWN,

@@ -8,7 +8,8 @@ from singan.resources import human, parse_bytes
 
 @pytest.mark.parametrize("text, value", [("8GB", 8_000_000_000), ("512 MB", 512_000_000),
                                          ("2e9", 2_000_000_000), ("1.5 kb", 1500),
-                                         ("3TB", 3_000_000_000_000), ("7B", 7), ("42", 42)])
+                                         ("3TB", 3_000_000_000_000), ("7B", 7), ("42", 42),
+                                         ("1 000 MB", 1_000_000_000), (" 2 GB ", 2e9)])
 def test_parse_bytes_reads_decimal_units(text, value):
     assert parse_bytes(text) == value
 
@@ -112,10 +113,19 @@ def test_free_memory_is_the_lower_of_ram_and_cgroup_then_the_cap(monkeypatch):
 def test_free_memory_on_cuda_counts_the_unused_cache(monkeypatch):
     monkeypatch.delenv("SINGAN_MAX_MEMORY", raising=False)
     import torch
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (1000, 9000))
-    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 700)
-    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 200)
-    assert resources.free_memory("cuda:0") == 1000 + 700 - 200
+    gpu = torch.device("cuda:1")
+
+    def of(value):
+        return lambda device: value if device == gpu else pytest.fail(f"asked {device}")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", of((1000, 9000)))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", of(700))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", of(200))
+    assert resources.free_memory("cuda:1") == 1000 + 700 - 200
+    monkeypatch.setenv("SINGAN_MAX_MEMORY", "2kB")
+    assert resources.free_memory("cuda:1") == 1000 + 700 - 200          # below the cap
+    monkeypatch.setenv("SINGAN_MAX_MEMORY", "1kB")
+    assert resources.free_memory("cuda:1") == 1000                      # capped
+    monkeypatch.delenv("SINGAN_MAX_MEMORY")
 
     def broken(device):
         raise RuntimeError("no driver")
@@ -141,7 +151,8 @@ def test_free_disk_asks_the_nearest_existing_folder(tmp_path, monkeypatch):
 # ---- the refusals' words -------------------------------------------------------------------------
 
 def test_require_memory_refuses_beyond_the_headroom_only(monkeypatch):
-    monkeypatch.setattr(resources, "free_memory", lambda device: 1_000_000_000)
+    monkeypatch.setattr(resources, "free_memory",
+                        lambda device: {"cpu": 1_000_000_000, "cuda": 1_000_000_000}[device])
     resources.require_memory(900_000_000, "cpu", "x", "--y")        # 0.9 of 1 GB: fits
     with pytest.raises(resources.SinGANError) as err:
         resources.require_memory(900_000_001, "cpu", "training at 9 x 9 px", "--max_size",
@@ -152,13 +163,13 @@ def test_require_memory_refuses_beyond_the_headroom_only(monkeypatch):
         resources.require_memory(5e9, "cuda", "5 samples", "--num_samples")
     assert str(err.value) == ("5 samples need about 5.0 GB of GPU memory; 1.0 GB is free: "
                               "lower --num_samples")
-    monkeypatch.setattr(resources, "free_memory", lambda device: 3e9)
+    _free_on(monkeypatch, "cpu", 3e9)
     with pytest.raises(resources.SinGANError, match="; 3.0 GB are free: lower"):
         resources.require_memory(5e9, "cpu", "x", "y")
-    monkeypatch.setattr(resources, "free_memory", lambda device: 2e9)
+    _free_on(monkeypatch, "cpu", 2e9)
     with pytest.raises(resources.SinGANError, match="; 2.0 GB are free: lower"):
         resources.require_memory(5e9, "cpu", "x", "y")
-    monkeypatch.setattr(resources, "free_memory", lambda device: None)
+    _free_on(monkeypatch, "cpu", None)
     resources.require_memory(1e30, "cpu", "x", "y")                 # cannot tell: allowed
 
 
@@ -170,6 +181,9 @@ def test_require_disk_refuses_what_does_not_fit(tmp_path, monkeypatch):
                                "needs")
     assert str(err.value) == (f"3 files of about 12 kB needs about 1.0 kB of disk in "
                               f"{tmp_path}; 1.0 kB is free: lower --num_samples")
+    with pytest.raises(resources.SinGANError) as err:
+        resources.require_disk(2000, tmp_path, "5 files", "--num_samples")
+    assert str(err.value).startswith("5 files need about 2.0 kB of disk in ")
     monkeypatch.setattr(resources, "free_disk", lambda folder: None)
     resources.require_disk(1e30, tmp_path, "x", "y")
 
@@ -214,6 +228,11 @@ def test_draw_tile_is_the_square_whose_activations_fit(monkeypatch):
     assert resources.draw_tile(1, 2, 500, 500, pad=10) == 80
     monkeypatch.setattr(resources, "DRAW_TILE_BYTES", 3 * 4 * 1 * 2 * 20 * 20)
     assert resources.draw_tile(1, 2, 500, 500) == 16                    # never below 16
+    # a batch of 3 needs three times the activations: the same budget holds a third of them
+    monkeypatch.setattr(resources, "DRAW_TILE_BYTES", 3 * 4 * 3 * 2 * 100 * 100)
+    assert resources.draw_tile(3, 2, 90, 90) is None
+    assert resources.draw_tile(3, 2, 90, 91) == 90
+    assert resources.draw_tile(1, 2, 150, 150) is None                  # 3 x 100 x 100 fits
 
 
 def test_pyramid_draw_bytes_is_the_worst_scale_with_its_resize():
@@ -272,17 +291,27 @@ def test_training_peak_is_the_worst_stage_with_the_process_and_twice_the_reals()
     assert resources.training_peak(none, False)[1] == (40, 50)          # the finest by default
 
 
-def test_low_memory_and_graphs_follow_the_free_memory(monkeypatch):
-    trainer = FakeTrainer([(10, 10)], [1_000_000])
+def _free_on(monkeypatch, device, free):
+    """free_memory answering `free` for `device` only."""
+    monkeypatch.setattr(resources, "free_memory",
+                        lambda asked: free if asked == device else pytest.fail(f"asked {asked}"))
+
+
+def test_low_memory_and_graphs_follow_the_free_memory_of_the_trainers_device(monkeypatch):
+    trainer = FakeTrainer([(10, 10)], [2_000_000_000])                 # lean: half of that
+    trainer.device = "cuda:1"
     plain = resources.training_peak(trainer, False)[0]
-    monkeypatch.setattr(resources, "free_memory", lambda device: plain / 0.9)
+    lean = resources.training_peak(trainer, True)[0]
+    _free_on(monkeypatch, "cuda:1", plain / 0.9)
     assert resources.choose_low_memory(trainer) is False               # fits exactly
     assert resources.graphs_fit(trainer) is False                      # twice does not
-    monkeypatch.setattr(resources, "free_memory", lambda device: plain / 0.9 - 10)
-    assert resources.choose_low_memory(trainer) is True
-    monkeypatch.setattr(resources, "free_memory", lambda device: 2 * plain / 0.9)
+    _free_on(monkeypatch, "cuda:1", (lean + plain) / 2 / 0.9)
+    assert resources.choose_low_memory(trainer) is True                # only the lean fits
+    _free_on(monkeypatch, "cuda:1", 2 * plain / 0.9)
     assert resources.graphs_fit(trainer) is True
-    monkeypatch.setattr(resources, "free_memory", lambda device: None)
+    _free_on(monkeypatch, "cuda:1", (2 * lean + 2 * plain) / 2 / 0.9)
+    assert resources.graphs_fit(trainer) is False                      # twice the plain step
+    _free_on(monkeypatch, "cuda:1", None)
     assert resources.choose_low_memory(trainer) is False and resources.graphs_fit(trainer)
 
 
@@ -324,6 +353,8 @@ def test_scaled_shapes_round_and_never_vanish():
     assert resources.scaled_shapes(model, 0.5, 2.5) == [(5, 50), (12, 100)]
     assert resources.scaled_shapes(model, 0.01, 0.001) == [(1, 1), (1, 1)]
     assert resources.sample_shape(model, 2.0, 1.0) == (50, 40)
+    three = FakeModel([(10, 20), (25, 40), (50, 80)])
+    assert resources.sample_shape(three, 2.0, 0.5) == (100, 40)      # the finest level's
 
 
 def test_with_outputs_keeps_the_outputs_twice():
@@ -389,6 +420,11 @@ def test_sr_bytes_from_its_parts(monkeypatch):
     expected = (resources.draw_bytes(1, 8, 41, 81) + 12 * (21 * 41 + 41 * 81) * 2
                 + 8 * 4 * 3 * 41 * 81 + 2 * 4 * 3 * 41 * 81)
     assert resources.sr_bytes(10, 20, 8, 4.0, 2) == expected
+    # in 4 steps each is 4 ** (1/4) = 1.414..: the previous step int(41 / 1.414) + 1 = 29 x
+    # int(81 / 1.414) + 1 = 58
+    assert resources.sr_bytes(10, 20, 8, 4.0, 4) == (
+        resources.draw_bytes(1, 8, 41, 81) + 12 * (29 * 41 + 58 * 81) * 2
+        + 8 * 4 * 3 * 41 * 81 + 4 * 4 * 3 * 41 * 81)
     asked = _asked(monkeypatch)
     resources.check_sr(10, 20, 8, 4.0, 2, "cpu")
     resources.check_sr(10, 20, 8, 2.5, 3, "cpu", pad=0)
@@ -401,12 +437,12 @@ def test_sr_bytes_from_its_parts(monkeypatch):
 
 
 def test_image_pixel_limit_follows_the_memory(monkeypatch):
-    monkeypatch.setattr(resources, "free_memory", lambda device: 32_000)
+    _free_on(monkeypatch, "cpu", 32_000)                 # images are decoded in RAM
     assert resources.image_pixel_limit() == int(32_000 * 0.9 / 32)
     assert resources.image_pixel_limit(100) == 100
-    monkeypatch.setattr(resources, "free_memory", lambda device: 0)
+    _free_on(monkeypatch, "cpu", 0)
     assert resources.image_pixel_limit() == 1
-    monkeypatch.setattr(resources, "free_memory", lambda device: None)
+    _free_on(monkeypatch, "cpu", None)
     assert resources.image_pixel_limit() == 250_000_000
     assert resources.image_pixel_limit(77) == 77
 
