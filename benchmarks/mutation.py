@@ -187,12 +187,15 @@ def survivors_of(work: Path, env: dict) -> list:
             if status == "survived"]
 
 
-def run_module(module: str, children: int, keep: bool, resume: str = None) -> dict:
+def run_module(module: str, children: int, keep: bool, resume: str = None,
+               score_only: bool = False) -> dict:
     """mutmut over `module` in a fresh copy of the checkout; or, with resume (the copy an
     earlier run kept), its tests refreshed from the checkout and only its survivors run again
     (mutmut finds the new tests that reach them; killed mutants stay killed as long as no test
     was weakened)."""
-    if resume:
+    if resume and score_only:
+        work = Path(resume)
+    elif resume:
         work = Path(resume)
         shutil.rmtree(work / "tests")
         shutil.copytree(ROOT / "tests", work / "tests",
@@ -206,8 +209,12 @@ def run_module(module: str, children: int, keep: bool, resume: str = None) -> di
     again = [name for name in survivors_of(work, env)
              if name not in EQUIVALENT.get(module, {})] if resume else []
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children),
-                          *again], cwd=work, env=env, capture_output=True, text=True)
+    if score_only:
+        run = subprocess.CompletedProcess([], 0, "", "")
+    else:
+        run = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
+                              str(children), *again], cwd=work, env=env, capture_output=True,
+                             text=True)
     seconds = time.perf_counter() - started
     subprocess.run([sys.executable, "-m", "mutmut", "export-cicd-stats"], cwd=work, env=env,
                    capture_output=True, text=True)
@@ -250,6 +257,8 @@ def main(argv=None):
     parser.add_argument("--resume", default=None, metavar="DIR",
                         help="the copy a --keep run of ONE module left: run its survivors "
                              "again against the checkout's tests as they are now")
+    parser.add_argument("--score", action="store_true",
+                        help="with --resume: only score the copy's results, run nothing")
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -262,9 +271,12 @@ def main(argv=None):
         parser.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
     if args.resume and len(args.modules) != 1:
         parser.error("--resume takes exactly one module")
+    if args.score and not args.resume:
+        parser.error("--score needs --resume DIR")
     results = []
     for module in args.modules or list(MODULES):
-        result = run_module(module, args.children, args.keep or bool(args.resume), args.resume)
+        result = run_module(module, args.children, args.keep or bool(args.resume), args.resume,
+                            args.score)
         results.append(result)
         print(f"{module:11s} {100 * result['score']:5.1f}% killed  ({result['killed']} killed, "
               f"{result['timeout']} timed out, {result['interrupted']} interrupted, "
