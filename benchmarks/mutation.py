@@ -125,6 +125,9 @@ EQUIVALENT = {
         "singan.resources.x_graphs_fit__mutmut_7": PLAIN_NONE,
         "singan.resources.x_frames_bytes__mutmut_34":
             "frames / 2 for frames // 2: frames is 4 bytes times a count, always even",
+        "singan.resources.x_training_peak__mutmut_12":
+            "need >= worst: on a tie the later of two levels needing the same bytes is named; "
+            "the bytes are the same and both are 'the worst level'",
     },
     "progress": {
         "singan.progress.xǁRunLineǁ__init____mutmut_4": TOTAL_UNSHOWN,

@@ -609,3 +609,27 @@ def test_a_grid_enlarges_small_rows_by_whole_blocks(tmp_path):
     save_grid(tmp_path / "h.png", [x, x])                    # one row, default gap 4
     h = iio.imread(tmp_path / "h.png")
     assert h.shape == (256, 2 * 512 + 4, 3)
+
+
+def test_a_directory_at_offset_zero_reads_the_header_as_its_count():
+    # offset 0 is inside the file: the directory's entry count is then "II" = 0x4949 = 18761
+    damaged(tiff([(256, 3, 1, 10)], first=0), "a directory of 18761 entries")
+
+
+def test_zero_samples_a_pixel_is_no_image():
+    with pytest.raises(SinGANError, match=r"not a single still image \(0 channels\)"):
+        size(tiff([(256, 3, 1, 10), (257, 3, 1, 10), (277, 3, 1, 0)]))
+
+
+def test_an_os_error_without_a_reason_is_quoted(tmp_path, monkeypatch):
+    import builtins
+    real_open = builtins.open
+
+    def odd(path, *args, **kwargs):
+        if str(path).endswith("odd.png"):
+            raise OSError("the disk went away")
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", odd)
+    with pytest.raises(SinGANError) as err:
+        declared_size(tmp_path / "odd.png")
+    assert str(err.value) == f"cannot read {tmp_path / 'odd.png'}: the disk went away"

@@ -21,6 +21,12 @@ def test_human_gives_two_figures_below_ten_and_whole_numbers_above(n, text):
     assert human(n) == text
 
 
+@pytest.mark.parametrize("unit, size", [("kB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12),
+                                        ("PB", 1e15)])
+def test_human_switches_unit_at_exactly_one_of_it(unit, size):
+    assert human(size) == f"1.0 {unit}"
+
+
 # ---- what there is -------------------------------------------------------------------------------
 
 class FakeFiles:
@@ -288,7 +294,8 @@ def test_training_peak_is_the_worst_stage_with_the_process_and_twice_the_reals()
     later = FakeTrainer([(10, 10), (20, 30), (40, 50)], [100, 5000, 3000], todo=[2])
     assert resources.training_peak(later, False) == (0.75e9 + 3000 + 2 * reals, (40, 50))
     none = FakeTrainer([(10, 10), (40, 50)], [0, 0], todo=[])
-    assert resources.training_peak(none, False)[1] == (40, 50)          # the finest by default
+    reals = 4 * 3 * (100 + 2000)
+    assert resources.training_peak(none, False) == (0.75e9 + 2 * reals, (40, 50))
 
 
 def _free_on(monkeypatch, device, free):
