@@ -25,6 +25,8 @@ def test_human_gives_two_figures_below_ten_and_whole_numbers_above(n, text):
                                         ("PB", 1e15)])
 def test_human_switches_unit_at_exactly_one_of_it(unit, size):
     assert human(size) == f"1.0 {unit}"
+    assert human(10 * size) == f"10 {unit}" and human(9.96 * size).endswith(f".0 {unit}")
+    assert human(10.6 * size) == f"11 {unit}"
 
 
 # ---- what there is -------------------------------------------------------------------------------
@@ -247,6 +249,7 @@ def test_pyramid_draw_bytes_is_the_worst_scale_with_its_resize():
     second = resources.draw_bytes(3, 8, 20, 24) + 12 * (10 * 20 + 12 * 24) + 2 * 4 * 3 * 3 * 10 * 12
     assert resources.pyramid_draw_bytes(3, shapes, channels) == max(first, second)
     assert resources.pyramid_draw_bytes(3, shapes[:1], channels[:1]) == first
+    assert resources.pyramid_draw_bytes(3, [], []) == 0                  # nothing to draw
     assert resources.pyramid_draw_bytes(1, shapes, channels, pad=0) == max(
         resources.draw_bytes(1, 4, 10, 12, 0),
         resources.draw_bytes(1, 8, 20, 24, 0) + 12 * (10 * 20 + 12 * 24) + 2 * 4 * 3 * 10 * 12)
@@ -376,7 +379,7 @@ def _asked(monkeypatch):
 
 def test_check_samples_words(monkeypatch):
     asked = _asked(monkeypatch)
-    model = FakeModel([(10, 20), (25, 40)])
+    model = FakeModel([(5, 10), (10, 20), (25, 40)])              # the finest is named
     resources.check_samples(model, 50)
     resources.check_samples(model, 7, 0.5, 2.0, batch=3)
     assert model.asked == [(50, 1.0, 1.0, None), (7, 0.5, 2.0, 3)]
