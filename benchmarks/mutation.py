@@ -125,6 +125,11 @@ EQUIVALENT = {
         "singan.resources.x_graphs_fit__mutmut_7": PLAIN_NONE,
         "singan.resources.x_frames_bytes__mutmut_34":
             "frames / 2 for frames // 2: frames is 4 bytes times a count, always even",
+        "singan.resources.x_free_memory__mutmut_5":
+            "free's first value ('' for None): every branch below assigns free before it is read",
+        "singan.resources.x_draw_bytes__mutmut_43":
+            "activations >= DRAW_TILE_BYTES: when equal, activations is replaced by the same "
+            "number",
         "singan.resources.x_training_peak__mutmut_12":
             "need >= worst: on a tie the later of two levels needing the same bytes is named; "
             "the bytes are the same and both are 'the worst level'",

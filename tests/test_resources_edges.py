@@ -108,6 +108,7 @@ def test_free_memory_is_the_lower_of_ram_and_cgroup_then_the_cap(monkeypatch):
     assert resources.free_memory("cpu") == 5000
     monkeypatch.setattr(resources, "_cgroup_free", lambda: None)
     assert resources.free_memory("cpu") == 8000
+    assert resources.free_memory() == 8000                     # the CPU by default
     monkeypatch.setenv("SINGAN_MAX_MEMORY", "3kB")
     assert resources.free_memory("cpu") == 3000
     monkeypatch.setenv("SINGAN_MAX_MEMORY", "30kB")
