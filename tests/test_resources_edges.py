@@ -69,6 +69,12 @@ def test_cgroup_without_a_limit_is_none(monkeypatch):
     assert resources._cgroup_free() is None                    # v1's "no limit" is huge
     _files(monkeypatch, {})
     assert resources._cgroup_free() is None
+    # v2 saying "max" is the answer: a v1 hierarchy mounted beside it is not asked
+    _files(monkeypatch, {"/sys/fs/cgroup/memory.max": "max\n",
+                         "/sys/fs/cgroup/memory.current": "300\n",
+                         "/sys/fs/cgroup/memory/memory.limit_in_bytes": "1000",
+                         "/sys/fs/cgroup/memory/memory.usage_in_bytes": "10"})
+    assert resources._cgroup_free() is None
 
 
 def test_cgroup_v1_when_there_is_no_v2(monkeypatch):
