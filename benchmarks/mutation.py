@@ -134,6 +134,13 @@ EQUIVALENT = {
             "need >= worst: on a tie the later of two levels needing the same bytes is named; "
             "the bytes are the same and both are 'the worst level'",
     },
+    "image_io": {
+        "singan.image_io.x__default_file_mode__mutmut_3":
+            "another umask set for an instant (0o023 for 0o022) to read the old one: only the "
+            "old one is returned, and it is put back",
+        "singan.image_io.x_save_grid__mutmut_11":
+            "zoom >= 1 for zoom > 1: repeating each pixel once changes nothing",
+    },
     "progress": {
         "singan.progress.xǁRunLineǁ__init____mutmut_4": TOTAL_UNSHOWN,
         "singan.progress.xǁRunLineǁ__init____mutmut_9": TOTAL_UNSHOWN,

@@ -503,7 +503,8 @@ def test_the_default_file_mode_is_what_the_umask_leaves():
     old = os.umask(0o027)
     try:
         assert image_io._default_file_mode() == 0o640
-        assert os.umask(0o027) == 0o027                      # the umask was put back
+        assert os.umask(0o002) == 0o027                      # the umask was put back
+        assert image_io._default_file_mode() == 0o664
     finally:
         os.umask(old)
 
@@ -606,6 +607,8 @@ def test_a_grid_enlarges_small_rows_by_whole_blocks(tmp_path):
     g = iio.imread(tmp_path / "g.png")
     assert g.shape == (3, 6, 3)
     assert (g[:, :3] == 0).all() and (g[:, 3:] == 255).all()
+    save_grid(tmp_path / "two.png", [x], min_height=2)       # a zoom of exactly 2
+    assert iio.imread(tmp_path / "two.png").shape == (2, 4, 3)
     save_grid(tmp_path / "h.png", [x, x])                    # one row, default gap 4
     h = iio.imread(tmp_path / "h.png")
     assert h.shape == (256, 2 * 512 + 4, 3)
@@ -633,3 +636,24 @@ def test_an_os_error_without_a_reason_is_quoted(tmp_path, monkeypatch):
     with pytest.raises(SinGANError) as err:
         declared_size(tmp_path / "odd.png")
     assert str(err.value) == f"cannot read {tmp_path / 'odd.png'}: the disk went away"
+
+
+def test_the_fallback_reader_takes_the_first_frame_quietly(tmp_path, monkeypatch):
+    """_imread_any_plugin (formats Pillow cannot open): the first frame, as read_image
+    promises, and imageio's plugin search's DeprecationWarning (legacy DICOM) not shown."""
+    import warnings
+    frames = np.stack([np.full((4, 5, 3), 10, np.uint8), np.full((4, 5, 3), 200, np.uint8)])
+    iio.imwrite(tmp_path / "two.gif", frames, loop=0)
+    first = image_io._imread_any_plugin(tmp_path / "two.gif")
+    assert first.shape[:2] == (4, 5) and abs(int(first[..., 0].mean()) - 10) <= 2
+    real = iio.imread
+
+    def noisy(*args, **kwargs):
+        warnings.warn("the legacy DICOM plugin goes away", DeprecationWarning)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(image_io.iio, "imread", noisy)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        image_io._imread_any_plugin(tmp_path / "two.gif")
+        warnings.warn("other warnings still show", UserWarning)
+    assert [type(w.message) for w in seen] == [UserWarning]
