@@ -138,6 +138,9 @@ EQUIVALENT = {
         "singan.image_io.x__default_file_mode__mutmut_3":
             "another umask set for an instant (0o023 for 0o022) to read the old one: only the "
             "old one is returned, and it is put back",
+        "singan.image_io.x_atomic_write_bytes__mutmut_4":
+            "tmp's first value ('' for None): os.path.exists('') is false, so a write that "
+            "failed before its temporary existed removes nothing either way",
         "singan.image_io.x_save_grid__mutmut_11":
             "zoom >= 1 for zoom > 1: repeating each pixel once changes nothing",
     },

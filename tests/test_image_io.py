@@ -657,3 +657,21 @@ def test_the_fallback_reader_takes_the_first_frame_quietly(tmp_path, monkeypatch
         image_io._imread_any_plugin(tmp_path / "two.gif")
         warnings.warn("other warnings still show", UserWarning)
     assert [type(w.message) for w in seen] == [UserWarning]
+
+
+def test_the_temporary_is_named_as_a_kill_would_leave_it(tmp_path, monkeypatch):
+    """A kill between writing and renaming leaves '.<name>.<random>.tmp' beside the target,
+    which nothing reads and guards.remove_temporaries sweeps."""
+    from pathlib import Path
+    made = []
+    real = image_io.tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        made.append(Path(name))
+        return fd, name
+    monkeypatch.setattr(image_io.tempfile, "mkstemp", spy)
+    atomic_write_bytes(tmp_path / "x.bin", b"1")
+    (temp,) = made
+    assert temp.parent == tmp_path and temp.name.startswith(".x.bin.")
+    assert temp.name.endswith(".tmp") and not temp.exists()
