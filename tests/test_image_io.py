@@ -675,3 +675,58 @@ def test_the_temporary_is_named_as_a_kill_would_leave_it(tmp_path, monkeypatch):
     (temp,) = made
     assert temp.parent == tmp_path and temp.name.startswith(".x.bin.")
     assert temp.name.endswith(".tmp") and not temp.exists()
+
+
+# ---- decoding: what the file means, not only its pixels -----------------------------------------
+
+def test_cmyk_is_converted_to_rgb(tmp_path):
+    from PIL import Image
+    # CMYK (0, 255, 255, 0) is pure red; (0, 0, 0, 255) black (Pillow's plain conversion)
+    img = Image.new("CMYK", (3, 2), (0, 255, 255, 0))
+    img.putpixel((2, 1), (0, 0, 0, 255))
+    img.save(tmp_path / "c.tif")
+    x = read_image(tmp_path / "c.tif")
+    assert x.shape == (1, 3, 2, 3)
+    assert _levels(x)[0, :, 0, 0].tolist() == [255, 0, 0]
+    assert _levels(x)[0, :, 1, 2].tolist() == [0, 0, 0]
+
+
+def test_the_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+    img = Image.new("RGB", (4, 2), (0, 0, 0))                 # 2 rows of 4, one white corner
+    img.putpixel((0, 0), (255, 255, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6                                          # "rotate 90 degrees clockwise"
+    img.save(tmp_path / "r.png", exif=exif.tobytes())
+    x = read_image(tmp_path / "r.png")
+    assert x.shape == (1, 3, 4, 2)                            # upright: 4 rows of 2
+    assert _levels(x)[0, 0, 0, 1] == 255 and _levels(x)[0, 0, 0, 0] == 0   # corner now top right
+
+
+def test_an_animation_reads_its_first_frame(tmp_path):
+    frames = np.stack([np.full((4, 5, 3), 10, np.uint8), np.full((4, 5, 3), 200, np.uint8)])
+    iio.imwrite(tmp_path / "a.gif", frames, loop=0)
+    x = read_image(tmp_path / "a.gif")
+    assert x.shape == (1, 3, 4, 5) and abs(int(_levels(x).float().mean()) - 10) <= 2
+
+
+def test_a_tiff_reads_its_first_page_at_16_bits(tmp_path):
+    import tifffile
+    pages = np.zeros((2, 3, 4, 3), np.uint16)
+    pages[0, 0, 0] = 65535
+    pages[1] = 30000
+    with tifffile.TiffWriter(tmp_path / "p.TIF") as tif:          # upper case suffix too
+        for page in pages:
+            tif.write(page, photometric="rgb")
+    x = read_image(tmp_path / "p.TIF")
+    assert x.shape == (1, 3, 3, 4)
+    assert x[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0] and x[0, 0, 1, 1] == -1.0
+
+
+def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(image_io.os, "replace", full)
+    with pytest.raises(SinGANError) as err:
+        atomic_write_bytes(tmp_path / "x.bin", b"new")
+    assert str(err.value).startswith(f"cannot write {tmp_path / 'x.bin'}: the disk is full")
