@@ -66,6 +66,12 @@ ORDER_ONLY = ("the order of the two dimensions' resizes: the two matrix products
               "only float32 rounding changes (below the tests' 1e-5)")
 PLAIN_NONE = ("training_peak(low_memory=None) for False: it only tests the flag's truth (and "
               "so does every trainer's step_bytes)")
+WIDE_NEVER = ("1 -> 2 bytes a sample where the reader reports 4 channels: 4 x 2 = 8 bytes, "
+              "still one pixel's weight (only more than 8 bytes a pixel counts more)")
+UNUSED_FIELDS = ("a header field read signed that is never used (BMP's planes and bits, "
+                 "WebP's chunk size)")
+CLIP_TWICE = ("one of _to_tensor's two saturations (np.clip to [0, 1] for floats, clamp_ to "
+              "[-1, 1] after 2x - 1): each alone keeps every value in range")
 EQUIVALENT = {
     "losses": {
         "singan.losses.x_penalty_of__mutmut_4":
@@ -141,6 +147,22 @@ EQUIVALENT = {
         "singan.image_io.x_atomic_write_bytes__mutmut_4":
             "tmp's first value ('' for None): os.path.exists('') is false, so a write that "
             "failed before its temporary existed removes nothing either way",
+        "singan.image_io.x__bmp__mutmut_24": WIDE_NEVER,
+        "singan.image_io.x__webp__mutmut_32": WIDE_NEVER,
+        "singan.image_io.x__webp__mutmut_56": WIDE_NEVER,
+        "singan.image_io.x__bmp__mutmut_18": UNUSED_FIELDS,
+        "singan.image_io.x__webp__mutmut_4": UNUSED_FIELDS,
+        "singan.image_io.x__webp__mutmut_39": "the lossless header read signed: Python's shifts and masks give the same 14-bit fields",
+        "singan.image_io.x__to_tensor__mutmut_41": "booleans as float64 instead of uint8: 0 and 1 either way, then taken as [0, 1]",
+        "singan.image_io.x__to_tensor__mutmut_64": CLIP_TWICE,
+        "singan.image_io.x__to_tensor__mutmut_65": CLIP_TWICE,
+        "singan.image_io.x__to_tensor__mutmut_70": CLIP_TWICE,
+        "singan.image_io.x__to_tensor__mutmut_73": CLIP_TWICE,
+        "singan.image_io.x__to_tensor__mutmut_74": CLIP_TWICE,
+        "singan.image_io.x__to_tensor__mutmut_76": CLIP_TWICE,
+        "singan.image_io.x__to_tensor__mutmut_82": CLIP_TWICE,
+        "singan.image_io.x__to_tensor__mutmut_83": CLIP_TWICE,
+        "singan.image_io.x_read_image__mutmut_27": "_to_tensor without the path: it names the path only for arrays that declared_size has refused before any decoding (more than 4 channels, an empty image)",
         "singan.image_io.x_save_grid__mutmut_11":
             "zoom >= 1 for zoom > 1: repeating each pixel once changes nothing",
     },

@@ -71,8 +71,9 @@ def test_booleans_are_black_and_white():
 
 
 def test_floats_are_taken_as_the_unit_range_and_clipped():
-    x = _to_tensor(np.array([[-0.5, 0.0, 0.25, 1.0, 2.0]], np.float64), "p")
-    assert x[0, 0, 0].tolist() == [-1.0, -1.0, -0.5, 1.0, 1.0] and x.dtype == torch.float32
+    for dtype in (np.float64, np.float32, np.float16):
+        x = _to_tensor(np.array([[-0.5, 0.0, 0.25, 1.0, 2.0]], dtype), "p")
+        assert x[0, 0, 0].tolist() == [-1.0, -1.0, -0.5, 1.0, 1.0] and x.dtype == torch.float32
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5), (2, 2, 2, 3), (0, 3, 3), (3, 0), (3,)])
@@ -117,7 +118,7 @@ def damaged(data, words):
     message = str(err.value)
     assert message.startswith("cannot read the image as an image: its header is damaged (")
     assert message.endswith("); use an undamaged PNG, JPEG, BMP, GIF, WebP or TIFF file")
-    assert words in message, message
+    assert "(" + words in message, message               # the reason, from its start
     return message
 
 
@@ -214,6 +215,7 @@ def test_bmp_headers_of_every_size_and_either_direction():
     assert size(bmp(40, 30, header=16)) == (30, 40)
     assert size(bmp(40, 30, header=124)) == (30, 40)
     assert size(bmp(40, 30, header=12, core=True)) == (30, 40)   # OS/2 1.x
+    assert size(bmp(40000, 3, header=12, core=True)) == (3, 40000)   # unsigned 16 bits
     refused_for_weight(bmp(40, 30), 40, 30, 4)                  # decoded as RGBA, 1 byte each
 
 
@@ -471,6 +473,8 @@ def test_a_file_no_decoder_reads_is_one_line(tmp_path):
         read_image(tmp_path / "x.png")
     message = str(err.value)
     assert message.startswith(f"cannot read {tmp_path / 'x.png'} as an image (")
+    reason = message.split(" as an image (")[1].split(":")[0]
+    assert reason.isidentifier() and reason != "NoneType"      # the decoder's exception
     assert message.endswith(": it is damaged or not an image); use a PNG, JPEG, BMP, TIFF or "
                             "WebP file")
 
