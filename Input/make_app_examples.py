@@ -25,7 +25,7 @@ from skimage.transform import resize
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from singan.apps.paint import kmeans_colours, quantize  # noqa: E402  (the project's own k-means)
-from singan.pyramid import plan_pyramid  # noqa: E402
+from singan.methods.singan.pyramid import plan_pyramid  # noqa: E402
 
 
 def training_size(pixels: np.ndarray):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from common import DEFAULT_IMAGE, ROOT, describe_machine
 from singan import train_model
-from singan.hparams import SinGANConfig
+from singan.methods.singan.hparams import SinGANConfig
 from singan.image_io import save_grid
 from singan.metrics import diversity
 from singan.devices import autocast_context

@@ -3,7 +3,7 @@
     python benchmarks/bench_checkpoint.py                 # the finest scale of a 250 px model
 
 For SinGAN's finest scale (128 channels, 188 x 250 by default) and ConSinGAN's last stage of a
-250 px model, it builds the stage as the driver does (singan.train / singan.consingan.train,
+250 px model, it builds the stage as the driver does (methods/singan/train.py / methods/consingan/train.py,
 the coarser levels at random weights), plays --iters iterations so that the optimisers hold
 their state, then times the driver's save of the running stage (StageRun.state(), the
 checksum, the atomic durable write of running_stage.pth) --repeats times, best of them. The
@@ -18,12 +18,12 @@ import torch
 
 from common import DEFAULT_IMAGE, describe_machine, load_image, plan_and_reals, random_pyramid
 from singan.checkpoint import RUNNING_NAME, save_checkpoint
-from singan.consingan.hparams import ConSinGANConfig
+from singan.methods.consingan.hparams import ConSinGANConfig
 from singan.driver import running_checkpoint
-from singan.consingan.train import ConSinGANTrainer
-from singan.hparams import SinGANConfig
-from singan.models import Discriminator, Generator, channels_at_scale, init_weights
-from singan.train import ScaleTrainer
+from singan.methods.consingan.train import ConSinGANTrainer
+from singan.methods.singan.hparams import SinGANConfig
+from singan.methods.singan.models import Discriminator, Generator, channels_at_scale, init_weights
+from singan.methods.singan.train import ScaleTrainer
 
 
 def singan_run(image):

@@ -1,5 +1,5 @@
 """Images per hour on a real two-node Ray cluster on this machine, against its head alone, and
-what bringing a model back to the driver costs (singan.apps.many without shared storage).
+what bringing a model back to the driver costs (singan.cluster.many without shared storage).
 
     sudo python benchmarks/bench_cluster.py                 # 4 images of Input/Images, 48 px
     python benchmarks/bench_cluster.py --images 6 --niter 100 --json cluster.json
@@ -34,10 +34,10 @@ def driver(args) -> None:
     """Inside the cluster's namespaces: one layout's training, then the transfer probe;
     prints one JSON line."""
     import ray
-    from singan.apps import many
-    from singan.apps.cluster import Cluster
-    from singan.apps.ray_runner import Board, Channel, Link, ray_runtime
-    from singan.hparams import SinGANConfig
+    from singan.cluster import many
+    from singan.cluster.settings import Cluster
+    from singan.cluster.ray_runner import Board, Channel, Link, ray_runtime
+    from singan.methods.singan.hparams import SinGANConfig
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     received = {}                                      # image -> [bytes, seconds]

@@ -6,7 +6,7 @@
 
 For each stage k it builds the generator with k + 1 bodies (untrained: the cost of an
 iteration does not depend on the weights), the stage's critic and optimizers exactly as
-training does (singan.consingan.train.make_stage), runs warm-up iterations, then times
+training does (singan.methods.consingan.train.make_stage), runs warm-up iterations, then times
 `iters` iterations of train_iteration and prints the median and the projected time of the
 stage's niter iterations (2000 by default), the convolutions' FLOPs of one iteration and
 their rate against the machine's own forward+backward rate for one large 3x3 convolution
@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import (conv_flops, conv_peak_gflops, describe_machine, layout_for,  # noqa: E402
                     layout_name)
-from singan.consingan.hparams import TRAIN_MODES, ConSinGANConfig  # noqa: E402
-from singan.consingan.models import build_discriminator, build_generator  # noqa: E402
-from singan.consingan.pyramid import build_stage_reals  # noqa: E402
-from singan.consingan.train import (fixed_noise_for_stage, make_stage, plan_for,  # noqa: E402
-                                    train_iteration)
+from singan.methods.consingan.hparams import TRAIN_MODES, ConSinGANConfig  # noqa: E402
+from singan.methods.consingan.models import build_discriminator, build_generator  # noqa: E402
+from singan.methods.consingan.pyramid import build_stage_reals  # noqa: E402
+from singan.methods.consingan.train import (fixed_noise_for_stage, make_stage,  # noqa: E402
+                                            plan_for, train_iteration)
 from singan.image_io import read_image  # noqa: E402
 from singan.layers import init_weights  # noqa: E402
 from singan.devices import resolve_device  # noqa: E402

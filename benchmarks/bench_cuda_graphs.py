@@ -3,7 +3,7 @@
     python benchmarks/bench_cuda_graphs.py --size 188x250 --amp none,bf16 --json out.json
 
 For every scale of the image's pyramid (the coarser generators frozen at random weights, as
-in bench_train.py), two checks of singan.train.ScaleTrainer(cuda_graphs=True):
+in bench_train.py), two checks of singan.methods.singan.train.ScaleTrainer(cuda_graphs=True):
 
   equal   the same seed and weights trained --check_iters iterations eagerly and graphed
           (WARMUP eager iterations, then replays), with cuDNN deterministic and TF32 off:
@@ -27,9 +27,9 @@ import torch
 from common import (DEFAULT_IMAGE, describe_machine, load_image, plan_and_reals, random_pyramid,
                     write_json)
 from singan.devices import autocast_context
-from singan.hparams import SinGANConfig
-from singan.models import Discriminator, Generator, channels_at_scale, init_weights
-from singan.train import ScaleTrainer
+from singan.methods.singan.hparams import SinGANConfig
+from singan.methods.singan.models import Discriminator, Generator, channels_at_scale, init_weights
+from singan.methods.singan.train import ScaleTrainer
 
 TOLERANCE = 1e-5     # "equal": every weight and loss within this of the eager run's
 NITER = 2000

@@ -1,5 +1,5 @@
 """Models per hour for a folder of small images on Ray: one training at a time with every CPU,
-against trainings packed side by side (singan.apps.many, as main_train.py --input_dir runs them).
+against trainings packed side by side (singan.cluster.many, as main_train.py --input_dir runs them).
 
     python benchmarks/bench_many.py                      # Input/Images at --max_size 48
     python benchmarks/bench_many.py --images 4 --niter 60 --json many.json
@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import ROOT, describe_machine, write_json  # noqa: E402
-from singan.apps import many  # noqa: E402
-from singan.apps.cluster import Cluster  # noqa: E402
-from singan.apps.ray_runner import ray_runtime  # noqa: E402
-from singan.hparams import SinGANConfig  # noqa: E402
+from singan.cluster import many  # noqa: E402
+from singan.cluster.settings import Cluster  # noqa: E402
+from singan.cluster.ray_runner import ray_runtime  # noqa: E402
+from singan.methods.singan.hparams import SinGANConfig  # noqa: E402
 from singan.image_io import IMAGES_DIR  # noqa: E402
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from singan import SinGANConfig, train_model  # noqa: E402
-from singan.apps.studio_accounts import add_user  # noqa: E402
+from singan.studio.accounts import add_user  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 from test_attacks import tiff_bomb  # noqa: E402

@@ -7,7 +7,7 @@
     python benchmarks/bench_train.py --size 768x1024 --max_size 1024 --scales last --iters 1 \
         --warmup 0 --no_flops --low_memory            # peak memory of the lean step
 
-For SinGAN each scale runs the real training step (singan.train.ScaleTrainer.step) with the
+For SinGAN each scale runs the real training step (methods/singan/train.py's ScaleTrainer.step) with the
 coarser scales' generators frozen at random weights (the cost of a step does not depend on
 the weights): a warm-up, then --iters timed iterations. The FLOPs of one iteration are
 counted by torch's FlopCounterMode (convolutions: forward, backward and the gradient
@@ -31,10 +31,10 @@ import torch
 from common import (DEFAULT_IMAGE, REFERENCE_S_PER_ITER, conv_flops, conv_peak_gflops,
                     describe_machine, layout_for, layout_name, load_image, median_time,
                     peak_memory_mb, plan_and_reals, random_pyramid, write_json)
-from singan.hparams import SinGANConfig
-from singan.models import Discriminator, Generator, channels_at_scale, init_weights
+from singan.methods.singan.hparams import SinGANConfig
+from singan.methods.singan.models import Discriminator, Generator, channels_at_scale, init_weights
 from singan.resources import PROCESS_BYTES, training_step_bytes
-from singan.train import ScaleTrainer
+from singan.methods.singan.train import ScaleTrainer
 
 
 def measure_scale(image, n, opts):
@@ -181,7 +181,7 @@ def main():
                              "the G steps reusing the last D step's graph): the reference's cost "
                              "on this machine")
     parser.add_argument("--low_memory", action="store_true",
-                        help="measure the lean training step (singan.train.ScaleTrainer's "
+                        help="measure the lean training step (methods/singan/train.py's ScaleTrainer's "
                              "low_memory: the same numbers, fewer activations alive)")
     parser.add_argument("--no_flops", action="store_true",
                         help="skip counting FLOPs and measuring the machine's conv rate (one "

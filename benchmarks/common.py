@@ -17,9 +17,9 @@ sys.path.insert(0, str(ROOT))
 from singan.devices import cpu_flags, cpu_name               # noqa: E402
 from singan.image_io import read_image                       # noqa: E402
 from singan.imresize import imresize_to_shape                # noqa: E402
-from singan.models import Generator, channels_at_scale, init_weights  # noqa: E402
-from singan.pyramid import build_reals, plan_pyramid         # noqa: E402
-from singan.model import TrainedPyramid                    # noqa: E402
+from singan.methods.singan.models import Generator, channels_at_scale, init_weights  # noqa: E402
+from singan.methods.singan.pyramid import build_reals, plan_pyramid         # noqa: E402
+from singan.methods.singan.model import TrainedPyramid                    # noqa: E402
 from singan.tuning import LAYOUTS, training_layout           # noqa: E402
 
 DEFAULT_IMAGE = ROOT / "Input" / "Images" / "rocket.png"

@@ -53,15 +53,15 @@ import torch
 
 from common import ROOT, cpu_label, describe_machine
 from singan.api import load_model, train_model
-from singan.consingan.hparams import ConSinGANConfig
-from singan.consingan.pyramid import plan_stages
+from singan.methods.consingan.hparams import ConSinGANConfig
+from singan.methods.consingan.pyramid import plan_stages
 from singan.errors import SinGANError
-from singan.hparams import SinGANConfig
+from singan.methods.singan.hparams import SinGANConfig
 from singan.image_io import IMAGES_DIR, atomic_write_bytes, read_image
 from singan.imresize import imresize, imresize_to_shape
 from singan.metrics import SIFIDOptions, sample_quality, sifid_unavailable
-from singan.models import channels_at_scale
-from singan.pyramid import plan_pyramid
+from singan.methods.singan.models import channels_at_scale
+from singan.methods.singan.pyramid import plan_pyramid
 
 SIFID_OPTIONS = SIFIDOptions(backbone="fid-inception")   # offline: nothing is downloaded
 
@@ -331,12 +331,12 @@ def _ray_job(job: Job, scoring: Scoring, device: str) -> dict:
 
 def run_on_ray(jobs: List[Job], scoring: dict, device: str, workers: int):
     """One Ray task per job (1 CPU, 1 torch thread each) on a local runtime of `workers` CPUs,
-    bound to 127.0.0.1 (singan.apps.ray_runner's: ray.init(num_cpus=workers,
+    bound to 127.0.0.1 (singan.cluster.ray_runner's: ray.init(num_cpus=workers,
     include_dashboard=False, _node_ip_address="127.0.0.1"), with its own token). Yields
     (job, row or error) as they finish."""
     import os
-    from singan.apps.cluster import Cluster
-    from singan.apps.ray_runner import ray_runtime
+    from singan.cluster.settings import Cluster
+    from singan.cluster.ray_runner import ray_runtime
     # the workers inherit this environment: they import singan and common.py as this does
     paths = [str(ROOT), str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)

@@ -5,14 +5,14 @@ the type of ``config``; ``load_model(folder)`` returns either, as a ``TrainedMod
 ``read_image(path)`` gives an image file as the [1, 3, H, W] tensor in [-1, 1] they take.
 """
 from .api import load_model, model_folder, train_model
-from .consingan.hparams import ConSinGANConfig
 from .driver import TrainingStopped
 from .errors import SinGANError
-from .hparams import SinGANConfig
 from .image_io import read_image
 from .interface import TrainedModel
+from .methods.consingan.hparams import ConSinGANConfig
+from .methods.singan.hparams import SinGANConfig
+from .methods.singan.model import TrainedPyramid
 from .progress import ProgressEvent
-from .model import TrainedPyramid
 
 __all__ = ["ConSinGANConfig", "ProgressEvent", "SinGANConfig", "SinGANError", "TrainedModel",
            "TrainedPyramid", "TrainingStopped", "load_model", "model_folder", "read_image",

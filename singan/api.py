@@ -11,21 +11,21 @@ from typing import Callable, Optional, Union
 import torch
 
 from .checkpoint import CHECKPOINT_NAME, read_checkpoint
-from .consingan.hparams import ConSinGANConfig
-from .consingan.model import consingan_from_checkpoint
-from .consingan.reference import import_reference_consingan
-from .consingan.train import ConSinGANTrainer
+from .methods.consingan.hparams import ConSinGANConfig
+from .methods.consingan.model import consingan_from_checkpoint
+from .methods.consingan.reference import import_reference_consingan
+from .methods.consingan.train import ConSinGANTrainer
 from .devices import resolve_device
 from .driver import CHECKPOINT_MINUTES, train_stages
 from .errors import SinGANError
-from .hparams import SinGANConfig
+from .methods.singan.hparams import SinGANConfig
 from .image_io import read_image
 from .interface import TrainedModel
 from .progress import ProgressCallback
-from .reference import (import_reference_singan, is_reference_consingan_folder,
-                        is_reference_folder, is_reference_singan_folder)
-from .model import TrainedPyramid
-from .train import SinGANTrainer
+from .methods.singan.reference import (import_reference_singan, is_reference_consingan_folder,
+                                       is_reference_folder, is_reference_singan_folder)
+from .methods.singan.model import TrainedPyramid
+from .methods.singan.train import SinGANTrainer
 
 TRAINED_ROOT = "TrainedModels"
 
@@ -78,7 +78,7 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     with the figures). checkpoint_minutes: how often the running stage is saved (also on
     Ctrl-C, SIGTERM and should_stop; 0: only then), so that the next call continues it at
     that iteration, bit for bit. cuda_graphs: SinGAN on CUDA replays each iteration from a captured
-    CUDA graph (singan.graphs: the same kernels and noise, far fewer launches); None takes it
+    CUDA graph (methods/singan/graphs.py: the same kernels and noise, far fewer launches); None takes it
     for the plain fp32 step on CUDA, where it was proven equal and faster; True also under
     --amp bf16; refused off CUDA, with fp16 and for ConSinGAN. on_saved(stage, iteration) is
     called after every save into the folder (singan.driver.train_stages). image_source: where

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List
 
 from .checkpoint import CHECKPOINT_NAME
-from .reference import is_reference_folder
+from .methods.singan.reference import is_reference_folder
 
 
 def is_model_folder(folder: Path) -> bool:

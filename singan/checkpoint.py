@@ -6,7 +6,7 @@ Our model folder holds ``model.pth``, one format for both methods (`envelope`):
 ``torch.load(weights_only=True)``; plus a folder per stage with the reference's files (netG.pth,
 netD.pth, z_opt.pth or fixed_noise.pth, and PNGs). Which class a checkpoint becomes is decided
 by its "method" field, in singan.api.load_model. Folders written by the reference codes are
-imported by singan.reference and singan.consingan.reference.
+imported by singan.methods.singan.reference and singan.methods.consingan.reference.
 """
 import hashlib
 import io

@@ -1,6 +1,6 @@
 """The one stage-by-stage training driver that SinGAN and ConSinGAN plug into.
 
-A method (singan.train.SinGANTrainer, singan.consingan.train.ConSinGANTrainer) knows how to
+A method (methods/singan/train.py's SinGANTrainer, methods/consingan/train.py's ConSinGANTrainer) knows how to
 set up and play one stage (SinGAN: a scale) and what a finished stage adds to the model; this
 module owns everything around that, written once:
 
@@ -36,7 +36,7 @@ from .guards import (check_free_space, check_writable, exclusive, interrupts_def
                      remove_temporaries, stop_requests)
 from .image_io import write_error
 from .progress import ProgressBar, ProgressCallback, ProgressEvent, RunLine, WorkClock
-from .reference import is_reference_folder
+from .methods.singan.reference import is_reference_folder
 from .resources import check_training
 from .tuning import bf16_hint
 

@@ -21,7 +21,7 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: flo
         gp = weight * mean over pixels of (|| dD(x)/dx ||_2 over channels - 1)^2
 
     The graph is kept (create_graph) so that gp.backward() reaches the critic's weights
-    (singan.penalty computes the same gradients layer by layer, from the same two helpers).
+    (methods/singan/penalty.py computes the same gradients layer by layer, from the same two helpers).
     """
     x = penalty_point(real, fake, generator).requires_grad_(True)
     d_x = critic(x)

@@ -13,7 +13,7 @@ bench_sample.py's measurements (the "## Large images" section of the README list
 - a tensor of C channels at h x w holds 4 C h w bytes (float32);
 - drawing through a generator (no gradients) keeps about three activations of the scale's
   width alive per sample, plus the 3-channel input, noise and output; a draw too large for
-  DRAW_TILE_BYTES is made in overlapping tiles (singan.model.run_tiled), so it needs a
+  DRAW_TILE_BYTES is made in overlapping tiles (methods/singan/model.py's run_tiled), so it needs a
   tile's activations instead of the whole image's;
 - a resize holds a dense [out, in] weight matrix per dimension (float64 on the host, then a
   float32 copy): 12 * in * out bytes;
@@ -39,7 +39,7 @@ PROCESS_BYTES = 0.75e9      # torch, singan and a scale's networks, before the f
 # Activations of a scale's width alive at a training step's peak, in units of one
 # [nfc, h + 10, w + 10] float32 tensor (384 x 512, CPU, peak RSS: plain 5.75 GB = 47.5 units,
 # lean 2164 MiB = 14.4 units; benchmarks/bench_train.py --scales last). The lean step's peak
-# is the gradient penalty's hand-written double backward (singan.penalty: one conv output and
+# is the gradient penalty's hand-written double backward (methods/singan/penalty.py: one conv output and
 # one gradient per critic block kept, and one layer's temporaries).
 TRAIN_UNITS = 48
 LEAN_TRAIN_UNITS = 15

@@ -209,9 +209,9 @@ def hostile_run(out: str, images_dir: str, address: str) -> None:
     import json
     import ray
     from singan import SinGANConfig, train_model
-    from singan.apps import folder_copy, many
-    from singan.apps.cluster import Cluster
-    from singan.apps.ray_runner import ray_runtime, run_tasks
+    from singan.cluster import folder_copy, many
+    from singan.cluster.settings import Cluster
+    from singan.cluster.ray_runner import ray_runtime, run_tasks
     config = SinGANConfig(max_size=24, min_size=20, niter=2)
     images = sorted(Path(images_dir).glob("*.png"))
     for image in images:              # every image with a finished model of the driver's own

@@ -14,7 +14,7 @@ from conftest import ROOT, smooth_image
 from singan import (ConSinGANConfig, SinGANConfig, TrainedModel, TrainingStopped, load_model,
                     train_model)
 from singan.imresize import imresize
-from singan.models import pad
+from singan.methods.singan.models import pad
 
 CONFIGS = {
     "singan": SinGANConfig(max_size=32, min_size=21, nfc=16, min_nfc=16, niter=30),

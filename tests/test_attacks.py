@@ -35,7 +35,7 @@ hypothesis = optional("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from singan import SinGANConfig, train_model  # noqa: E402
-from singan.apps.studio_accounts import add_user  # noqa: E402
+from singan.studio.accounts import add_user  # noqa: E402
 
 ROCKET = ROOT / "Input" / "Images" / "rocket.png"
 SHARED = "rocket/scale_factor=0.750000,alpha=10"

@@ -5,9 +5,9 @@ import pytest
 from singan import load_model
 from singan.checkpoint import CHECKPOINT_NAME, load_torch, save_torch
 from singan.errors import SinGANError
-from singan.models import Discriminator, Generator, init_weights
-from singan.reference import recover_scale_factor
-from singan.model import TrainedPyramid, checkpoint_dict
+from singan.methods.singan.models import Discriminator, Generator, init_weights
+from singan.methods.singan.reference import recover_scale_factor
+from singan.methods.singan.model import TrainedPyramid, checkpoint_dict
 
 
 def _random_pyramid(seed=0):

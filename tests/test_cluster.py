@@ -37,7 +37,7 @@ if importlib.util.find_spec("ray") is None:
 
 from singan import train_model                                         # noqa: E402
 from singan.checkpoint import RUNNING_NAME, read_checkpoint            # noqa: E402
-from singan.hparams import SinGANConfig                                # noqa: E402
+from singan.methods.singan.hparams import SinGANConfig                                # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -286,8 +286,8 @@ def test_the_local_runtime_keeps_its_files_in_a_private_folder():
     the world-writable /tmp/ray, and removes it afterwards."""
     import os
     import stat
-    from singan.apps.cluster import Cluster
-    from singan.apps.ray_runner import ray_runtime
+    from singan.cluster.settings import Cluster
+    from singan.cluster.ray_runner import ray_runtime
     shared = Path("/tmp/ray")
     before = sorted(shared.iterdir()) if shared.is_dir() else []
     with ray_runtime(Cluster(num_cpus=1)) as ray:

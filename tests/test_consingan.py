@@ -15,12 +15,12 @@ from conftest import assert_one_line_error, run_here, run_script, smooth_image, 
 from singan import load_model, train_model
 from singan.apps.animation import write_gif
 from singan.apps.harmonize import inject_with_mask
-from singan.consingan import ConSinGAN, ConSinGANConfig
-from singan.consingan.augment import augment, shuffle_tiles
-from singan.consingan.models import (Discriminator, GrowingGenerator, build_generator,
-                                     receptive_field)
-from singan.consingan.pyramid import build_stage_reals, plan_stages
-from singan.consingan.train import make_stage, train_iteration
+from singan.methods.consingan import ConSinGAN, ConSinGANConfig
+from singan.methods.consingan.augment import augment, shuffle_tiles
+from singan.methods.consingan.models import (Discriminator, GrowingGenerator, build_generator,
+                                             receptive_field)
+from singan.methods.consingan.pyramid import build_stage_reals, plan_stages
+from singan.methods.consingan.train import make_stage, train_iteration
 from singan.errors import SinGANError
 from singan.image_io import read_image
 
@@ -491,7 +491,7 @@ def test_mixed_precision_step_stays_close_to_fp32(amp, monkeypatch):
     """--amp for ConSinGAN: the same step under autocast (and fp16 loss scaling) moves the
     weights as fp32 does. Plain SGD, so that a loss scale left in the fp16 gradients would
     show in the updates (Adam's first steps would hide it)."""
-    import singan.consingan.train as ctrain
+    import singan.methods.consingan.train as ctrain
     monkeypatch.setattr(ctrain, "adam", lambda params, lr, beta1, device: torch.optim.SGD(
         params, lr))
     updates = []

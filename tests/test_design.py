@@ -23,7 +23,7 @@ from singan import ConSinGANConfig, SinGANConfig, TrainingStopped, load_model, t
 from singan.apps.generation import open_model
 from singan.apps.paint import kmeans_colours, quantised_model
 from singan.checkpoint import CHECKSUM_KEY, CHECKPOINT_NAME, read_checkpoint
-from singan.consingan.train import fine_tune
+from singan.methods.consingan.train import fine_tune
 from singan.errors import SinGANError
 from singan.image_io import read_image
 from singan.imresize import imresize_to_shape

@@ -1,10 +1,10 @@
-"""singan.apps.folder_copy: what a folder run's node sends its driver, and how the driver
+"""singan.cluster.folder_copy: what a folder run's node sends its driver, and how the driver
 checks it (as if a stranger sent it) before writing anything."""
 import pytest
 import torch
 
-from singan.apps import folder_copy
-from singan.apps.folder_copy import Mirror, checked_batch, read_files, write_batch
+from singan.cluster import folder_copy
+from singan.cluster.folder_copy import Mirror, checked_batch, read_files, write_batch
 from singan.checkpoint import content_digest, save_checkpoint, save_torch
 from singan.errors import SinGANError
 

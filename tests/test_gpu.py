@@ -21,11 +21,11 @@ import torch  # noqa: E402
 
 import singan  # noqa: E402
 from conftest import smooth_image  # noqa: E402
-from singan.models import (BatchNorm2d, Discriminator, Generator,  # noqa: E402
-                           channels_at_scale, init_weights)
-from singan.pyramid import build_reals, plan_pyramid  # noqa: E402
-from singan.model import TrainedPyramid  # noqa: E402
-from singan.train import ScaleTrainer  # noqa: E402
+from singan.methods.singan.models import (BatchNorm2d, Discriminator, Generator,  # noqa: E402
+                                          channels_at_scale, init_weights)
+from singan.methods.singan.pyramid import build_reals, plan_pyramid  # noqa: E402
+from singan.methods.singan.model import TrainedPyramid  # noqa: E402
+from singan.methods.singan.train import ScaleTrainer  # noqa: E402
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -285,7 +285,7 @@ def test_graphed_training_trains_the_eager_model(tmp_path, deterministic):
 
 
 def test_graphs_are_the_default_for_the_plain_fp32_step_only():
-    from singan.train import SinGANTrainer
+    from singan.methods.singan.train import SinGANTrainer
     image = image_tensor().to(CUDA)
     default = SinGANTrainer(image, singan.SinGANConfig(**TINY))
     assert default.cuda_graphs is True and default.begin_stage(0, 0).graphs is not None

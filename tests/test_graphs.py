@@ -1,4 +1,4 @@
-"""singan.graphs on a machine without CUDA: the replay bookkeeping (a stand-in for torch.cuda
+"""methods/singan/graphs.py on a machine without CUDA: the replay bookkeeping (a stand-in for torch.cuda
 that records what the real one would be asked), and the refusals that every entry point gets.
 tests/test_gpu.py checks the graphed step against the eager one on a GPU."""
 import contextlib
@@ -9,11 +9,11 @@ import torch
 import singan
 from conftest import assert_one_line_error, run_here, smooth_image, write_image
 from singan.errors import SinGANError
-from singan.graphs import StepGraph
-from singan.hparams import SinGANConfig
-from singan.models import Discriminator, Generator, init_weights
-from singan.model import TrainedPyramid
-from singan.train import ScaleTrainer
+from singan.methods.singan.graphs import StepGraph
+from singan.methods.singan.hparams import SinGANConfig
+from singan.methods.singan.models import Discriminator, Generator, init_weights
+from singan.methods.singan.model import TrainedPyramid
+from singan.methods.singan.train import ScaleTrainer
 
 
 class Recorder:
@@ -120,7 +120,7 @@ def test_main_train_refuses_cuda_graphs_on_the_cpu(tmp_path, monkeypatch):
 
 
 def test_no_graphs_by_default_off_cuda():
-    from singan.train import SinGANTrainer
+    from singan.methods.singan.train import SinGANTrainer
     trainer = SinGANTrainer(torch.zeros(1, 3, 24, 32), SinGANConfig(max_size=32, min_size=19))
     assert trainer.cuda_graphs is False
     assert trainer.begin_stage(0, 0).graphs is None

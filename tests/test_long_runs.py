@@ -17,9 +17,9 @@ import torch
 import singan.driver
 from conftest import run_here, smooth_image, write_image
 from singan import train_model
-from singan.apps.studio_jobs import TrainingQueue
+from singan.studio.jobs import TrainingQueue
 from singan.checkpoint import CHECKPOINT_NAME, RUNNING_NAME, read_checkpoint, read_running
-from singan.hparams import SinGANConfig
+from singan.methods.singan.hparams import SinGANConfig
 from test_reliability import tiny_workdir, zygote  # noqa: F401  (zygote: a fixture)
 
 pytestmark = pytest.mark.slow
@@ -219,12 +219,12 @@ class FakeClock:
         self.now = 0.0
         monkeypatch.setattr(singan.driver, "time", SimpleNamespace(
             monotonic=lambda: self.now, perf_counter=time.perf_counter))
-        step = singan.train.ScaleTrainer.step
+        step = singan.methods.singan.train.ScaleTrainer.step
 
         def timed_step(trainer, it):
             self.now += seconds_per_iteration
             return step(trainer, it)
-        monkeypatch.setattr(singan.train.ScaleTrainer, "step", timed_step)
+        monkeypatch.setattr(singan.methods.singan.train.ScaleTrainer, "step", timed_step)
 
 
 @pytest.mark.parametrize("seconds, saved_after", [(250, [3, 6]), (100, [6]), (60, [])])
@@ -234,7 +234,7 @@ def test_the_running_stage_is_saved_every_10_minutes_by_default(tmp_path, monkey
     passed since the stage began or since its last save: at 250 s an iteration after
     iterations 3 and 6 of 8 (750 s, 1500 s), at 100 s after iteration 6, at 60 s never
     (480 s at the stage's end: a finished stage is saved as model.pth instead)."""
-    import singan.train
+    import singan.methods.singan.train
     FakeClock(monkeypatch, seconds)
     saves = []
     real_save = singan.driver.save_checkpoint

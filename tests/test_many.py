@@ -1,5 +1,5 @@
 """Many images at once on Ray (main_train.py / random_samples.py --input_dir, evaluate_folder.py,
-singan.apps.many): a folder of three tiny images and one unreadable file, trained on the local
+singan.cluster.many): a folder of three tiny images and one unreadable file, trained on the local
 runtime the script starts (2 CPUs); a rerun trains nothing; a worker killed in the middle of a
 stage is retried and ends with the same weights as an uninterrupted run, and one killed on
 every try fails its row once --max_retries runs out; Ctrl-C stops every task and exits 130,
@@ -43,15 +43,15 @@ from conftest import (ROOT, ctrl_c_as_in_a_terminal, optional, run_here, run_scr
 if importlib.util.find_spec("ray") is None:
     optional("ray")   # skipped here, an error in CI
 # Ray itself is imported by the runner, not here: a local runtime must find Ray not yet
-# imported to keep to the loopback address (singan.apps.ray_runner).
+# imported to keep to the loopback address (singan.cluster.ray_runner).
 
 from singan import load_model                                          # noqa: E402
-from singan.apps import many                                           # noqa: E402
-from singan.apps.cluster import Cluster                                # noqa: E402
+from singan.cluster import many                                        # noqa: E402
+from singan.cluster.settings import Cluster                            # noqa: E402
 from singan.apps.evaluate import protocol_table                        # noqa: E402
-from singan.apps.ray_runner import ray_runtime                         # noqa: E402
+from singan.cluster.ray_runner import ray_runtime                      # noqa: E402
 from singan.checkpoint import RUNNING_NAME, read_checkpoint, read_running  # noqa: E402
-from singan.hparams import SinGANConfig                                # noqa: E402
+from singan.methods.singan.hparams import SinGANConfig                 # noqa: E402
 from singan.metrics import SIFIDOptions, sifid_scores, sifid_unavailable   # noqa: E402
 
 TINY = ("--max_size", "32", "--min_size", "24", "--niter", "10", "--manualSeed", "1")

@@ -4,8 +4,8 @@ import json
 import torch
 
 from singan.checkpoint import load_torch
-from singan.models import (Discriminator, Generator, channels_at_scale,
-                           generator_from_state_dict)
+from singan.methods.singan.models import (Discriminator, Generator, channels_at_scale,
+                                          generator_from_state_dict)
 
 
 def test_state_dict_keys_shapes_and_sizes_match_reference(reference):
@@ -46,7 +46,7 @@ def test_reference_netG_loads_as_is(reference):
 
 
 def test_batchnorm_normalises_each_training_sample_as_if_alone():
-    from singan.models import batchnorm_stats_from
+    from singan.methods.singan.models import batchnorm_stats_from
     torch.manual_seed(0)
     single, batched = Generator(8, 8).train(), Generator(8, 8).train()
     batched.load_state_dict(single.state_dict())

@@ -112,7 +112,8 @@ def test_the_wheel_holds_the_two_packages_only(wheel):
     assert {name.split("/")[0] for name in names} == {"singan", "SIFID", info}
     assert all(name.endswith(".py") for name in names if not name.startswith(info)), names
     for module in ("singan/__main__.py", "singan/cli/commands.py", "singan/cli/options.py",
-                   "singan/apps/animation.py", "singan/consingan/train.py", "SIFID/sifid.py",
+                   "singan/apps/animation.py", "singan/methods/consingan/train.py",
+                   "singan/studio/page.py", "singan/cluster/many.py", "SIFID/sifid.py",
                    "SIFID/sifid_score.py"):
         assert module in names
     metadata = zipfile.ZipFile(wheel).read(f"{info}/METADATA").decode()

@@ -1,4 +1,4 @@
-"""singan.penalty: the lean step's hand-written double backward of the gradient penalty gives
+"""methods/singan/penalty.py: the lean step's hand-written double backward of the gradient penalty gives
 exactly autograd's gradients (gp.backward()), the same draw and the same BatchNorm update."""
 import copy
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from singan.losses import gradient_penalty
-from singan.models import BatchNorm2d, Discriminator
-from singan.penalty import critic_input_gradient, penalty_gradients, supports
+from singan.methods.singan.models import BatchNorm2d, Discriminator
+from singan.methods.singan.penalty import critic_input_gradient, penalty_gradients, supports
 
 
 def _critic(nfc, min_nfc, seed):

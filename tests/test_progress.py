@@ -14,7 +14,7 @@ from conftest import (assert_one_line_error, photo, run_here, run_script, smooth
                       write_image)
 from singan.errors import SinGANError
 from singan.progress import ProgressEvent, WorkClock, format_seconds
-from singan.train import SinGANTrainer
+from singan.methods.singan.train import SinGANTrainer
 
 
 def test_work_is_weighted_by_each_stage_cost():

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from singan.pyramid import build_reals, plan_pyramid
+from singan.methods.singan.pyramid import build_reals, plan_pyramid
 
 
 def test_schedule_matches_reference_for_every_size(reference):

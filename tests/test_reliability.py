@@ -31,9 +31,9 @@ from singan import load_model, train_model
 from singan.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from singan.errors import SinGANError
 from singan.guards import exclusive
-from singan.hparams import SinGANConfig
+from singan.methods.singan.hparams import SinGANConfig
 from singan.image_io import read_image
-from singan.train import SCALE_FILES
+from singan.methods.singan.train import SCALE_FILES
 
 # The tiny training every kill/resume run uses: 28 x 32, 4 scales, 6 iterations each.
 TRAIN = ["--input_dir", "Input", "--input_name", "tiny.png", "--max_size", "32",
@@ -79,7 +79,7 @@ def install_hook(hook):
     second Ctrl-C can stop the run."""
     action = hook["action"]
     if hook["target"] == "iteration":
-        import singan.train, singan.consingan.train
+        import singan.methods.singan.train, singan.methods.consingan.train
         import time
         calls = [0]
 
@@ -94,7 +94,8 @@ def install_hook(hook):
                             time.sleep(3600)
                 return step(self, it)
             return stepped
-        for cls in (singan.train.ScaleTrainer, singan.consingan.train.StageState):
+        for cls in (singan.methods.singan.train.ScaleTrainer,
+                    singan.methods.consingan.train.StageState):
             cls.step = counted(cls.step)
         return
     real_replace, seen = os.replace, [0]
@@ -599,8 +600,8 @@ def test_a_model_of_the_reference_code_is_never_overwritten(tmp_path):
 def test_nan_loss_stops_the_scale_names_it_and_keeps_earlier_scales(tmp_path, monkeypatch):
     """The reconstruction loss turns nan at scale 1 after two iterations, with 5 iterations
     per scale (fewer than LOG_EVERY): the end-of-scale check catches it."""
-    import singan.train
-    real_loss = singan.train.reconstruction_loss
+    import singan.methods.singan.train
+    real_loss = singan.methods.singan.train.reconstruction_loss
     shape_1 = (22, 26)
     calls = []
 
@@ -611,7 +612,7 @@ def test_nan_loss_stops_the_scale_names_it_and_keeps_earlier_scales(tmp_path, mo
             if len(calls) > 6:
                 return loss * float("nan")
         return loss
-    monkeypatch.setattr(singan.train, "reconstruction_loss", poisoned)
+    monkeypatch.setattr(singan.methods.singan.train, "reconstruction_loss", poisoned)
     cfg = SinGANConfig(max_size=28, min_size=20, niter=5)
     folder = tmp_path / "model"
     with pytest.raises(SinGANError) as err:
@@ -621,7 +622,7 @@ def test_nan_loss_stops_the_scale_names_it_and_keeps_earlier_scales(tmp_path, mo
     for words in ("diverged at scale 1", "iteration", "learning rate", "nan"):
         assert words in message, message
     assert len(state(folder)) == 1 and not (folder / "1").exists()
-    monkeypatch.setattr(singan.train, "reconstruction_loss", real_loss)
+    monkeypatch.setattr(singan.methods.singan.train, "reconstruction_loss", real_loss)
     assert train_model(_tiny_image(), cfg, folder, log=lambda s: None,
                          show_progress=False).num_scales == 3
 
@@ -630,15 +631,15 @@ def test_a_blow_up_between_loss_checks_is_never_saved(tmp_path, monkeypatch):
     """train_scale looks at the latest losses only every LOG_EVERY iterations; a loss that
     was inf at iteration 2 of scale 1 and finite again later is still caught before the
     scale is saved, naming that iteration."""
-    import singan.train
-    real_result = singan.train.ScaleTrainer.result
+    import singan.methods.singan.train
+    real_result = singan.methods.singan.train.ScaleTrainer.result
 
     def blown_up(self):
         result = real_result(self)
         if self.n == 1:
             result.losses["errD"][1] = float("inf")
         return result
-    monkeypatch.setattr(singan.train.ScaleTrainer, "result", blown_up)
+    monkeypatch.setattr(singan.methods.singan.train.ScaleTrainer, "result", blown_up)
     folder = tmp_path / "model"
     with pytest.raises(SinGANError) as err:
         train_model(_tiny_image(), CFG, folder, log=lambda s: None, show_progress=False)

@@ -12,16 +12,16 @@ from conftest import ROOT, assert_one_line_error, run_here, run_script
 from singan import resources
 from singan.apps.sr import super_resolve
 from singan.checkpoint import CHECKPOINT_NAME, save_torch
-from singan.consingan.hparams import ConSinGANConfig
-from singan.consingan.model import ConSinGAN
-from singan.consingan.models import build_generator
-from singan.consingan.train import ConSinGANTrainer
+from singan.methods.consingan.hparams import ConSinGANConfig
+from singan.methods.consingan.model import ConSinGAN
+from singan.methods.consingan.models import build_generator
+from singan.methods.consingan.train import ConSinGANTrainer
 from singan.errors import SinGANError
-from singan.hparams import SinGANConfig
-from singan.models import Discriminator, Generator, channels_at_scale, init_weights
-from singan.pyramid import plan_pyramid
-from singan.model import TrainedPyramid, checkpoint_dict, run_tiled
-from singan.train import SinGANTrainer
+from singan.methods.singan.hparams import SinGANConfig
+from singan.methods.singan.models import Discriminator, Generator, channels_at_scale, init_weights
+from singan.methods.singan.pyramid import plan_pyramid
+from singan.methods.singan.model import TrainedPyramid, checkpoint_dict, run_tiled
+from singan.methods.singan.train import SinGANTrainer
 
 LIMIT = 2e9            # no hostile request may grow the process past this
 FIGURES = re.compile(r"about [\d.]+ [kMGTP]?B .*; [\d.]+ [kMGTP]?B (is|are) free: lower ")

@@ -9,8 +9,8 @@ import torch
 from singan import load_model
 from singan.errors import SinGANError
 from singan.image_io import GRID_MIN_HEIGHT, grid_zoom, save_grid, to_uint8
-from singan.models import Generator, init_weights
-from singan.model import TrainedPyramid, fold_batchnorm
+from singan.methods.singan.models import Generator, init_weights
+from singan.methods.singan.model import TrainedPyramid, fold_batchnorm
 
 TINY = ("tiny_model", "TrainedModels", "colusseum", "scale_factor=0.750000,alpha=10")
 
@@ -87,7 +87,7 @@ def test_bad_sample_arguments(tiny, kwargs, words):
 
 
 def test_bf16_autocast_samples_stay_close_to_fp32(tiny, reference):
-    from singan.train import autocast_context
+    from singan.methods.singan.train import autocast_context
     noise = _noise(reference, 0)
     fp32 = tiny.sample(1, noise=noise)
     with autocast_context(torch.device("cpu"), "bf16")():

@@ -24,8 +24,8 @@ import imageio.v3 as iio  # noqa: E402
 import torch  # noqa: E402
 
 from singan import SinGANConfig, SinGANError, load_model, train_model  # noqa: E402
-from singan.apps import studio_checks, studio_jobs  # noqa: E402
-from singan.apps.studio_jobs import TrainingQueue, find_models, training_config  # noqa: E402
+from singan.studio import checks as studio_checks, jobs as studio_jobs  # noqa: E402
+from singan.studio.jobs import TrainingQueue, find_models, training_config  # noqa: E402
 from singan.catalog import find_model_folders  # noqa: E402
 from singan.image_io import save_image  # noqa: E402
 
@@ -418,7 +418,7 @@ def test_checks_refuse_what_json_cannot_carry():
     """NaN and infinity (a raw HTTP client can send them; gradio_client cannot), booleans for
     numbers, and Gradio's own preprocessing of a NaN through a guarded component."""
     import gradio as gr
-    from singan.apps.studio import guard
+    from singan.studio.page import guard
     for bad, words in ((math.nan, "finite"), (math.inf, "finite"), (True, "a number"),
                        ("3", "a number"), (None, "a number")):
         with pytest.raises(SinGANError, match=words):

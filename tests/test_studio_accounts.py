@@ -26,13 +26,14 @@ gradio_client = optional("gradio_client")
 httpx = optional("httpx")
 
 from singan import SinGANConfig, SinGANError, train_model  # noqa: E402
-from singan.apps import studio_accounts, studio_gate, studio_jobs  # noqa: E402
-from singan.apps.studio import serve  # noqa: E402
-from singan.apps.studio_accounts import (COOKIE, DUMMY_HASH, FIRST_WAIT, FREE_TRIES,  # noqa: E402
-                                         MAX_WAIT, Throttle, add_user, check_password,
-                                         hash_password, read_accounts)
-from singan.apps.studio_jobs import TrainingQueue  # noqa: E402
-from singan.apps.studio_space import Workspace, parse_size  # noqa: E402
+from singan.studio import (accounts as studio_accounts, gate as studio_gate,  # noqa: E402
+                           jobs as studio_jobs)
+from singan.studio.page import serve  # noqa: E402
+from singan.studio.accounts import (COOKIE, DUMMY_HASH, FIRST_WAIT, FREE_TRIES,  # noqa: E402
+                                    MAX_WAIT, Throttle, add_user, check_password, hash_password,
+                                    read_accounts)
+from singan.studio.jobs import TrainingQueue  # noqa: E402
+from singan.studio.space import Workspace, parse_size  # noqa: E402
 
 ROCKET = ROOT / "Input" / "Images" / "rocket.png"
 SHARED_MODEL = "rocket/scale_factor=0.750000,alpha=10"

@@ -11,11 +11,11 @@ from scipy.stats import wasserstein_distance
 from conftest import assert_one_line_error, photo, run_here, run_script, smooth_image, write_image
 from singan import load_model, train_model
 from singan.checkpoint import save_checkpoint
-from singan.hparams import SinGANConfig
+from singan.methods.singan.hparams import SinGANConfig
 from singan.image_io import read_image
-from singan.models import Generator, init_weights
-from singan.pyramid import plan_pyramid
-from singan.model import TrainedPyramid
+from singan.methods.singan.models import Generator, init_weights
+from singan.methods.singan.pyramid import plan_pyramid
+from singan.methods.singan.model import TrainedPyramid
 
 # Training tests (they train tiny models, or run scripts that do): -m "not slow" skips them.
 pytestmark = pytest.mark.slow

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from singan.hparams import SinGANConfig
+from singan.methods.singan.hparams import SinGANConfig
 from singan.imresize import imresize
-from singan.models import Discriminator, Generator, init_weights
-from singan.model import TrainedPyramid
-from singan.train import ScaleTrainer
+from singan.methods.singan.models import Discriminator, Generator, init_weights
+from singan.methods.singan.model import TrainedPyramid
+from singan.methods.singan.train import ScaleTrainer
 
 P = 5   # SPEC 5: every generator input is zero-padded by num_layer * (ker - 1) / 2 = 5 px
 
@@ -118,7 +118,7 @@ class PlainScale:
 
 
 def _sgd_instead_of_adam(monkeypatch):
-    """singan.train.adam builds plain SGD with the same learning rate."""
+    """singan.methods.singan.train.adam builds plain SGD with the same learning rate."""
     monkeypatch.setattr(torch.optim, "Adam",
                         lambda params, lr, betas, **kw: torch.optim.SGD(params, lr))
 

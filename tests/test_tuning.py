@@ -12,16 +12,16 @@ import torch.nn.functional as F
 
 import singan
 from singan import tuning
-from singan.consingan import train as ctrain
-from singan.consingan.hparams import ConSinGANConfig
-from singan.consingan.models import build_discriminator, build_generator
+from singan.methods.consingan import train as ctrain
+from singan.methods.consingan.hparams import ConSinGANConfig
+from singan.methods.consingan.models import build_discriminator, build_generator
 from singan.errors import SinGANError
-from singan.hparams import SinGANConfig
+from singan.methods.singan.hparams import SinGANConfig
 from singan.layers import init_weights
-from singan.model import TrainedPyramid
-from singan.models import Discriminator, Generator
-from singan.train import ScaleTrainer
-import singan.train as strain
+from singan.methods.singan.model import TrainedPyramid
+from singan.methods.singan.models import Discriminator, Generator
+from singan.methods.singan.train import ScaleTrainer
+import singan.methods.singan.train as strain
 from conftest import smooth_image, write_image
 
 CL, NCHW = torch.channels_last, torch.contiguous_format

@@ -1,1 +1,2 @@
-"""The applications of SinGAN, one module each, over the library's trained pyramid."""
+"""The applications, one module each, over the TrainedModel interface only: generation, sr,
+harmonize, paint, animation, evaluate (and tensorboard_log); no web framework, no Ray."""

@@ -10,8 +10,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
-from ..consingan.model import ConSinGAN
-from ..consingan.train import fine_tune
+from ..methods.consingan.model import ConSinGAN
+from ..methods.consingan.train import fine_tune
 from ..errors import SinGANError
 from ..image_io import read_image, save_image
 from ..imresize import imresize_to_shape

@@ -21,12 +21,12 @@ from ..api import TRAINED_ROOT
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
 from ..driver import train_stages
 from ..errors import SinGANError
-from ..hparams import PAINT_COLOURS, SinGANConfig
+from ..methods.singan.hparams import PAINT_COLOURS, SinGANConfig
 from ..image_io import read_image, save_grid, save_image
 from ..imresize import imresize
 from ..interface import TrainedModel
-from ..reference import is_reference_folder
-from ..train import ScaleRetrainer
+from ..methods.singan.reference import is_reference_folder
+from ..methods.singan.train import ScaleRetrainer
 from .harmonize import fit_to_shape, output_folder, output_name, resolve_start_scale
 
 NUM_COLOURS = PAINT_COLOURS   # the reference's k-means cluster count

@@ -10,7 +10,7 @@ the mean and spread over the images printed beside the paper's values. One Ray t
 image, as main_train.py --input_dir. Without the Inception weights (SIFID/README.md) the SIFID
 columns say so and diversity is still measured.
 """
-from ..apps import many
+from ..cluster import many
 from ..apps.evaluate import protocol_table
 from ..metrics import SIFIDOptions
 from . import resolve_seed

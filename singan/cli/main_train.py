@@ -63,7 +63,7 @@ def main():
         return
     cfg = training_config_from_args(args)
     if folder_mode:
-        from singan.apps import many
+        from singan.cluster import many
         images = many.list_images(args.input_dir)
         result = many.train_folder(images, cfg, cluster=cluster_from_args(args),
                                    device=args.device, seed=seed, force=args.force,

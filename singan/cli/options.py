@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Optional
 
 from ..apps.animation import FORMATS, check_format
-from ..apps.cluster import DEFAULT_CPUS_PER_MODEL, DEFAULT_GPUS_PER_MODEL, MAX_RETRIES, \
+from ..cluster.settings import DEFAULT_CPUS_PER_MODEL, DEFAULT_GPUS_PER_MODEL, MAX_RETRIES, \
     Cluster
-from ..consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
-from ..hparams import SinGANConfig
+from ..methods.consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
+from ..methods.singan.hparams import SinGANConfig
 from ..image_io import IMAGES_DIR
 from ..layers import ANIMATION_MIN_SIZE
 from . import ArgumentParser

@@ -57,7 +57,7 @@ def main():
     arbitrary = args.mode == "random_samples_arbitrary_sizes"
     scale_v, scale_h = (args.scale_v, args.scale_h) if arbitrary else (1.0, 1.0)
     if folder_mode:
-        from singan.apps import many
+        from singan.cluster import many
         result = many.sample_folder(many.list_images(args.input_dir), config_from_args(args),
                                     cluster=cluster_from_args(args),
                                     num_samples=args.num_samples,

@@ -11,8 +11,8 @@ import importlib
 import os
 import sys
 
-from ..apps import studio_accounts as accounts
-from ..apps.studio_space import max_trainings, parse_size
+from ..studio import accounts
+from ..studio.space import max_trainings, parse_size
 from ..errors import SinGANError
 from ..guards import Terminated, raise_on_sigterm
 from ..image_io import IMAGES_DIR
@@ -86,7 +86,7 @@ def main(argv=None):
         return
     settings = studio_settings(args)
     try:   # gradio is optional: the page's module is imported only to serve it
-        serve = importlib.import_module("singan.apps.studio").serve
+        serve = importlib.import_module("singan.studio.page").serve
     except ImportError as err:
         raise SinGANError(f"the studio needs gradio ({err}); pip install -r "
                           "requirements-studio.txt") from None

@@ -1,5 +1,5 @@
 """A folder's files as bytes, for a run whose tasks share no disk with their driver
-(singan.apps.many on a Ray cluster of several machines).
+(singan.cluster.many on a Ray cluster of several machines).
 
 The driver hands a task the files it needs (`read_files`); the task works in a folder of its
 own node and, after every save, sends back what changed (`Mirror.changes`); the driver checks
@@ -7,7 +7,7 @@ what it receives as a careful reader checks a file from elsewhere (`checked_batc
 relative names inside the folder, sizes, checkpoints that load weights-only and match their
 checksums) and writes it with the same atomic saves as a local run (`write_batch`: never
 through a link out of the folder). What a whole run may add per image (MAX_IMAGE_BYTES) and
-whether a finished model may be touched are the driver's own records (singan.apps.many).
+whether a finished model may be touched are the driver's own records (singan.cluster.many).
 
     mirror = Mirror(folder, held=files_sent)       # on the node
     ...  send(mirror.changes())  ...

@@ -3,7 +3,7 @@ as independent Ray tasks, on Ray's local runtime or on a cluster.
 
 An adapter (STYLE, "Adapters stay thin"): a task calls `singan.train_model`, `load_model` or
 the apps' functions for one image and returns one row of a table; progress and stopping flow
-through train_model's `progress` and `should_stop`. The Ray plumbing is singan.apps.ray_runner
+through train_model's `progress` and `should_stop`. The Ray plumbing is singan.cluster.ray_runner
 (Ray is imported only when a folder runs, so that the rest of singan works without it); the
 local runtime it starts listens on the loopback address only and requires a token of its own.
 
@@ -34,13 +34,13 @@ from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes, declared_
 from ..metrics import SIFIDOptions, sample_quality
 from ..progress import ProgressEvent
 from ..resources import human
-from .cluster import Cluster
-from .evaluate import PROTOCOL_COLUMNS, evaluate_protocol, load_sifid_extractor
+from .settings import Cluster
+from ..apps.evaluate import PROTOCOL_COLUMNS, evaluate_protocol, load_sifid_extractor
 from . import folder_copy
 from .folder_copy import (MAX_FILE_BYTES, Mirror, batch_growth, checked_batch, finished_model,
                           read_files, write_batch)
-from .generation import (open_model, open_trained_model, random_samples, samples_folder,
-                         samples_roots)
+from ..apps.generation import (open_model, open_trained_model, random_samples, samples_folder,
+                               samples_roots)
 from .ray_runner import (Channel, FolderRun, Link, gpus_per_model, ray_runtime, run_tasks,
                          threads_per_model)
 
@@ -104,7 +104,7 @@ def _shown(path) -> str:
 # ---- the tasks: one image each ------------------------------------------------------------------
 #
 # A task never reads or writes a path of the driver's machine: its image arrives as bytes with
-# the model files it needs (singan.apps.folder_copy), it works in a temporary folder of its
+# the model files it needs (singan.cluster.folder_copy), it works in a temporary folder of its
 # own node, and it sends back every file it saves; the driver writes them into its own
 # TrainedModels/ and Output/ (`_Folders`).
 

@@ -1,4 +1,4 @@
-"""The Ray plumbing of a run over a folder (singan.apps.many): the runtime, one task per image,
+"""The Ray plumbing of a run over a folder (singan.cluster.many): the runtime, one task per image,
 the progress bar over them, Ctrl-C. Knows nothing of models: a task is any function that takes
 an image path and returns one row of the run's table.
 
@@ -35,7 +35,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import SinGANError
 from ..guards import Terminated, sigterm_received
-from .cluster import DEFAULT_GPUS_PER_MODEL, Cluster
+from .settings import DEFAULT_GPUS_PER_MODEL, Cluster
 
 STOP_POLL_SECONDS = 0.2    # how often a task looks for the run's stop file
 TOKEN_BYTES = 32           # the local runtime's authentication token: 256 random bits
@@ -227,7 +227,7 @@ def threads_per_model(cluster: Cluster) -> int:
 class Board:
     """A small Ray actor, on the driver's node, to which one run's tasks report without
     waiting for an answer: each running task's stage, their log lines and the files they
-    send back (singan.apps.folder_copy batches), each under the ticket the driver gave the
+    send back (singan.cluster.folder_copy batches), each under the ticket the driver gave the
     task; the driver takes them to show and write them. It also holds the run's stop flag,
     which the tasks poll."""
 

@@ -1,5 +1,5 @@
 """What a run over a folder asks of Ray, without Ray: where its tasks run and what each takes
-(the command line's options, config.py, build one; singan.apps.ray_runner reads it)."""
+(the command line's options, config.py, build one; singan.cluster.ray_runner reads it)."""
 from dataclasses import dataclass
 from typing import Optional
 

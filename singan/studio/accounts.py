@@ -1,5 +1,5 @@
 """Accounts for the studio on a shared server: the account file, the sign-in form, the throttle
-of sign-in attempts and the check of where the studio may be served (studio_gate's SignInGate,
+of sign-in attempts and the check of where the studio may be served (gate.py's SignInGate,
 the gate every request passes through, uses them).
 
 The account file has one `name:hash` line per user; the hash is the standard library's scrypt

@@ -1,13 +1,13 @@
 """What each of the studio's buttons does: StudioActions holds the server's state (its models
 root, output folder, uploads, training queue, opened models) and one method per action, which
-checks every argument (studio_checks), makes one call of studio_jobs, and returns what the
+checks every argument (checks.py), makes one call of jobs.py, and returns what the
 page shows. A SinGANError becomes the page's one-line message (gr.Error, no traceback in the
 server's terminal: one line there per refused request).
 
 Every client's results go to its own folder, <out>/studio/<session>/, laid out as the scripts
 lay out Output/, so that two clients at once never overwrite each other's files. With accounts
 (a studio on a shared server) each signed-in user has their own models, results, uploads,
-trainings and quota (studio_space.Workspace), and sees and stops only their own trainings;
+trainings and quota (space.Workspace), and sees and stops only their own trainings;
 the models of the root are shared and read-only.
 """
 import functools
@@ -24,15 +24,14 @@ import torch
 
 from ..errors import SinGANError
 from ..image_io import IMAGE_SUFFIXES, read_image
-from . import studio_checks as check
-from .animation import FORMATS, check_format
-from .harmonize import mask_path
-from .studio_jobs import (MAX_UPLOAD_PIXELS, METHODS, PURPOSES, ModelCache, TrainingQueue,
-                          UploadFolder, animate, blank_canvas, draw_samples, find_model,
-                          find_models, find_user_models, from_uint8, harmonize,
-                          mask_from_layers, paint, palette, super_resolution, training_config,
-                          training_image)
-from .studio_space import Workspace
+from . import checks as check
+from ..apps.animation import FORMATS, check_format
+from ..apps.harmonize import mask_path
+from .jobs import (MAX_UPLOAD_PIXELS, METHODS, PURPOSES, ModelCache, TrainingQueue, UploadFolder,
+                   animate, blank_canvas, draw_samples, find_model, find_models, find_user_models,
+                   from_uint8, harmonize, mask_from_layers, paint, palette, super_resolution,
+                   training_config, training_image)
+from .space import Workspace
 
 WATCH_EVERY = 1.0        # s: how often a page's progress is refreshed at the latest
 TASKS = ("harmonization", "editing")
@@ -185,7 +184,7 @@ class StudioActions:
 
     def writing(self, request, make):
         """make(folder) writes a result into this client's output folder, within the user's
-        quota (studio_space.Workspace.staged)."""
+        quota (space.Workspace.staged)."""
         return self.space.staged(self.user(request), self.out_for(request), make)
 
     def scratch(self, request) -> UploadFolder:

@@ -1,5 +1,5 @@
 """The studio's gate on a shared server: one ASGI middleware, the outermost layer of the web app,
-that every request passes through (studio_accounts has the accounts, the sessions' sign-in page
+that every request passes through (accounts.py has the accounts, the sessions' sign-in page
 and the throttle it uses).
 
 It decides on what Gradio will do with a request, not on the request's raw text:
@@ -20,7 +20,7 @@ It decides on what Gradio will do with a request, not on the request's raw text:
   Gradio's /call/<api>/<event id> and /cancel only for the user's own. Upload ids likewise.
 - **Origins.** Only the studio's own pages act for a user: a request with a session whose Origin
   is another's, or whose Sec-Fetch-Site is not same-origin (a page of the same *site*, say
-  people.university.edu, included), is refused; Gradio's CORS layer is off (studio_server), the
+  people.university.edu, included), is refused; Gradio's CORS layer is off (server.py), the
   sign-in form carries a CSRF token and checks its Origin, sign-out is a POST.
 """
 import asyncio
@@ -40,8 +40,8 @@ from urllib.parse import parse_qs, urlsplit
 from gradio.route_utils import GradioMultiPartParser, MultiPartException
 from starlette.datastructures import Headers, QueryParams
 
-from .studio_accounts import (ANSWER_FLOOR, COOKIE, DUMMY_HASH, MAX_FORM_BYTES, MAX_SESSIONS,
-                              SESSION_SECONDS, Throttle, check_password, login_page)
+from .accounts import (ANSWER_FLOOR, COOKIE, DUMMY_HASH, MAX_FORM_BYTES, MAX_SESSIONS,
+                       SESSION_SECONDS, Throttle, check_password, login_page)
 
 MAX_JSON_BYTES = 2 * 2 ** 20         # a request's JSON body (FileData references, not files)
 MAX_FORM_PART_BYTES = 32 * 2 ** 20   # a component's multipart form (one editor layer: 25 MB)
@@ -239,8 +239,8 @@ class SignInGate:
     """ASGI middleware: every request needs a signed-in session, except the gate's own /login
     and /logout, and passes only as the module's docstring says.
 
-    accounts: {user: hash} (studio_accounts.read_accounts). foreign(path, user): whether a
-    resolved path lies in another user's folders (studio_space.Workspace.foreign).
+    accounts: {user: hash} (accounts.read_accounts). foreign(path, user): whether a
+    resolved path lies in another user's folders (space.Workspace.foreign).
     upload_refusal(user, nbytes): None, or the line that refuses an upload of nbytes to
     Gradio's upload route (the user's quota). secure: the browser reaches the studio by HTTPS
     (its own certificate, or a TLS proxy: behind_tls_proxy), so that the cookies are Secure and

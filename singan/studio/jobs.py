@@ -24,21 +24,21 @@ import torch
 
 from ..api import TRAINED_ROOT, load_model, model_folder, train_model
 from ..catalog import find_model_folders, model_name, model_stamp
-from ..consingan.hparams import default_config
+from ..methods.consingan.hparams import default_config
 from ..driver import TrainingStopped
 from ..errors import SinGANError
-from ..hparams import SinGANConfig
+from ..methods.singan.hparams import SinGANConfig
 from ..image_io import IMAGE_SUFFIXES, norm, read_image, save_image, to_uint8
 from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
 from ..layers import ANIMATION_MIN_SIZE
 from ..metrics import SIFIDOptions, sample_quality
 from ..progress import format_seconds
-from .animation import write_animations
-from .generation import open_model, random_samples, samples_folder
-from .harmonize import masked_injection
-from .paint import kmeans_colours, paint2image
-from .sr import super_resolve, sr_output_folder
+from ..apps.animation import write_animations
+from ..apps.generation import open_model, random_samples, samples_folder
+from ..apps.harmonize import masked_injection
+from ..apps.paint import kmeans_colours, paint2image
+from ..apps.sr import super_resolve, sr_output_folder
 
 MAX_UPLOAD_BYTES = 25 * 2 ** 20          # uploads larger than this are refused
 MAX_UPLOAD_PIXELS = 50_000_000           # ...and images declaring more pixels (a 48 MP photo fits)
@@ -65,7 +65,7 @@ def find_models(root=TRAINED_ROOT) -> List[ModelEntry]:
 
 
 def find_user_models(folder, user: str) -> List[ModelEntry]:
-    """A signed-in user's own models (in their folder, studio_space.Workspace.models_root),
+    """A signed-in user's own models (in their folder, space.Workspace.models_root),
     named '<user>/<image>/<model folder>' so that they never share a name with a model of the
     shared root."""
     return [replace(entry, name=f"{user}/{entry.name}") for entry in find_models(folder)]

@@ -1,6 +1,6 @@
 """The local web studio (studio.py): a Gradio page over the library, one tab per application.
 
-An adapter only: every button is one method of studio_actions.StudioActions, which checks the
+An adapter only: every button is one method of actions.StudioActions, which checks the
 request and makes one call of singan.train_model (through the training queue) or of an
 application's function; every result is a picture, a gallery, a plot or a line of text. Each
 action is also a named endpoint of Gradio's client API (train, stop, samples, harmonize,
@@ -11,9 +11,9 @@ The page never reads or writes a path that a client sends: models are chosen by 
 server's list, uploads are copied into a temporary folder, results go under the output folder,
 in a folder of each client's own.
 
-On a shared server (accounts given), studio_gate.SignInGate wraps the whole web app: every
+On a shared server (accounts given), gate.SignInGate wraps the whole web app: every
 request needs a signed-in session and passes only where the gate knows what Gradio will do
-with it, and each user's work is their own (studio_space). studio_server serves it.
+with it, and each user's work is their own (space.py). server.py serves it.
 """
 import os
 import types
@@ -29,14 +29,13 @@ from starlette.middleware import Middleware                       # noqa: E402
 
 from ..image_io import IMAGES_DIR, declared_size                   # noqa: E402
 from ..errors import SinGANError                                   # noqa: E402
-from . import studio_checks as check                               # noqa: E402
-from .studio_actions import (CANVAS_STARTS, TASKS, StudioActions, log_line,  # noqa: E402
-                             progress_bar)
-from .studio_gate import SignInGate, user_of                       # noqa: E402
-from .studio_jobs import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, METHODS, PURPOSES,  # noqa: E402
-                          UploadFolder)
-from .studio_server import StudioServer, studio_app                # noqa: E402
-from .studio_space import UPLOAD_WINDOW, max_trainings as trainings_at_once  # noqa: E402
+from . import checks as check  # noqa: E402
+from .actions import CANVAS_STARTS, TASKS, StudioActions, log_line, progress_bar  # noqa: E402
+from .gate import SignInGate, user_of                       # noqa: E402
+from .jobs import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, METHODS, PURPOSES,  # noqa: E402
+                   UploadFolder)
+from .server import StudioServer, studio_app                # noqa: E402
+from .space import UPLOAD_WINDOW, max_trainings as trainings_at_once  # noqa: E402
 
 MASK_BRUSH = ("#ff0000", 0.6)
 MAX_SCALE = 30           # the sliders' range until the page has described the chosen model
@@ -382,14 +381,14 @@ def serve(host="127.0.0.1", port=7860, root="TrainedModels", out_root="Output",
           max_trainings=None, ssl_certfile=None, ssl_keyfile=None, trusted_proxies=(),
           behind_tls_proxy=False):
     """Build the page and serve it on http(s)://host:port (port 0: any free port), in the
-    background (studio_server); returns the Blocks (demo.block_thread() waits, demo.close()
+    background (server.py); returns the Blocks (demo.block_thread() waits, demo.close()
     stops it) and its address.
 
-    accounts: {user: hash} (studio_accounts.read_accounts): every request then passes the
-    sign-in gate (studio_gate), and each user has their own work and quota_bytes of space.
+    accounts: {user: hash} (accounts.read_accounts): every request then passes the
+    sign-in gate (gate.py), and each user has their own work and quota_bytes of space.
     trusted_proxies: the addresses whose X-Forwarded-For / -Proto uvicorn believes (none by
     default); behind_tls_proxy: browsers reach the studio by HTTPS through such a proxy.
-    Whether a host may be served so is the caller's check (studio_accounts.check_host)."""
+    Whether a host may be served so is the caller's check (accounts.check_host)."""
     uploads = UploadFolder()
     demo = build_studio(root, out_root, images_dir, device=device, uploads=uploads,
                         accounts=bool(accounts), quota_bytes=quota_bytes,

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..image_io import denorm, norm
+from ...image_io import denorm, norm
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:

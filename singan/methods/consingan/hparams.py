@@ -4,7 +4,7 @@ Defaults are the reference ConSinGAN's. Built once from the command line (STYLE 
 """
 from dataclasses import dataclass, fields
 
-from ..layers import ANIMATION_MIN_SIZE, number_text
+from ...layers import ANIMATION_MIN_SIZE, number_text
 
 TRAIN_MODES = ("generation", "retarget", "harmonization", "editing", "animation")
 ACTIVATIONS = ("lrelu", "elu", "prelu", "selu")

@@ -12,13 +12,13 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..checkpoint import envelope
-from ..errors import SinGANError
-from ..interface import ModelAnswers
-from ..resources import (check_frames, check_injection, check_samples, draw_bytes,
-                         resize_bytes, scaled_shapes, with_outputs)
-from ..imresize import imresize_to_shape
-from ..layers import noise_walk
+from ...checkpoint import envelope
+from ...errors import SinGANError
+from ...interface import ModelAnswers
+from ...resources import (check_frames, check_injection, check_samples, draw_bytes, resize_bytes,
+                          scaled_shapes, with_outputs)
+from ...imresize import imresize_to_shape
+from ...layers import noise_walk
 from .hparams import ConSinGANConfig
 from .models import GrowingGenerator, build_generator
 from .pyramid import StagePlan

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import pad
+from ...layers import pad
 
 
 def make_activation(name: str, lrelu_alpha: float = 0.05) -> nn.Module:

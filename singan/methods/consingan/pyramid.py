@@ -15,8 +15,8 @@ from typing import List, Tuple
 
 import torch
 
-from ..errors import SinGANError
-from ..imresize import imresize
+from ...errors import SinGANError
+from ...imresize import imresize
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ after stage n: head, body.0 .. body.n, tail), ``n/netD.pth`` and ``n/z_opt.pth``
 one ``name<TAB>-<TAB>value`` a line) and ``G.pth``, the pickled generator module, which is never
 loaded (unpickling it runs code). Everything else is read with ``torch.load(weights_only=True)``.
 
-The reference's generator state dict uses our key names (singan.consingan.models follows
+The reference's generator state dict uses our key names (singan.methods.consingan.models follows
 them), so the last stage's netG.pth loads into our GrowingGenerator as it is.
 """
 from dataclasses import fields, replace
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_torch
-from ..errors import SinGANError
+from ...checkpoint import load_torch
+from ...errors import SinGANError
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN
 from .models import build_generator, receptive_field

@@ -14,19 +14,19 @@ from typing import Callable, List, Optional
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import save_torch
-from ..devices import adam, autocast_context, grad_scaler
-from ..driver import scale_seed, train_stages
-from ..errors import SinGANError
-from ..image_io import save_image
-from ..interface import (TRAINING_PARTS, TrainerDefaults, history_from_state, history_state,
-                         load_parts_state, parts_state)
-from ..losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
-                      reconstruction_loss)
-from ..layers import init_weights
-from ..plots import plot_losses
-from ..resources import conv_macs, training_step_bytes
-from ..tuning import to_layout
+from ...checkpoint import save_torch
+from ...devices import adam, autocast_context, grad_scaler
+from ...driver import scale_seed, train_stages
+from ...errors import SinGANError
+from ...image_io import save_image
+from ...interface import (TRAINING_PARTS, TrainerDefaults, history_from_state, history_state,
+                          load_parts_state, parts_state)
+from ...losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
+                       reconstruction_loss)
+from ...layers import init_weights
+from ...plots import plot_losses
+from ...resources import conv_macs, training_step_bytes
+from ...tuning import to_layout
 from .augment import augment, shuffle_tiles
 from .hparams import ConSinGANConfig
 from .model import ConSinGAN, checkpoint_dict, generator_from_checkpoint, plan_from_dict
@@ -294,7 +294,7 @@ STAGE_FILES = ("netG.pth", "netD.pth", "fixed_noise.pth", "real_scale.png", "fak
 
 
 def plan_for(height: int, width: int, cfg: ConSinGANConfig) -> StagePlan:
-    """The stage schedule of a height x width image (as singan.train.plan_for, SinGAN's)."""
+    """The stage schedule of a height x width image (as methods/singan/train.py's plan_for)."""
     return plan_stages(height, width, cfg.train_stages, cfg.min_size,
                        cfg.max_size, harmonization=cfg.train_mode == "harmonization",
                        min_input=receptive_field(cfg.num_layer, cfg.ker_size))

@@ -20,7 +20,7 @@ from typing import Callable, Hashable, Optional, Sequence
 
 import torch
 
-from .errors import SinGANError
+from ...errors import SinGANError
 
 WARMUP = 3      # eager iterations before the capture (torch's own examples use 3)
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import init_weights, pad  # noqa: F401  (singan.models.pad is public)
+from ...layers import init_weights, pad  # noqa: F401  (singan.methods.singan.models.pad is public)
 
 
 def channels_at_scale(scale: int, nfc: int = 32, min_nfc: int = 32, cap: int = 128):
@@ -28,7 +28,7 @@ class BatchNorm2d(nn.BatchNorm2d):
     alone, and the running statistics are updated once per sample, in batch order, or only
     from the samples listed in `stats_from` (an empty list: no update). So several of the
     training step's single-image forward passes can run as one batch with the same maths
-    (singan.train batches them for speed). In eval mode it is plain BatchNorm.
+    (train.py batches them for speed). In eval mode it is plain BatchNorm.
     """
     stats_from: Optional[Sequence[int]] = None
 

@@ -1,4 +1,4 @@
-"""The lean training step's passes through SinGAN's critic (singan.train.ScaleTrainer,
+"""The lean training step's passes through SinGAN's critic (train.py's ScaleTrainer,
 low_memory), one layer at a time: the gradient penalty's gradients by a hand-written,
 block-wise double backward (penalty_gradients), and the G steps' gradient into G's output
 through the frozen critic (critic_input_gradient, sweeps A and B below).
@@ -32,7 +32,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .losses import penalty_of, penalty_point
+from ...losses import penalty_of, penalty_point
 from .models import BatchNorm2d, ConvBlock, batchnorm_stats_from
 
 aten = torch.ops.aten

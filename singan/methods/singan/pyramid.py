@@ -5,7 +5,7 @@ from typing import List, Tuple
 
 import torch
 
-from .imresize import imresize
+from ...imresize import imresize
 
 
 @dataclass(frozen=True)

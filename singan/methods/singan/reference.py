@@ -11,7 +11,7 @@ write over (the training driver refuses such a folder):
 
 Recognising a folder needs only file names, so both tests live here, below every method.
 SinGAN's folder is imported here (`import_reference_singan`); ConSinGAN's in
-singan.consingan.reference; singan.api.import_reference_folder picks between them. The pickled
+methods/consingan/reference.py; singan.api.import_reference_folder picks between them. The pickled
 modules (Gs.pth, G.pth) are never loaded: every file read goes through
 ``torch.load(weights_only=True)``.
 """
@@ -19,8 +19,8 @@ import math
 from pathlib import Path
 from typing import Optional
 
-from .checkpoint import load_torch
-from .errors import SinGANError
+from ...checkpoint import load_torch
+from ...errors import SinGANError
 from .models import generator_from_state_dict
 from .model import TrainedPyramid
 

@@ -13,25 +13,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import save_torch
-from .devices import adam, autocast_context, grad_scaler
-from .driver import run_iterations, scale_seed
-from .errors import SinGANError
+from ...checkpoint import save_torch
+from ...devices import adam, autocast_context, grad_scaler
+from ...driver import run_iterations, scale_seed
+from ...errors import SinGANError
 from .graphs import StepGraph, check_graphable, make_capturable
 from .hparams import SinGANConfig
-from .image_io import save_image
-from .interface import (TrainerDefaults, history_from_state, history_state, load_parts_state,
-                        parts_state)
-from .losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
-                     reconstruction_loss)
+from ...image_io import save_image
+from ...interface import (TrainerDefaults, history_from_state, history_state, load_parts_state,
+                          parts_state)
+from ...losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
+                       reconstruction_loss)
 from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at_scale,
                      init_weights, pad)
 from .penalty import critic_input_gradient, penalty_gradients, supports as blockwise_fits
-from .plots import plot_losses
+from ...plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
-from .tuning import to_layout
-from .resources import (choose_low_memory, conv_macs, graphs_fit, pyramid_draw_bytes,
-                        training_step_bytes)
+from ...tuning import to_layout
+from ...resources import (choose_low_memory, conv_macs, graphs_fit, pyramid_draw_bytes,
+                          training_step_bytes)
 from .model import TrainedPyramid, checkpoint_dict, freeze
 
 
@@ -60,7 +60,7 @@ class ScaleTrainer:
     batched (default: on CUDA and MPS, not on the CPU nor with low_memory): the reference
     passes single images through G and D one at a time; batched, the independent passes are
     made as one batch, with BatchNorm normalising each sample on its own
-    (singan.models.BatchNorm2d), the same maths: the three D steps' fakes (G is constant
+    (models.BatchNorm2d), the same maths: the three D steps' fakes (G is constant
     during the D steps) in one G pass, D(real) and D(fake) in one D pass, each G step's fake
     and reconstruction in one G pass. That saves kernel launches where they dominate; on a
     2-core CPU it gained nothing at the small scales and cost 2x at the finest
@@ -78,7 +78,7 @@ class ScaleTrainer:
     reconstruction), so only one term's graph is alive at a time, and the last D step's fake
     keeps no graph (the first G step recomputes it, leaving BatchNorm's running statistics
     alone); the penalty's double backward and the G steps' pass through D are
-    singan.penalty's, one layer at a time (fp32, one-image passes). The terms' gradients are
+    penalty.py's, one layer at a time (fp32, one-image passes). The terms' gradients are
     summed in the order one joint backward sums them (the penalty's, then D(fake)'s, then
     D(real)'s; G's two in either order, a sum of two being exact), which makes the weights
     identical to the plain step's. --legacy_g_steps needs the last D step's graph: it keeps
@@ -113,12 +113,12 @@ class ScaleTrainer:
         self.opt_g = adam(G.parameters(), cfg.lr_g, cfg.beta1, device)
         self.scaler_d, self.scaler_g = grad_scaler(device, cfg.amp), grad_scaler(device, cfg.amp)
         # cuda_graphs: each iteration after the first WARMUP replayed from a CUDA graph
-        # (singan.graphs), the same kernels with the same noise, launched at once
+        # (graphs.py), the same kernels with the same noise, launched at once
         self.graphs = StepGraph([generator]) if cuda_graphs else None
         if cuda_graphs:
             make_capturable(self.opt_d, self.opt_g)
         # low_memory's critic passes in the penalty and the G steps, one layer at a time
-        # (singan.penalty), for the fp32 one-image critic they are written for
+        # (penalty.py), for the fp32 one-image critic they are written for
         self.blockwise_critic = (self.low_memory and not self.batched and cfg.amp == "none"
                                   and blockwise_fits(D))
 
@@ -480,7 +480,7 @@ class SinGANTrainer(TrainerDefaults):
     """SinGAN's part of the stage driver (singan.driver.train_stages): the pyramid trained so
     far, one ScaleTrainer per scale, and what a finished scale adds and saves."""
     method, unit, stage_files = "singan", "scale", SCALE_FILES
-    cuda_graphs = False     # ScaleTrainer's replayed CUDA-graph iterations (singan.graphs)
+    cuda_graphs = False     # ScaleTrainer's replayed CUDA-graph iterations (graphs.py)
 
     def __init__(self, image: torch.Tensor, cfg: SinGANConfig, plan: Optional[Pyramid] = None,
                  low_memory: Optional[bool] = None, cuda_graphs: Optional[bool] = None):
