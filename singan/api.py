@@ -10,22 +10,22 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from .catalog import is_reference_consingan_folder, is_reference_folder, is_reference_singan_folder
 from .checkpoint import CHECKPOINT_NAME, read_checkpoint
+from .devices import resolve_device
+from .driver import CHECKPOINT_MINUTES, train_stages
+from .errors import SinGANError
+from .image_io import read_image
+from .interface import TrainedModel
 from .methods.consingan.hparams import ConSinGANConfig
 from .methods.consingan.model import consingan_from_checkpoint
 from .methods.consingan.reference import import_reference_consingan
 from .methods.consingan.train import ConSinGANTrainer
-from .devices import resolve_device
-from .driver import CHECKPOINT_MINUTES, train_stages
-from .errors import SinGANError
 from .methods.singan.hparams import SinGANConfig
-from .image_io import read_image
-from .interface import TrainedModel
-from .progress import ProgressCallback
-from .methods.singan.reference import (import_reference_singan, is_reference_consingan_folder,
-                                       is_reference_folder, is_reference_singan_folder)
 from .methods.singan.model import TrainedPyramid
+from .methods.singan.reference import import_reference_singan
 from .methods.singan.train import SinGANTrainer
+from .progress import ProgressCallback
 
 TRAINED_ROOT = "TrainedModels"
 

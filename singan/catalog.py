@@ -1,12 +1,34 @@
 """The trained models in a models root: TrainedModels/<image>/<model folder>/ of either method
 (ours: model.pth; the reference's: Zs.pth, NoiseAmp.pth, reals.pth), named as the command line
 names them ('<image>/<model folder>'). Programs that list models (the web studio) ask here,
-and never walk the folders themselves."""
+and never walk the folders themselves. Recognising a reference code's folder needs only file
+names, so those tests live here too, below both methods (the driver never trains over one)."""
 from pathlib import Path
 from typing import List
 
 from .checkpoint import CHECKPOINT_NAME
-from .methods.singan.reference import is_reference_folder
+
+SINGAN_TOP_FILES = ("Zs.pth", "NoiseAmp.pth", "reals.pth")
+CONSINGAN_MARKERS = ("fixed_noise.pth", "noise_amp.pth")   # at the top: only ConSinGAN's there
+
+
+def is_reference_singan_folder(folder) -> bool:
+    """A folder written by the reference SinGAN code (Zs.pth, NoiseAmp.pth and reals.pth)."""
+    folder = Path(folder)
+    return all((folder / name).is_file() for name in SINGAN_TOP_FILES)
+
+
+def is_reference_consingan_folder(folder) -> bool:
+    """A folder written by the reference ConSinGAN code: fixed_noise.pth or noise_amp.pth at
+    the top (our ConSinGAN folders keep fixed_noise.pth inside the stage folders). An
+    incomplete one counts too, so that importing it names the missing file."""
+    folder = Path(folder)
+    return any((folder / name).is_file() for name in CONSINGAN_MARKERS)
+
+
+def is_reference_folder(folder) -> bool:
+    """A folder written by either reference code (never to be trained over)."""
+    return is_reference_singan_folder(folder) or is_reference_consingan_folder(folder)
 
 
 def is_model_folder(folder: Path) -> bool:

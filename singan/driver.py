@@ -29,6 +29,7 @@ from typing import Callable, List, Optional
 
 import torch
 
+from .catalog import is_reference_folder
 from .checkpoint import (CHECKPOINT_NAME, FORMAT_VERSION, RUNNING_NAME, content_digest,
                          read_checkpoint, read_running, save_checkpoint, write_json)
 from .errors import SinGANError
@@ -36,7 +37,6 @@ from .guards import (check_free_space, check_writable, exclusive, interrupts_def
                      remove_temporaries, stop_requests)
 from .image_io import write_error
 from .progress import ProgressBar, ProgressCallback, ProgressEvent, RunLine, WorkClock
-from .methods.singan.reference import is_reference_folder
 from .resources import check_training
 from .tuning import bf16_hint
 

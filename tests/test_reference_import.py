@@ -18,8 +18,8 @@ from singan.api import import_reference_folder, train_model
 from singan.methods.consingan import ConSinGANConfig
 from singan.methods.consingan.reference import import_reference_consingan
 from singan.errors import SinGANError
-from singan.methods.singan.reference import (is_reference_consingan_folder, is_reference_folder,
-                                             is_reference_singan_folder)
+from singan.catalog import (is_reference_consingan_folder, is_reference_folder,
+                            is_reference_singan_folder)
 
 TOLERANCE = 1e-5   # the reference's README: float32 rounding (it can be exact)
 

@@ -21,11 +21,11 @@ from ..api import TRAINED_ROOT, model_folder, train_model
 from ..devices import resolve_device
 from ..driver import CHECKPOINT_MINUTES
 from ..errors import SinGANError
-from ..methods.singan.hparams import SinGANConfig
 from ..image_io import atomic_write_bytes, to_uint8
 from ..interface import TrainedModel
-from ..resources import check_frame_count, check_frames, check_output_files, image_shape
+from ..methods.singan.hparams import SinGANConfig
 from ..methods.singan.train import plan_for
+from ..resources import check_frame_count, check_frames, check_output_files, image_shape
 from .generation import open_model
 
 DEFAULT_ALPHA = 0.1

@@ -10,12 +10,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
-from ..methods.consingan.model import ConSinGAN
-from ..methods.consingan.train import fine_tune
 from ..errors import SinGANError
 from ..image_io import read_image, save_image
 from ..imresize import imresize_to_shape
 from ..interface import TrainedModel
+from ..methods.consingan.model import ConSinGAN
+from ..methods.consingan.train import fine_tune
 from ..metrics import SIFIDOptions, sample_quality
 from .animation import check_format, write_animation
 from .generation import open_model, write_images

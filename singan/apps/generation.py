@@ -7,15 +7,15 @@ from typing import List, Optional
 import torch
 
 from ..api import load_model
+from ..catalog import is_reference_singan_folder
 from ..devices import autocast_context
 from ..errors import SinGANError
-from ..methods.singan.hparams import VARIANT_SETTINGS, SinGANConfig
 from ..image_io import IMAGES_DIR, read_image, save_grid, save_image
 from ..interface import TrainedModel
 from ..layers import number_text
-from ..resources import check_output_files, image_file_bytes, sample_shape
-from ..methods.singan.reference import is_reference_singan_folder
+from ..methods.singan.hparams import VARIANT_SETTINGS, SinGANConfig
 from ..methods.singan.train import plan_for
+from ..resources import check_output_files, image_file_bytes, sample_shape
 
 def train_command(input_name: str, cfg: SinGANConfig, input_dir: str = IMAGES_DIR) -> str:
     """The command line that trains the SinGAN model `cfg` selects for `input_name`: every

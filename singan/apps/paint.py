@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from ..api import TRAINED_ROOT
+from ..catalog import is_reference_folder
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
 from ..driver import train_stages
 from ..errors import SinGANError
-from ..methods.singan.hparams import PAINT_COLOURS, SinGANConfig
 from ..image_io import read_image, save_grid, save_image
 from ..imresize import imresize
 from ..interface import TrainedModel
-from ..methods.singan.reference import is_reference_folder
+from ..methods.singan.hparams import PAINT_COLOURS, SinGANConfig
 from ..methods.singan.train import ScaleRetrainer
 from .harmonize import fit_to_shape, output_folder, output_name, resolve_start_scale
 

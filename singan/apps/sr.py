@@ -17,13 +17,13 @@ from ..api import TRAINED_ROOT, model_folder, train_model
 from ..devices import resolve_device
 from ..driver import CHECKPOINT_MINUTES
 from ..errors import SinGANError
-from ..methods.singan.hparams import SinGANConfig
 from ..image_io import save_grid, save_image
 from ..imresize import imresize, imresize_to_shape
-from ..methods.singan.models import channels_at_scale, pad
-from ..resources import check_sr, image_shape
+from ..methods.singan.hparams import SinGANConfig
 from ..methods.singan.model import TrainedPyramid
+from ..methods.singan.models import channels_at_scale, pad
 from ..methods.singan.train import plan_for
+from ..resources import check_sr, image_shape
 
 SR_ALPHA = 100.0                     # the reference's reconstruction weight for SR
 BASE_STEP = math.pow(0.5, 1 / 3)     # the reference's first guess of the per-step scale

@@ -10,8 +10,8 @@ the mean and spread over the images printed beside the paper's values. One Ray t
 image, as main_train.py --input_dir. Without the Inception weights (SIFID/README.md) the SIFID
 columns say so and diversity is still measured.
 """
-from ..cluster import many
 from ..apps.evaluate import protocol_table
+from ..cluster import many
 from ..metrics import SIFIDOptions
 from . import resolve_seed
 from .options import (add_consingan_arguments, add_ray_arguments, check_arguments,

@@ -13,10 +13,10 @@ from typing import Optional
 from ..apps.animation import FORMATS, check_format
 from ..cluster.settings import DEFAULT_CPUS_PER_MODEL, DEFAULT_GPUS_PER_MODEL, MAX_RETRIES, \
     Cluster
-from ..methods.consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
-from ..methods.singan.hparams import SinGANConfig
 from ..image_io import IMAGES_DIR
 from ..layers import ANIMATION_MIN_SIZE
+from ..methods.consingan.hparams import ACTIVATIONS, TRAIN_MODES, ConSinGANConfig
+from ..methods.singan.hparams import SinGANConfig
 from . import ArgumentParser
 
 

@@ -11,11 +11,11 @@ import importlib
 import os
 import sys
 
-from ..studio import accounts
-from ..studio.space import max_trainings, parse_size
 from ..errors import SinGANError
 from ..guards import Terminated, raise_on_sigterm
 from ..image_io import IMAGES_DIR
+from ..studio import accounts
+from ..studio.space import max_trainings, parse_size
 from . import ArgumentParser
 
 

@@ -26,6 +26,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..api import method_of, model_folder, train_model
+from ..apps.evaluate import PROTOCOL_COLUMNS, evaluate_protocol, load_sifid_extractor
+from ..apps.generation import (open_model, open_trained_model, random_samples, samples_folder,
+                               samples_roots)
 from ..checkpoint import CHECKPOINT_NAME, RUNNING_NAME
 from ..driver import CHECKPOINT_MINUTES, TrainingStopped, prepare_model_folder
 from ..errors import SinGANError
@@ -34,15 +37,12 @@ from ..image_io import IMAGE_SUFFIXES, IMAGES_DIR, atomic_write_bytes, declared_
 from ..metrics import SIFIDOptions, sample_quality
 from ..progress import ProgressEvent
 from ..resources import human
-from .settings import Cluster
-from ..apps.evaluate import PROTOCOL_COLUMNS, evaluate_protocol, load_sifid_extractor
 from . import folder_copy
 from .folder_copy import (MAX_FILE_BYTES, Mirror, batch_growth, checked_batch, finished_model,
                           read_files, write_batch)
-from ..apps.generation import (open_model, open_trained_model, random_samples, samples_folder,
-                               samples_roots)
 from .ray_runner import (Channel, FolderRun, Link, gpus_per_model, ray_runtime, run_tasks,
                          threads_per_model)
+from .settings import Cluster
 
 # "node": the Ray node each image last ran on
 TRAIN_COLUMNS = ("image", "method", "stages", "seconds", "status", "node", "model folder")

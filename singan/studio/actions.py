@@ -22,11 +22,11 @@ import gradio as gr
 import pandas as pd
 import torch
 
+from ..apps.animation import FORMATS, check_format
+from ..apps.harmonize import mask_path
 from ..errors import SinGANError
 from ..image_io import IMAGE_SUFFIXES, read_image
 from . import checks as check
-from ..apps.animation import FORMATS, check_format
-from ..apps.harmonize import mask_path
 from .jobs import (MAX_UPLOAD_PIXELS, METHODS, PURPOSES, ModelCache, TrainingQueue, UploadFolder,
                    animate, blank_canvas, draw_samples, find_model, find_models, find_user_models,
                    from_uint8, harmonize, mask_from_layers, paint, palette, super_resolution,

@@ -23,22 +23,22 @@ import numpy as np
 import torch
 
 from ..api import TRAINED_ROOT, load_model, model_folder, train_model
-from ..catalog import find_model_folders, model_name, model_stamp
-from ..methods.consingan.hparams import default_config
-from ..driver import TrainingStopped
-from ..errors import SinGANError
-from ..methods.singan.hparams import SinGANConfig
-from ..image_io import IMAGE_SUFFIXES, norm, read_image, save_image, to_uint8
-from ..imresize import imresize_to_shape
-from ..interface import TrainedModel
-from ..layers import ANIMATION_MIN_SIZE
-from ..metrics import SIFIDOptions, sample_quality
-from ..progress import format_seconds
 from ..apps.animation import write_animations
 from ..apps.generation import open_model, random_samples, samples_folder
 from ..apps.harmonize import masked_injection
 from ..apps.paint import kmeans_colours, paint2image
 from ..apps.sr import super_resolve, sr_output_folder
+from ..catalog import find_model_folders, model_name, model_stamp
+from ..driver import TrainingStopped
+from ..errors import SinGANError
+from ..image_io import IMAGE_SUFFIXES, norm, read_image, save_image, to_uint8
+from ..imresize import imresize_to_shape
+from ..interface import TrainedModel
+from ..layers import ANIMATION_MIN_SIZE
+from ..methods.consingan.hparams import default_config
+from ..methods.singan.hparams import SinGANConfig
+from ..metrics import SIFIDOptions, sample_quality
+from ..progress import format_seconds
 
 MAX_UPLOAD_BYTES = 25 * 2 ** 20          # uploads larger than this are refused
 MAX_UPLOAD_PIXELS = 50_000_000           # ...and images declaring more pixels (a 48 MP photo fits)

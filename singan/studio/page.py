@@ -27,14 +27,14 @@ import gradio as gr   # noqa: E402  (after the analytics switch)
 from PIL import Image                                              # noqa: E402
 from starlette.middleware import Middleware                       # noqa: E402
 
-from ..image_io import IMAGES_DIR, declared_size                   # noqa: E402
 from ..errors import SinGANError                                   # noqa: E402
-from . import checks as check  # noqa: E402
+from ..image_io import IMAGES_DIR, declared_size                   # noqa: E402
+from . import checks as check                                      # noqa: E402
 from .actions import CANVAS_STARTS, TASKS, StudioActions, log_line, progress_bar  # noqa: E402
-from .gate import SignInGate, user_of                       # noqa: E402
+from .gate import SignInGate, user_of                              # noqa: E402
 from .jobs import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, METHODS, PURPOSES,  # noqa: E402
                    UploadFolder)
-from .server import StudioServer, studio_app                # noqa: E402
+from .server import StudioServer, studio_app                       # noqa: E402
 from .space import UPLOAD_WINDOW, max_trainings as trainings_at_once  # noqa: E402
 
 MASK_BRUSH = ("#ff0000", 0.6)

@@ -14,11 +14,11 @@ from torch import nn
 
 from ...checkpoint import envelope
 from ...errors import SinGANError
+from ...imresize import imresize_to_shape
 from ...interface import ModelAnswers
+from ...layers import noise_walk
 from ...resources import (check_frames, check_injection, check_samples, draw_bytes, resize_bytes,
                           scaled_shapes, with_outputs)
-from ...imresize import imresize_to_shape
-from ...layers import noise_walk
 from .hparams import ConSinGANConfig
 from .models import GrowingGenerator, build_generator
 from .pyramid import StagePlan

@@ -21,9 +21,9 @@ from ...errors import SinGANError
 from ...image_io import save_image
 from ...interface import (TRAINING_PARTS, TrainerDefaults, history_from_state, history_state,
                           load_parts_state, parts_state)
+from ...layers import init_weights
 from ...losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                        reconstruction_loss)
-from ...layers import init_weights
 from ...plots import plot_losses
 from ...resources import conv_macs, training_step_bytes
 from ...tuning import to_layout

@@ -19,13 +19,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ...checkpoint import envelope
 from ...errors import SinGANError
-from .hparams import SinGANConfig
 from ...imresize import imresize
 from ...interface import ModelAnswers
 from ...layers import noise_walk, pad
-from .models import Generator
 from ...resources import (check_frames, check_injection, check_samples, draw_tile,
                           pyramid_draw_bytes, scaled_shapes, with_outputs)
+from .hparams import SinGANConfig
+from .models import Generator
 
 
 def spatial_noise(num: int, channels: int, h: int, w: int, device, generator=None):

@@ -1,4 +1,4 @@
-"""Folders written by the reference codes (STYLE habit 4): recognising them, and SinGAN's import.
+"""The reference SinGAN code's folders (STYLE habit 4): importing them as a TrainedPyramid.
 
 Both reference codes save a TrainedModels folder of their own layout, which we read but never
 write over (the training driver refuses such a folder):
@@ -9,10 +9,10 @@ write over (the training driver refuses such a folder):
   ``fixed_noise.pth``, ``noise_amp.pth``, ``reals.pth``, ``parameters.txt`` and the pickled
   ``G.pth``.
 
-Recognising a folder needs only file names, so both tests live here, below every method.
-SinGAN's folder is imported here (`import_reference_singan`); ConSinGAN's in
-methods/consingan/reference.py; singan.api.import_reference_folder picks between them. The pickled
-modules (Gs.pth, G.pth) are never loaded: every file read goes through
+Recognising a folder needs only file names, so both tests live in singan/catalog.py, below
+every method. SinGAN's folder is imported here (`import_reference_singan`); ConSinGAN's in
+methods/consingan/reference.py; singan.api.import_reference_folder picks between them. The
+pickled modules (Gs.pth, G.pth) are never loaded: every file read goes through
 ``torch.load(weights_only=True)``.
 """
 import math
@@ -21,30 +21,8 @@ from typing import Optional
 
 from ...checkpoint import load_torch
 from ...errors import SinGANError
-from .models import generator_from_state_dict
 from .model import TrainedPyramid
-
-SINGAN_TOP_FILES = ("Zs.pth", "NoiseAmp.pth", "reals.pth")
-CONSINGAN_MARKERS = ("fixed_noise.pth", "noise_amp.pth")   # at the top: only ConSinGAN's there
-
-
-def is_reference_singan_folder(folder) -> bool:
-    """A folder written by the reference SinGAN code (Zs.pth, NoiseAmp.pth and reals.pth)."""
-    folder = Path(folder)
-    return all((folder / name).is_file() for name in SINGAN_TOP_FILES)
-
-
-def is_reference_consingan_folder(folder) -> bool:
-    """A folder written by the reference ConSinGAN code: fixed_noise.pth or noise_amp.pth at
-    the top (our ConSinGAN folders keep fixed_noise.pth inside the stage folders). An
-    incomplete one counts too, so that importing it names the missing file."""
-    folder = Path(folder)
-    return any((folder / name).is_file() for name in CONSINGAN_MARKERS)
-
-
-def is_reference_folder(folder) -> bool:
-    """A folder written by either reference code (never to be trained over)."""
-    return is_reference_singan_folder(folder) or is_reference_consingan_folder(folder)
+from .models import generator_from_state_dict
 
 
 def recover_scale_factor(shapes) -> float:

@@ -17,22 +17,22 @@ from ...checkpoint import save_torch
 from ...devices import adam, autocast_context, grad_scaler
 from ...driver import run_iterations, scale_seed
 from ...errors import SinGANError
-from .graphs import StepGraph, check_graphable, make_capturable
-from .hparams import SinGANConfig
 from ...image_io import save_image
 from ...interface import (TrainerDefaults, history_from_state, history_state, load_parts_state,
                           parts_state)
 from ...losses import (critic_loss, generator_adversarial_loss, gradient_penalty,
                        reconstruction_loss)
+from ...plots import plot_losses
+from ...resources import (choose_low_memory, conv_macs, graphs_fit, pyramid_draw_bytes,
+                          training_step_bytes)
+from ...tuning import to_layout
+from .graphs import StepGraph, check_graphable, make_capturable
+from .hparams import SinGANConfig
+from .model import TrainedPyramid, checkpoint_dict, freeze
 from .models import (Discriminator, Generator, batchnorm_stats_from, channels_at_scale,
                      init_weights, pad)
 from .penalty import critic_input_gradient, penalty_gradients, supports as blockwise_fits
-from ...plots import plot_losses
 from .pyramid import Pyramid, build_reals, plan_pyramid
-from ...tuning import to_layout
-from ...resources import (choose_low_memory, conv_macs, graphs_fit, pyramid_draw_bytes,
-                          training_step_bytes)
-from .model import TrainedPyramid, checkpoint_dict, freeze
 
 
 @dataclass
