@@ -13,7 +13,7 @@ import torch
 from .catalog import is_reference_consingan_folder, is_reference_folder, is_reference_singan_folder
 from .checkpoint import CHECKPOINT_NAME, read_checkpoint
 from .devices import resolve_device
-from .driver import CHECKPOINT_MINUTES, train_stages
+from .driver import CHECKPOINT_MINUTES, RunOptions, train_stages
 from .errors import SinGANError
 from .image_io import read_image
 from .interface import TrainedModel
@@ -86,7 +86,11 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     reads a copy of the driver's file). Returns the model, its folder in .folder.
     """
     trainer_class = trainer_for(config)
-    device = resolve_device(device)
+    run = RunOptions(device=resolve_device(device), seed=seed, force=force,
+                     checkpoint_minutes=checkpoint_minutes, low_memory=low_memory,
+                     cuda_graphs=cuda_graphs, show_progress=show_progress, progress=progress,
+                     should_stop=should_stop, on_saved=on_saved, log=log)
+    device = run.device
     if isinstance(image, torch.Tensor):
         if model_dir is None:
             raise SinGANError("train_model(tensor, ...) needs model_dir: where to save the model")
@@ -100,9 +104,9 @@ def train_model(image, config: Config, model_dir=None, *, device="auto", seed: i
     info.update(height=tensor.shape[2], width=tensor.shape[3])
     folder = Path(model_dir) if model_dir is not None else model_folder(info["name"], config,
                                                                          root)
-    trainer = trainer_class(tensor, config, low_memory=low_memory, cuda_graphs=cuda_graphs)
-    model = train_stages(trainer, folder, seed, info, force, log, show_progress, progress,
-                         should_stop, checkpoint_minutes, on_saved)
+    trainer = trainer_class(tensor, config, low_memory=run.low_memory,
+                            cuda_graphs=run.cuda_graphs)
+    model = train_stages(trainer, folder, run, info)
     model.folder = folder
     return model
 

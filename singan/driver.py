@@ -1,7 +1,7 @@
 """The one stage-by-stage training driver that SinGAN and ConSinGAN plug into.
 
-A method (methods/singan/train.py's SinGANTrainer, methods/consingan/train.py's ConSinGANTrainer) knows how to
-set up and play one stage (SinGAN: a scale) and what a finished stage adds to the model; this
+A method (methods/singan/train.py's SinGANTrainer, methods/consingan/train.py's
+ConSinGANTrainer) knows how to set up and play one stage (SinGAN: a scale) and what a finished stage adds to the model; this
 module owns everything around that, written once:
 
 - the model folder: checked for writability and free space before anything is written, one
@@ -19,13 +19,16 @@ module owns everything around that, written once:
   interruption loses minutes, not the stage;
 - Ctrl-C, SIGTERM and `should_stop` keep the finished stages and the running one, and say how
   to resume.
+
+A run's options (seed, force, the checkpoint interval, the callbacks...) travel as one frozen
+RunOptions, built once by the caller (singan.train_model).
 """
 import contextlib
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import torch
 
@@ -43,6 +46,30 @@ from .tuning import bf16_hint
 LOG_EVERY = 25   # iterations between host synchronisations (progress report, NaN check)
 CHECKPOINT_MINUTES = 10.0   # default interval between saves of the running stage
 DIVERGENCE_CAUSE = "likely cause: too high a learning rate --lr_g/--lr_d, or too low --lambda_grad"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one training runs, apart from what it trains (the trainer: image, config, plan):
+    built once by train_model from its keyword arguments and handed to the driver as one value.
+
+    device: where the trainer is built (train_model resolves "auto"); seed: the run's seed (a
+    resumed model keeps its own); force: retrain from scratch; checkpoint_minutes: how often
+    the running stage is saved (0: only when stopped); low_memory, cuda_graphs: the trainer's
+    step (None: chosen by the machine); show_progress: the terminal's bars; progress(event):
+    ProgressEvent's; should_stop(): asked before every iteration; on_saved(stage, iteration):
+    after every save into the folder; log(line): what the run says."""
+    device: Union[str, torch.device] = "cpu"
+    seed: int = 0
+    force: bool = False
+    checkpoint_minutes: float = CHECKPOINT_MINUTES
+    low_memory: Optional[bool] = None
+    cuda_graphs: Optional[bool] = None
+    show_progress: bool = True
+    progress: Optional[ProgressCallback] = None
+    should_stop: Optional[Callable[[], bool]] = None
+    on_saved: Optional[Callable[[int, int], None]] = None
+    log: Callable[[str], None] = print
 
 
 class TrainingStopped(SinGANError):
@@ -190,14 +217,11 @@ def check_finite(unit: str, k: int, losses: dict, parameters, kept: str) -> None
 
 # ---- the driver --------------------------------------------------------------------------------
 
-def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = None,
-                 force: bool = False, log: Callable[[str], None] = print,
-                 show_progress: bool = True, progress: Optional[ProgressCallback] = None,
-                 should_stop: Optional[Callable[[], bool]] = None,
-                 checkpoint_minutes: float = CHECKPOINT_MINUTES,
-                 on_saved: Optional[Callable[[int, int], None]] = None):
+def train_stages(trainer, folder, run: RunOptions = RunOptions(),
+                 image_info: Optional[dict] = None):
     """Train (or resume) the stages of `trainer` (a method's StageTrainer, singan.interface,
-    holding the reals, the config and the plan) into `folder`; return the trained model.
+    holding the reals, the config and the plan) into `folder`, as `run` says (RunOptions);
+    return the trained model. image_info: what the model records of its image.
 
     A second call with the same image and settings resumes after the last finished stage and
     returns at once when all are done; force=True retrains from scratch. A trainer that
@@ -213,6 +237,7 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
     the changed files to its driver then).
     """
     folder = Path(folder)
+    checkpoint_minutes = run.checkpoint_minutes
     if not (isinstance(checkpoint_minutes, (int, float)) and checkpoint_minutes >= 0
             and math.isfinite(checkpoint_minutes)):
         raise SinGANError(f"--checkpoint_minutes must be a number >= 0 (0: save the running "
@@ -225,9 +250,8 @@ def train_stages(trainer, folder, seed: int = 0, image_info: Optional[dict] = No
     needed = trainer.estimated_bytes()
     prepare_model_folder(folder, needed)
     with exclusive(folder):
-        return _train_locked(trainer, folder, seed, dict(image_info or {}), force, log,
-                             show_progress, progress, should_stop, needed,
-                             60.0 * checkpoint_minutes, on_saved)
+        return _train_locked(_Session(trainer, folder, run, dict(image_info or {}), run.seed),
+                             needed)
 
 
 def _resume(trainer, folder: Path, ckpt: dict, seed: int, log) -> int:
@@ -319,9 +343,23 @@ def _running_to_continue(trainer, folder: Path, stage: int, seed: int, seed_know
     return None, seed
 
 
-def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, progress,
-                  should_stop, needed, every_s, on_saved=None):
-    """train_stages' work, while this process holds `folder`."""
+@dataclass
+class _Session:
+    """One training run while this process holds its folder: what all its stages share."""
+    trainer: object
+    folder: Path
+    run: RunOptions
+    info: dict                       # what the model records of its image
+    seed: int                        # the run's, or the resumed model's
+    emit: Optional[Callable] = None  # emit(kind, k, it, losses, images, noise_amp): an event
+    clock: Optional[WorkClock] = None
+    saved: dict = field(default_factory=dict)   # the running stage's last save: stage, iteration
+
+
+def _train_locked(session: _Session, needed: int):
+    """train_stages' work, while this process holds the folder."""
+    trainer, folder, run, info = session.trainer, session.folder, session.run, session.info
+    seed, force, log = session.seed, run.force, run.log
     unit, n_stages = trainer.unit, trainer.plan.n_stages
     ckpt_path = folder / CHECKPOINT_NAME
     seed_known = False
@@ -349,6 +387,7 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
             f"iterations) into {folder}")
     running, seed = _running_to_continue(trainer, folder, stages[0], seed,
                                          seed_known or trainer.retrains, log)
+    session.seed = seed
     clear_for_training(folder, needed, force or trainer.retrains,
                        0 if trainer.retrains else stages[0], trainer.stage_files)
     write_json(folder / "config.json", {"method": trainer.method, "config": asdict(trainer.cfg),
@@ -363,8 +402,9 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
     started = time.perf_counter()
     # the work of the whole training (a retraining's: its one stage), and this run's rate
     scope = stages if trainer.retrains else range(n_stages)
-    clock = WorkClock({j: trainer.stage_cost(j) for j in scope}, trainer.cfg.niter)
-    line = RunLine(show_progress)
+    clock = session.clock = WorkClock({j: trainer.stage_cost(j) for j in scope},
+                                      trainer.cfg.niter)
+    line = RunLine(run.show_progress)
 
     def emit(kind, k, it, losses, images=None, noise_amp=None):
         event = ProgressEvent(kind, trainer.method, k, n_stages, it, trainer.cfg.niter,
@@ -372,15 +412,13 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
                               clock.work_done(k, it), clock.seconds_left(k, it), noise_amp,
                               unit)
         line.show(event)
-        if progress is not None:
-            progress(event)
+        if run.progress is not None:
+            run.progress(event)
 
-    saved = {}   # the running stage's last save: {"stage", "iteration"}
+    session.emit, saved = emit, session.saved
     try:
         for k in stages:
-            _train_one_stage(trainer, folder, k, seed, info, log, show_progress, emit,
-                             should_stop, running if k == stages[0] else None, every_s, saved,
-                             clock, on_saved)
+            _train_one_stage(session, k, running if k == stages[0] else None)
     except KeyboardInterrupt as stop:   # Ctrl-C, or guards.Terminated (SIGTERM)
         raise type(stop)(f"{_kept(trainer, folder, saved)}; run the same command again to "
                          "resume") from None
@@ -395,35 +433,33 @@ def _train_locked(trainer, folder: Path, seed, info, force, log, show_progress, 
     return trainer.model(info)
 
 
-def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
-                     show_progress: bool, emit, should_stop, running: Optional[dict] = None,
-                     every_s: float = 0.0, saved: Optional[dict] = None,
-                     clock: Optional[WorkClock] = None,
-                     on_saved: Optional[Callable[[int, int], None]] = None) -> None:
+def _train_one_stage(session: _Session, k: int, running: Optional[dict] = None) -> None:
     """Play stage k's iterations (from `running`, a checkpoint of it, when given), check
     them, save the stage atomically and report it."""
+    trainer, folder, run, seed = session.trainer, session.folder, session.run, session.seed
+    info, log, emit, clock = session.info, run.log, session.emit, session.clock
+    saved, on_saved, every_s = session.saved, run.on_saved, 60.0 * run.checkpoint_minutes
     unit, niter = trainer.unit, trainer.cfg.niter
     start = time.perf_counter()
-    run = trainer.begin_stage(k, seed)
+    stage_run = trainer.begin_stage(k, seed)
     first = 0
     if running is not None:
-        run.load_state(running["run"])
+        stage_run.load_state(running["run"])
         _set_rng_states(running["rng"])
         first = running["iteration"]
         log(f"resuming {unit} {k} at iteration {first} of {niter}")
     identity = run_identity(trainer, seed)
-    saved = {} if saved is None else saved
 
     def save(it):
         """The running stage after `it` iterations, atomically, Ctrl-C held back."""
         with interrupts_deferred():
             save_checkpoint(folder / RUNNING_NAME,
-                            running_checkpoint(identity, k, it, niter, run))
+                            running_checkpoint(identity, k, it, niter, stage_run))
         saved.update(stage=k, iteration=it)
         if on_saved is not None:
             on_saved(k, it)
 
-    bar = ProgressBar(trainer.stage_label(k), niter, show_progress, initial=first)
+    bar = ProgressBar(trainer.stage_label(k), niter, run.show_progress, initial=first)
 
     def report(it, losses):
         if clock is not None:
@@ -432,7 +468,8 @@ def _train_one_stage(trainer, folder: Path, k: int, seed: int, info: dict, log,
         emit("iteration", k, it, losses)
     iterating = time.perf_counter()
     try:
-        result = run_iterations(run, niter, unit, k, report, should_stop, first, save, every_s)
+        result = run_iterations(stage_run, niter, unit, k, report, run.should_stop, first, save,
+                                every_s)
     finally:
         bar.close()
     iterated = time.perf_counter() - iterating

@@ -20,7 +20,7 @@ import torch
 from ..api import TRAINED_ROOT
 from ..catalog import is_reference_folder
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
-from ..driver import train_stages
+from ..driver import RunOptions, train_stages
 from ..errors import SinGANError
 from ..image_io import read_image, save_grid, save_image
 from ..imresize import imresize
@@ -123,8 +123,9 @@ def quantised_model(pyramid: TrainedModel, base_folder: Path, folder: Path, n: i
     trainer = ScaleRetrainer(base, n, replace(cfg, paint_colours=len(centres)),
                              lambda prev: quantize(prev, centres), record, matches,
                              pyramid.device, name="quantised paint model")
-    return train_stages(trainer, folder, seed, base.get("image", {}), force, log,
-                        show_progress, progress, should_stop)
+    run = RunOptions(seed=seed, force=force, show_progress=show_progress, progress=progress,
+                     should_stop=should_stop, log=log)
+    return train_stages(trainer, folder, run, base.get("image", {}))
 
 
 # ---- the application -------------------------------------------------------------------------

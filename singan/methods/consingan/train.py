@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ...checkpoint import save_torch
 from ...devices import adam, autocast_context, grad_scaler
-from ...driver import scale_seed, train_stages
+from ...driver import RunOptions, scale_seed, train_stages
 from ...errors import SinGANError
 from ...image_io import save_image
 from ...interface import (TRAINING_PARTS, TrainerDefaults, history_from_state, history_state,
@@ -508,6 +508,7 @@ def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = No
     """Fine-tune a trained harmonization/editing model (model.pth dict `ckpt`) on a naive
     image into `folder` (see FineTuneTrainer), through the stage driver: lock, checks,
     checksummed atomic save, progress events and should_stop as any training."""
+    run = RunOptions(seed=seed, force=force, show_progress=show_progress, progress=progress,
+                     should_stop=should_stop, log=log)
     return train_stages(FineTuneTrainer(ckpt, naive, niter, seed, source_folder, naive_name),
-                        folder, seed, ckpt.get("image", {}), force, log, show_progress,
-                        progress, should_stop)
+                        folder, run, ckpt.get("image", {}))
