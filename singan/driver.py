@@ -28,7 +28,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
@@ -147,8 +147,10 @@ def check_resumable(saved_config: dict, cfg, ckpt_reals, reals, folder) -> None:
 
 # ---- one stage's iterations --------------------------------------------------------------------
 
-def latest_losses(history: dict, unit: str, k: int, it: int) -> dict:
-    """The latest losses as floats (a host synchronisation); SinGANError on nan/inf."""
+def latest_losses(history: dict, where: Tuple[str, int], it: int) -> dict:
+    """The latest losses as floats (a host synchronisation); SinGANError on nan/inf. where:
+    (unit, stage), e.g. ("scale", 3)."""
+    unit, k = where
     latest = {key: values[-1].item() for key, values in history.items()}
     if not all(math.isfinite(v) for v in latest.values()):
         raise SinGANError(
@@ -158,12 +160,12 @@ def latest_losses(history: dict, unit: str, k: int, it: int) -> dict:
     return latest
 
 
-def run_iterations(run, niter: int, unit: str, k: int,
+def run_iterations(run, niter: int, where: Tuple[str, int],
                    report: Optional[Callable[[int, dict], None]] = None,
                    should_stop: Optional[Callable[[], bool]] = None, first: int = 0,
                    save: Optional[Callable[[int], None]] = None, every_s: float = 0.0):
     """Play iterations first..niter-1 of one stage (`run.step(it)`, losses appended to
-    `run.history`) and return `run.result()`. The losses are read every LOG_EVERY iterations
+    `run.history`) and return `run.result()`; where: (unit, stage). The losses are read every LOG_EVERY iterations
     (report(iteration, losses), divergence check). save(iterations done), when given, keeps
     the running stage: every `every_s` seconds (0: never on a timer), and before stopping.
     should_stop() is asked before every iteration and stops with _Stopped; Ctrl-C or SIGTERM
@@ -178,7 +180,7 @@ def run_iterations(run, niter: int, unit: str, k: int,
                 raise _Stopped(it)
             run.step(it)
             if (it + 1) % LOG_EVERY == 0 or it == niter - 1:
-                latest = latest_losses(run.history, unit, k, it)
+                latest = latest_losses(run.history, where, it)
                 if report is not None:
                     report(it + 1, latest)
             if stops.signum is not None:
@@ -468,8 +470,8 @@ def _train_one_stage(session: _Session, k: int, running: Optional[dict] = None) 
         emit("iteration", k, it, losses)
     iterating = time.perf_counter()
     try:
-        result = run_iterations(stage_run, niter, unit, k, report, run.should_stop, first, save,
-                                every_s)
+        result = run_iterations(stage_run, niter, (unit, k), report, run.should_stop, first,
+                                save, every_s)
     finally:
         bar.close()
     iterated = time.perf_counter() - iterating

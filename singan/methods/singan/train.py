@@ -52,10 +52,11 @@ def _set_lr(optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-class ScaleTrainer:
-    """One scale's adversarial game (SPEC 5): set up by the constructor, one iteration per
-    `step(it)` (losses appended to `history`, on the device), the trained scale from
-    `result()`. Training G_n and D_n against reals[n], with G_0..G_{n-1} (in `pyramid`) frozen.
+class ScaleState:
+    """One scale's state, apart from how an iteration plays: the constructor sets it up (the
+    networks in their memory layout, the optimisers and loss scalers, the noise amplitude and
+    the reconstruction input), state() and load_state() keep and restore everything the next
+    iterations depend on, result() hands the trained scale over.
 
     batched (default: on CUDA and MPS, not on the CPU nor with low_memory): the reference
     passes single images through G and D one at a time; batched, the independent passes are
@@ -70,19 +71,6 @@ class ScaleTrainer:
     prev_transform, when given, maps the padded inputs from the coarser scales (the random
     prevs of the D steps and the reconstruction prev of the G steps) before G sees them
     (paint-to-image's colour quantisation).
-
-    low_memory: the same step, bit for bit, with far fewer activations alive at once (the
-    peak of a one-image step falls by about half; singan.resources.choose_low_memory picks
-    it when the plain step would not fit). Each loss term is backpropagated as soon as it is
-    computed (D(real), D(fake), the gradient penalty; G's adversarial term, then the
-    reconstruction), so only one term's graph is alive at a time, and the last D step's fake
-    keeps no graph (the first G step recomputes it, leaving BatchNorm's running statistics
-    alone); the penalty's double backward and the G steps' pass through D are
-    penalty.py's, one layer at a time (fp32, one-image passes). The terms' gradients are
-    summed in the order one joint backward sums them (the penalty's, then D(fake)'s, then
-    D(real)'s; G's two in either order, a sum of two being exact), which makes the weights
-    identical to the plain step's. --legacy_g_steps needs the last D step's graph: it keeps
-    the plain G steps.
     """
 
     def __init__(self, n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
@@ -137,6 +125,148 @@ class ScaleTrainer:
 
     def _transformed(self, prev):
         return prev if self.prev_transform is None else self.prev_transform(prev)
+
+    def state(self) -> dict:
+        """Everything the next iterations depend on (singan.interface.StageRun.state)."""
+        return {**parts_state(self), "noise": self.generator.get_state(),
+                "noise_amp": self.noise_amp,
+                "prev_rec": self.prev_rec, "z_opt": self.z_opt, "fake": self.fake,
+                "history": history_state(self.history)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from state() (the networks and optimisers of this scale, already built)."""
+        device = self.real.device
+        load_parts_state(self, state)
+        self.generator.set_state(state["noise"])
+        self.noise_amp = state["noise_amp"]
+        self.prev_rec = to_layout(state["prev_rec"].to(device), self.layout)
+        self.z_opt = to_layout(state["z_opt"].to(device), self.layout)
+        self.fake = None if state["fake"] is None else state["fake"].to(device)
+        self.history = history_from_state(state["history"], device)
+
+    def result(self) -> ScaleResult:
+        if self.graphs is not None:    # keep copies, not the graph's memory
+            self.z_opt, self.fake = self.z_opt.clone(), self.fake.clone()
+            self.G.zero_grad(set_to_none=True), self.D.zero_grad(set_to_none=True)
+            self.graphs.release()
+        with torch.no_grad():
+            reconstruction = self.G(self.noise_amp * self.z_opt + self.prev_rec, self.prev_rec)
+        losses = {k: torch.stack(v).cpu() for k, v in self.history.items()}
+        return ScaleResult(self.G, self.D, self.z_opt.detach(), self.noise_amp, self.fake,
+                           reconstruction, losses)
+
+
+def _backward_into(loss: torch.Tensor, module: nn.Module, grad=None) -> list:
+    """loss.backward(grad), then take the gradients it left in module's parameters (None
+    where it reached none), leaving .grad empty for the next term."""
+    loss.backward(grad)
+    grads = []
+    for q in module.parameters():
+        grads.append(q.grad)
+        q.grad = None
+    return grads
+
+
+def _set_grads(module: nn.Module, terms: list) -> None:
+    """Each parameter's .grad = the sum of its gradients in `terms`, added left to right."""
+    for i, q in enumerate(module.parameters()):
+        total = None
+        for grads in terms:
+            g = grads[i]
+            if g is not None:
+                total = g if total is None else total + g
+        q.grad = total
+
+
+class LeanStep:
+    """ScaleTrainer's lean variant: its D and G steps under low_memory, on ScaleState's
+    networks, optimisers and scalers.
+
+    low_memory: the same step, bit for bit, with far fewer activations alive at once (the
+    peak of a one-image step falls by about half; singan.resources.choose_low_memory picks
+    it when the plain step would not fit). Each loss term is backpropagated as soon as it is
+    computed (D(real), D(fake), the gradient penalty; G's adversarial term, then the
+    reconstruction), so only one term's graph is alive at a time, and the last D step's fake
+    keeps no graph (the first G step recomputes it, leaving BatchNorm's running statistics
+    alone); the penalty's double backward and the G steps' pass through D are
+    penalty.py's, one layer at a time (fp32, one-image passes). The terms' gradients are
+    summed in the order one joint backward sums them (the penalty's, then D(fake)'s, then
+    D(real)'s; G's two in either order, a sum of two being exact), which makes the weights
+    identical to the plain step's. --legacy_g_steps needs the last D step's graph: it keeps
+    the plain G steps.
+    """
+
+    def _critic_step_lean(self, real, fake):
+        """One D step of low_memory: each term backpropagated as soon as it is computed."""
+        cfg, D, scaler = self.cfg, self.D, self.scaler_d
+        with self.autocast():
+            if self.batched:
+                d_real, d_fake = D(torch.cat([real, fake])).split(1)
+                terms = [critic_loss(d_real, d_fake)]
+            else:
+                d_real = D(real)
+                terms = [-d_real.mean()]
+        grads = [_backward_into(scaler.scale(terms[0]), D)]
+        d_real = d_real.detach()
+        if not self.batched:
+            with self.autocast():
+                d_fake = D(fake)
+                terms.append(d_fake.mean())
+            grads.append(_backward_into(scaler.scale(terms[1]), D))
+            d_fake = d_fake.detach()
+        if self.blockwise_critic:
+            gp, gp_grads = penalty_gradients(D, real, fake, cfg.lambda_grad, self.generator)
+            grads.append(gp_grads)
+        else:
+            with self.autocast():
+                gp = gradient_penalty(D, real, fake, cfg.lambda_grad, self.generator)
+            grads.append(_backward_into(scaler.scale(gp), D))
+        # One joint backward adds the penalty's gradient first, then D(fake)'s, then D(real)'s.
+        _set_grads(D, grads[::-1])
+        scaler.step(self.opt_d)
+        scaler.update()
+        err_d = critic_loss(d_real, d_fake) + gp.detach()
+        return err_d, d_real, d_fake
+
+    def _generator_step_lean(self, g_input, prev, rec_input):
+        """One G step of low_memory: the adversarial term's graph (G's fake pass, recomputed
+        in every step without touching BatchNorm's running statistics, and D's) is freed by
+        its backward before the reconstruction pass is made."""
+        G, D, scaler = self.G, self.D, self.scaler_g
+        if self.blockwise_critic:
+            # D's graph is never built (its input gradient comes layer by layer), and G's
+            # graph is built after it: G's fake pass is made twice, the same pixels
+            with torch.no_grad(), batchnorm_stats_from(G, []):
+                fake_g = G(g_input, prev)
+            err_g, grad_fake = critic_input_gradient(D, fake_g, generator_adversarial_loss)
+            with batchnorm_stats_from(G, []):
+                fake_g = G(g_input, prev)
+            grads = [_backward_into(fake_g, G, grad_fake)]
+            del grad_fake
+        else:
+            with self.autocast():
+                with batchnorm_stats_from(G, []):
+                    fake_g = G(g_input, prev)
+                err_g = generator_adversarial_loss(D(fake_g))
+            grads = [_backward_into(scaler.scale(err_g), G)]
+        with self.autocast():
+            rec = G(rec_input, self.prev_rec)
+            rec_loss = reconstruction_loss(rec.float(), self.real, self.cfg.alpha)
+        grads.append(_backward_into(scaler.scale(rec_loss), G))
+        _set_grads(G, grads[::-1])   # a sum of two: the same in either order
+        scaler.step(self.opt_g)
+        scaler.update()
+        return err_g.detach(), rec_loss.detach(), fake_g.detach()
+
+
+class ScaleTrainer(LeanStep, ScaleState):
+    """One scale's adversarial game (SPEC 5): set up by the constructor, one iteration per
+    `step(it)` (losses appended to `history`, on the device), the trained scale from
+    `result()`. Training G_n and D_n against reals[n], with G_0..G_{n-1} (in `pyramid`) frozen.
+
+    The pieces: ScaleState (set-up, state, result), this class (one iteration: its inputs, the
+    reference's D and G steps, one-image or batched) and LeanStep (low_memory's steps).
+    """
 
     def step(self, it: int) -> None:
         """One training iteration (0-based index `it`)."""
@@ -224,38 +354,6 @@ class ScaleTrainer:
             self.scaler_d.update()
         return err_d, d_real, d_fake
 
-    def _critic_step_lean(self, real, fake):
-        """One D step of low_memory: each term backpropagated as soon as it is computed."""
-        cfg, D, scaler = self.cfg, self.D, self.scaler_d
-        with self.autocast():
-            if self.batched:
-                d_real, d_fake = D(torch.cat([real, fake])).split(1)
-                terms = [critic_loss(d_real, d_fake)]
-            else:
-                d_real = D(real)
-                terms = [-d_real.mean()]
-        grads = [self._backward_into(scaler.scale(terms[0]), D)]
-        d_real = d_real.detach()
-        if not self.batched:
-            with self.autocast():
-                d_fake = D(fake)
-                terms.append(d_fake.mean())
-            grads.append(self._backward_into(scaler.scale(terms[1]), D))
-            d_fake = d_fake.detach()
-        if self.blockwise_critic:
-            gp, gp_grads = penalty_gradients(D, real, fake, cfg.lambda_grad, self.generator)
-            grads.append(gp_grads)
-        else:
-            with self.autocast():
-                gp = gradient_penalty(D, real, fake, cfg.lambda_grad, self.generator)
-            grads.append(self._backward_into(scaler.scale(gp), D))
-        # One joint backward adds the penalty's gradient first, then D(fake)'s, then D(real)'s.
-        self._set_grads(D, grads[::-1])
-        scaler.step(self.opt_d)
-        scaler.update()
-        err_d = critic_loss(d_real, d_fake) + gp.detach()
-        return err_d, d_real, d_fake
-
     def _generator_steps(self, g_input, prev):
         """(2) Update G: minimise -D(G(z)) + alpha * ||G(z_opt, prev_rec) - x||^2, Gsteps times,
         with the last D step's input and prev."""
@@ -302,87 +400,6 @@ class ScaleTrainer:
         self.fake = fake_g.detach()
         return err_g, rec_loss
 
-    def _generator_step_lean(self, g_input, prev, rec_input):
-        """One G step of low_memory: the adversarial term's graph (G's fake pass, recomputed
-        in every step without touching BatchNorm's running statistics, and D's) is freed by
-        its backward before the reconstruction pass is made."""
-        G, D, scaler = self.G, self.D, self.scaler_g
-        if self.blockwise_critic:
-            # D's graph is never built (its input gradient comes layer by layer), and G's
-            # graph is built after it: G's fake pass is made twice, the same pixels
-            with torch.no_grad(), batchnorm_stats_from(G, []):
-                fake_g = G(g_input, prev)
-            err_g, grad_fake = critic_input_gradient(D, fake_g, generator_adversarial_loss)
-            with batchnorm_stats_from(G, []):
-                fake_g = G(g_input, prev)
-            grads = [self._backward_into(fake_g, G, grad_fake)]
-            del grad_fake
-        else:
-            with self.autocast():
-                with batchnorm_stats_from(G, []):
-                    fake_g = G(g_input, prev)
-                err_g = generator_adversarial_loss(D(fake_g))
-            grads = [self._backward_into(scaler.scale(err_g), G)]
-        with self.autocast():
-            rec = G(rec_input, self.prev_rec)
-            rec_loss = reconstruction_loss(rec.float(), self.real, self.cfg.alpha)
-        grads.append(self._backward_into(scaler.scale(rec_loss), G))
-        self._set_grads(G, grads[::-1])   # a sum of two: the same in either order
-        scaler.step(self.opt_g)
-        scaler.update()
-        return err_g.detach(), rec_loss.detach(), fake_g.detach()
-
-    @staticmethod
-    def _backward_into(loss: torch.Tensor, module: nn.Module, grad=None) -> list:
-        """loss.backward(grad), then take the gradients it left in module's parameters (None
-        where it reached none), leaving .grad empty for the next term."""
-        loss.backward(grad)
-        grads = []
-        for q in module.parameters():
-            grads.append(q.grad)
-            q.grad = None
-        return grads
-
-    @staticmethod
-    def _set_grads(module: nn.Module, terms: list) -> None:
-        """Each parameter's .grad = the sum of its gradients in `terms`, added left to right."""
-        for i, q in enumerate(module.parameters()):
-            total = None
-            for grads in terms:
-                g = grads[i]
-                if g is not None:
-                    total = g if total is None else total + g
-            q.grad = total
-
-    def state(self) -> dict:
-        """Everything the next iterations depend on (singan.interface.StageRun.state)."""
-        return {**parts_state(self), "noise": self.generator.get_state(),
-                "noise_amp": self.noise_amp,
-                "prev_rec": self.prev_rec, "z_opt": self.z_opt, "fake": self.fake,
-                "history": history_state(self.history)}
-
-    def load_state(self, state: dict) -> None:
-        """Continue from state() (the networks and optimisers of this scale, already built)."""
-        device = self.real.device
-        load_parts_state(self, state)
-        self.generator.set_state(state["noise"])
-        self.noise_amp = state["noise_amp"]
-        self.prev_rec = to_layout(state["prev_rec"].to(device), self.layout)
-        self.z_opt = to_layout(state["z_opt"].to(device), self.layout)
-        self.fake = None if state["fake"] is None else state["fake"].to(device)
-        self.history = history_from_state(state["history"], device)
-
-    def result(self) -> ScaleResult:
-        if self.graphs is not None:    # keep copies, not the graph's memory
-            self.z_opt, self.fake = self.z_opt.clone(), self.fake.clone()
-            self.G.zero_grad(set_to_none=True), self.D.zero_grad(set_to_none=True)
-            self.graphs.release()
-        with torch.no_grad():
-            reconstruction = self.G(self.noise_amp * self.z_opt + self.prev_rec, self.prev_rec)
-        losses = {k: torch.stack(v).cpu() for k, v in self.history.items()}
-        return ScaleResult(self.G, self.D, self.z_opt.detach(), self.noise_amp, self.fake,
-                           reconstruction, losses)
-
 
 def _step_keeping_versions(step: Callable[[], None], module: nn.Module) -> None:
     """An optimizer step that restores the parameters' autograd version counters afterwards,
@@ -417,7 +434,7 @@ def train_scale(n: int, pyramid: TrainedPyramid, G: Generator, D: Discriminator,
     """Train G_n and D_n against reals[n] for cfg.niter iterations (see ScaleTrainer), with
     the driver's loss checks every LOG_EVERY iterations (progress(iteration, losses))."""
     trainer = ScaleTrainer(n, pyramid, G, D, cfg, generator, prev_transform)
-    return run_iterations(trainer, cfg.niter, "scale", n, progress, should_stop)
+    return run_iterations(trainer, cfg.niter, ("scale", n), progress, should_stop)
 
 
 # ---- the per-scale files ------------------------------------------------------------------------
