@@ -124,6 +124,101 @@ def test_no_function_in_the_library_runs_over_80_lines():
     assert not long, long
 
 
+# The layers of singan/, lowest first: each module imports only from its own layer or below,
+# and the two methods' folders, like the studio and the cluster runner, never import each other.
+LAYERS = {"core": 0, "methods": 1, "api": 2, "apps": 3, "studio": 4, "cluster": 4, "entry": 5}
+ENTRY = {"singan", "singan.__main__", "singan.hparams", "singan.pyramid", "singan.models"}
+
+
+def layer_of(module: str):
+    """(layer, group) of a module of singan/: the entry points (the package, the scripts'
+    modules, the re-exporting old paths) on top, the pieces neither method owns at the bottom."""
+    parts = module.split(".")
+    if module in ENTRY or parts[1] in ("cli", "consingan"):
+        return LAYERS["entry"], "entry"
+    if parts[1] == "methods" and len(parts) > 2:
+        return LAYERS["methods"], parts[2]
+    if parts[1] in LAYERS and parts[1] != "core":
+        return LAYERS[parts[1]], parts[1]
+    return (LAYERS["api"], "api") if module == "singan.api" else (LAYERS["core"], "core")
+
+
+def imports_of(path: Path):
+    """The singan modules (or packages) that a file of singan/ imports."""
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            for name in ([target] + [f"{target}.{a.name}" for a in node.names]):
+                if name.startswith("singan") and (
+                        (ROOT / (name.replace(".", "/") + ".py")).is_file()
+                        or (ROOT / name.replace(".", "/") / "__init__.py").is_file()):
+                    yield name
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.startswith("singan."))
+
+
+def test_layers_import_downwards():
+    """core < methods/singan, methods/consingan < api < apps < studio, cluster < cli and the
+    package: nothing imports upwards or sideways (the applications never see the studio's web
+    framework nor Ray), so the folders can be read bottom up."""
+    wrong = []
+    for path in sorted((ROOT / "singan").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        here, group = layer_of(module)
+        for target in imports_of(path):
+            there, other = layer_of(target)
+            if there > here or (there == here and group != other and here in (1, 4)):
+                wrong.append(f"{module} ({group}) imports {target} ({other})")
+    assert not wrong, wrong
+    assert layer_of("singan.apps.sr") == (3, "apps") and layer_of("singan.driver") == (0, "core")
+    assert layer_of("singan.methods.singan.train") == (1, "singan")
+
+
+def test_the_applications_import_no_web_framework_nor_ray():
+    for path in sorted((ROOT / "singan" / "apps").rglob("*.py")):
+        text = path.read_text()
+        for name in ("gradio", "starlette", "fastapi", "uvicorn", "ray"):
+            assert not re.search(rf"^\s*(import|from) {name}\b", text, re.M), (path, name)
+
+
+# Signatures longer than 8 parameters that stay: public entry points whose keyword arguments
+# callers use by name (train_model's are the README's), the web studio's and the Ray tasks'.
+# No new ones: a run's options travel as one driver.RunOptions.
+LONG_SIGNATURES = {
+    "api.py:train_model", "apps/paint.py:paint2image", "apps/paint.py:quantised_model",
+    "apps/animation.py:animation", "apps/animation.py:write_animations",
+    "apps/sr.py:super_resolution", "apps/harmonize.py:masked_injection",
+    "apps/generation.py:random_samples", "apps/evaluate.py:fine_tune_model",
+    "interface.py:sample", "methods/singan/model.py:sample", "methods/singan/model.py:synthesize",
+    "methods/consingan/model.py:sample", "methods/consingan/model.py:checkpoint_dict",
+    "methods/singan/train.py:__init__", "methods/singan/train.py:train_scale",
+    "methods/consingan/train.py:fine_tune", "methods/consingan/train.py:make_stage",
+    "cluster/many.py:_train_task", "cluster/many.py:_sample_task",
+    "cluster/many.py:_evaluate_task", "cluster/many.py:train_folder",
+    "cluster/many.py:sample_folder", "cluster/many.py:evaluate_folder",
+    "cluster/ray_runner.py:run_tasks", "cluster/ray_runner.py:__init__",
+    "studio/page.py:serve", "studio/page.py:build_studio", "studio/actions.py:__init__",
+    "studio/actions.py:train", "studio/actions.py:animation", "studio/jobs.py:animate",
+    "studio/jobs.py:harmonize", "studio/jobs.py:draw_samples"}
+
+
+def test_no_new_function_takes_more_than_8_parameters():
+    long = set()
+    for path in sorted((ROOT / "singan").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs
+                         if a.arg not in ("self", "cls")]
+                if len(names) + bool(args.vararg) + bool(args.kwarg) > 8:
+                    long.add(f"{path.relative_to(ROOT / 'singan').as_posix()}:{node.name}")
+    assert long <= LONG_SIGNATURES, sorted(long - LONG_SIGNATURES)
+    assert "driver.py:train_stages" not in long and "driver.py:run_iterations" not in long
+
+
 def test_the_branch_check_can_fail():
     """The patterns above catch the branches they name (so the test above can fail)."""
     samples = ['if model.method == "singan":', "isinstance(model, TrainedPyramid)",
