@@ -59,7 +59,7 @@ class RunOptions:
     step (None: chosen by the machine); show_progress: the terminal's bars; progress(event):
     ProgressEvent's; should_stop(): asked before every iteration; on_saved(stage, iteration):
     after every save into the folder; log(line): what the run says."""
-    device: Union[str, torch.device] = "cpu"
+    device: Union[str, torch.device] = "auto"
     seed: int = 0
     force: bool = False
     checkpoint_minutes: float = CHECKPOINT_MINUTES

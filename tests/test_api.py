@@ -188,14 +188,14 @@ def test_the_applications_import_no_web_framework_nor_ray():
 # callers use by name (train_model's are the README's), the web studio's and the Ray tasks'.
 # No new ones: a run's options travel as one driver.RunOptions.
 LONG_SIGNATURES = {
-    "api.py:train_model", "apps/paint.py:paint2image", "apps/paint.py:quantised_model",
+    "api.py:train_model", "apps/paint.py:paint2image",
     "apps/animation.py:animation", "apps/animation.py:write_animations",
     "apps/sr.py:super_resolution", "apps/harmonize.py:masked_injection",
-    "apps/generation.py:random_samples", "apps/evaluate.py:fine_tune_model",
+    "apps/generation.py:random_samples",
     "interface.py:sample", "methods/singan/model.py:sample", "methods/singan/model.py:synthesize",
     "methods/consingan/model.py:sample", "methods/consingan/model.py:checkpoint_dict",
     "methods/singan/train.py:__init__", "methods/singan/train.py:train_scale",
-    "methods/consingan/train.py:fine_tune", "methods/consingan/train.py:make_stage",
+    "methods/consingan/train.py:make_stage",
     "cluster/many.py:_train_task", "cluster/many.py:_sample_task",
     "cluster/many.py:_evaluate_task", "cluster/many.py:train_folder",
     "cluster/many.py:sample_folder", "cluster/many.py:evaluate_folder",

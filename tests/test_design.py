@@ -23,6 +23,7 @@ from singan import ConSinGANConfig, SinGANConfig, TrainingStopped, load_model, t
 from singan.apps.generation import open_model
 from singan.apps.paint import kmeans_colours, quantised_model
 from singan.checkpoint import CHECKSUM_KEY, CHECKPOINT_NAME, read_checkpoint
+from singan.driver import RunOptions
 from singan.methods.consingan.train import fine_tune
 from singan.errors import SinGANError
 from singan.image_io import read_image
@@ -115,16 +116,17 @@ def test_fine_tuning_reports_progress_stops_and_leaves_the_source_alone(trained,
     events = []
     with pytest.raises(TrainingStopped, match="source model is untouched"):
         fine_tune(ckpt, naive, tmp_path / "tuned", niter=30, source_folder=source,
-                  show_progress=False, log=lambda s: None, progress=events.append,
-                  should_stop=lambda: len(events) >= 1)
+                  run=RunOptions(show_progress=False, log=lambda s: None,
+                                 progress=events.append, should_stop=lambda: len(events) >= 1))
     assert events and events[0].kind == "iteration" and events[0].stage == 2
     assert not (tmp_path / "tuned" / CHECKPOINT_NAME).exists()
     assert folder_digest(source) == before
 
     events.clear()
     model = fine_tune(ckpt, naive, tmp_path / "tuned", niter=4, source_folder=source,
-                      naive_name="naive.png", show_progress=False, log=lambda s: None,
-                      progress=events.append)
+                      naive_name="naive.png", run=RunOptions(show_progress=False,
+                                                             log=lambda s: None,
+                                                             progress=events.append))
     assert [e.kind for e in events][-1] == "stage" and model.fine_tuned["niter"] == 4
     saved = torch.load(tmp_path / "tuned" / CHECKPOINT_NAME, weights_only=True)
     assert CHECKSUM_KEY in saved and saved["fine_tuned"]["naive_img"] == "naive.png"
@@ -134,7 +136,7 @@ def test_fine_tuning_reports_progress_stops_and_leaves_the_source_alone(trained,
     # The same fine-tuning again is found and returned, not redone.
     logs = []
     again = fine_tune(ckpt, naive, tmp_path / "tuned", niter=4, source_folder=source,
-                      naive_name="naive.png", show_progress=False, log=logs.append)
+                      naive_name="naive.png", run=RunOptions(show_progress=False, log=logs.append))
     assert "reusing" in logs[0]
     assert torch.equal(next(again.generator.parameters()), next(model.generator.parameters()))
 
@@ -146,8 +148,8 @@ def test_the_quantised_paint_model_is_saved_like_any_model(trained, tmp_path):
     centres = kmeans_colours(singan.reals[1])
     events = []
     painted = quantised_model(singan, root / "singan", tmp_path / "paint", 1, centres, SINGAN,
-                              seed=0, show_progress=False, log=lambda s: None,
-                              progress=events.append)
+                              RunOptions(seed=0, show_progress=False, log=lambda s: None,
+                                         progress=events.append))
     saved = torch.load(tmp_path / "paint" / CHECKPOINT_NAME, weights_only=True)
     assert CHECKSUM_KEY in saved and saved["paint"]["start_scale"] == 1
     read_checkpoint(tmp_path / "paint" / CHECKPOINT_NAME)     # the checksum verifies
@@ -161,8 +163,9 @@ def test_the_quantised_paint_model_is_saved_like_any_model(trained, tmp_path):
         assert same == (n != 1), n
     assert folder_digest(root / "singan") == before
     with pytest.raises(TrainingStopped, match="source model is untouched"):
-        quantised_model(singan, root / "singan", tmp_path / "paint2", 1, centres, SINGAN, 0,
-                        show_progress=False, log=lambda s: None, should_stop=lambda: True)
+        quantised_model(singan, root / "singan", tmp_path / "paint2", 1, centres, SINGAN,
+                        RunOptions(seed=0, show_progress=False, log=lambda s: None,
+                                   should_stop=lambda: True))
     assert not (tmp_path / "paint2" / CHECKPOINT_NAME).exists()
 
 

@@ -10,6 +10,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..checkpoint import CHECKPOINT_NAME, read_checkpoint
+from ..driver import RunOptions
 from ..errors import SinGANError
 from ..image_io import read_image, save_image
 from ..imresize import imresize_to_shape
@@ -112,15 +113,14 @@ def finetuned_folder(model_dir, naive_img) -> Path:
     return model_dir.parent / f"{model_dir.name}_finetuned_{Path(naive_img).stem}"
 
 
-def fine_tune_model(model_dir, naive_img, niter: Optional[int] = None, device="auto",
-                    seed: int = 0, force: bool = False, quiet: bool = False, folder=None,
-                    log: Callable[[str], None] = print, progress=None,
-                    should_stop: Optional[Callable[[], bool]] = None) -> Tuple[ConSinGAN, Path]:
+def fine_tune_model(model_dir, naive_img, niter: Optional[int] = None,
+                    run: RunOptions = RunOptions(), folder=None) -> Tuple[ConSinGAN, Path]:
     """Fine-tune a harmonization/editing model on a naive image (the reference's --fine_tune)
-    through the stage driver (progress events, should_stop): writes a new model to
-    <model_dir>_finetuned_<naive stem> (or `folder`); model_dir is only read. A folder that
-    already holds this very fine-tuning is returned as it is unless force."""
-    source = open_model(model_dir, device, train_hint="python main_train.py --model consingan "
+    through the stage driver (`run`: device, seed, force, progress events, should_stop...):
+    writes a new model to <model_dir>_finetuned_<naive stem> (or `folder`); model_dir is only
+    read. A folder that already holds this very fine-tuning is returned as it is unless
+    run.force."""
+    source = open_model(model_dir, run.device, train_hint="python main_train.py --model consingan "
                         "--train_mode harmonization --input_name <image>")   # or one line
     source.require("fine_tune")
     if not (Path(model_dir) / CHECKPOINT_NAME).is_file():
@@ -132,9 +132,8 @@ def fine_tune_model(model_dir, naive_img, niter: Optional[int] = None, device="a
         raise SinGANError("the fine-tuned model must go to another folder than the trained one")
     naive = read_image(naive_img, source.device)
     naive = imresize_to_shape(naive, tuple(source.reals[0].shape[2:]))   # [1, 3, h_0, w_0]
-    model = fine_tune(ckpt, naive, folder, niter, seed, source_folder=model_dir,
-                      naive_name=str(naive_img), log=log, show_progress=not quiet,
-                      progress=progress, should_stop=should_stop, force=force)
+    model = fine_tune(ckpt, naive, folder, niter, source_folder=model_dir,
+                      naive_name=str(naive_img), run=run)
     model.folder = folder
     return model, folder
 

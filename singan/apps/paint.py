@@ -97,13 +97,12 @@ def _file_digest(path: Path) -> str:
 
 
 def quantised_model(pyramid: TrainedModel, base_folder: Path, folder: Path, n: int,
-                    centres: torch.Tensor, cfg: SinGANConfig, seed: int, force: bool = False,
-                    show_progress: bool = True, log=print, progress=None,
-                    should_stop=None) -> TrainedModel:
+                    centres: torch.Tensor, cfg: SinGANConfig,
+                    run: RunOptions = RunOptions()) -> TrainedModel:
     """The base model with G_n retrained on quantised inputs: loaded from `folder` when it was
     made from this very base model, else trained by the stage driver (about one scale's
     training time; lock, checks, checksummed atomic save, progress and should_stop as any
-    training) and saved there."""
+    training, as `run` says) and saved there."""
     pyramid.require("quantised_paint")
     base_ckpt_path = Path(base_folder) / CHECKPOINT_NAME
     if not base_ckpt_path.is_file():
@@ -123,8 +122,6 @@ def quantised_model(pyramid: TrainedModel, base_folder: Path, folder: Path, n: i
     trainer = ScaleRetrainer(base, n, replace(cfg, paint_colours=len(centres)),
                              lambda prev: quantize(prev, centres), record, matches,
                              pyramid.device, name="quantised paint model")
-    run = RunOptions(seed=seed, force=force, show_progress=show_progress, progress=progress,
-                     should_stop=should_stop, log=log)
     return train_stages(trainer, folder, run, base.get("image", {}))
 
 
@@ -168,8 +165,9 @@ def paint2image(model: TrainedModel, image_name: str, ref_path, start_scale: Opt
         written += [folder / "real_quant.png", folder / "in_paint.png",
                     folder / "in_paint_quant.png"]
         paint_folder = paint_model_folder(image_name, cfg, n, model_dir, root)
-        pyramid = quantised_model(pyramid, model.folder, paint_folder, n, centres, cfg, seed,
-                                  force, not quiet, log, progress, should_stop)
+        run = RunOptions(seed=seed, force=force, show_progress=not quiet, progress=progress,
+                         should_stop=should_stop, log=log)
+        pyramid = quantised_model(pyramid, model.folder, paint_folder, n, centres, cfg, run)
         out = pyramid.generate(start, n, num_samples, generator, start_is_scaled=True)
     grid = folder / f"start_scale={n}_grid.png"
     save_grid(grid, [real, paint] + [o[None] for o in out[:4]])

@@ -9,6 +9,7 @@ from .. import train_model
 from ..apps.evaluate import fine_tune_model
 from ..apps.generation import random_samples, samples_folder
 from ..apps.tensorboard_log import TensorBoardLog
+from ..driver import RunOptions
 from ..guards import check_writable
 from ..image_io import IMAGES_DIR
 from . import find_image, image_stem, resolve_seed
@@ -55,8 +56,9 @@ def main():
 
     seed = resolve_seed(args.manualSeed)
     if args.fine_tune:
-        model, folder = fine_tune_model(args.model_dir, args.naive_img, args.niter, args.device,
-                                        seed, args.force, args.quiet)
+        run = RunOptions(device=args.device, seed=seed, force=args.force,
+                         show_progress=not args.quiet)
+        model, folder = fine_tune_model(args.model_dir, args.naive_img, args.niter, run)
         print(f"fine-tuned model: {folder}")
         print(f"evaluate it: python evaluate_model.py --model_dir {folder} "
               f"--naive_img {args.naive_img}")

@@ -501,14 +501,11 @@ class FineTuneTrainer(ConSinGANTrainer):
 
 
 def fine_tune(ckpt: dict, naive: torch.Tensor, folder, niter: Optional[int] = None,
-              seed: int = 0, source_folder=None, naive_name: str = "",
-              log: Callable[[str], None] = print, show_progress: bool = True,
-              progress=None, should_stop: Optional[Callable[[], bool]] = None,
-              force: bool = False) -> ConSinGAN:
+              source_folder=None, naive_name: str = "",
+              run: RunOptions = RunOptions()) -> ConSinGAN:
     """Fine-tune a trained harmonization/editing model (model.pth dict `ckpt`) on a naive
     image into `folder` (see FineTuneTrainer), through the stage driver: lock, checks,
-    checksummed atomic save, progress events and should_stop as any training."""
-    run = RunOptions(seed=seed, force=force, show_progress=show_progress, progress=progress,
-                     should_stop=should_stop, log=log)
-    return train_stages(FineTuneTrainer(ckpt, naive, niter, seed, source_folder, naive_name),
-                        folder, run, ckpt.get("image", {}))
+    checksummed atomic save, progress events and should_stop as any training (`run`: its
+    seed, force, log and callbacks)."""
+    trainer = FineTuneTrainer(ckpt, naive, niter, run.seed, source_folder, naive_name)
+    return train_stages(trainer, folder, run, ckpt.get("image", {}))
