@@ -226,14 +226,14 @@ def train_stages(trainer, folder, run: RunOptions = RunOptions(),
     return the trained model. image_info: what the model records of its image.
 
     A second call with the same image and settings resumes after the last finished stage and
-    returns at once when all are done; force=True retrains from scratch. A trainer that
+    returns at once when all are done; run.force retrains from scratch. A trainer that
     retrains one level of a source model (trainer.retrains) writes a complete new model into
     `folder`, which must not be the source's: a folder that already holds that very result
     is returned as it is, any other content is replaced (the source is never touched).
-    Ctrl-C raises KeyboardInterrupt (SIGTERM guards.Terminated) and should_stop() raises
+    Ctrl-C raises KeyboardInterrupt (SIGTERM guards.Terminated) and run.should_stop() raises
     TrainingStopped, all saying what is saved. The running stage is saved every
-    checkpoint_minutes (0: only when stopped) and the next call continues it.
-    on_saved(stage, iteration), when given, is called after each of these saves, once the
+    run.checkpoint_minutes (0: only when stopped) and the next call continues it.
+    run.on_saved(stage, iteration), when given, is called after each of these saves, once the
     files are in place: iteration == niter when the stage finished (model.pth lists it), else
     the running stage's checkpoint holds it after that many iterations (a folder run sends
     the changed files to its driver then).
