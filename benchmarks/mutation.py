@@ -51,6 +51,9 @@ MODULES = {
                  "not best_device and not tensorboard_gets and not events_carry"],
 }
 
+# where a module's file lies below singan/, when not at its top (SinGAN's own modules)
+FILES = {"penalty": "methods/singan/penalty.py", "pyramid": "methods/singan/pyramid.py"}
+
 # Mutants that cannot change what the module does, by name (mutmut's names, stable while the
 # function's source is unchanged), with the reason; the README's "Tests" section lists them.
 TOTAL_UNSHOWN = ("the run line's total (0, None, 1 or tqdm's default): its bar_format shows "
@@ -88,7 +91,7 @@ EQUIVALENT = {
             "a drawn as [1, 1, 1]: it broadcasts against [N, C, H, W] as [1, 1, 1, 1] does",
     },
     "pyramid": {
-        "singan.pyramid.x_plan_pyramid__mutmut_60":
+        "singan.methods.singan.pyramid.x_plan_pyramid__mutmut_60":
             "max(2, width) for max(1, width) in the SR schedule: the width is at least "
             "min_size = 18 there (checked before)",
     },
@@ -203,7 +206,7 @@ def prepare(module: str, work: Path) -> None:
     also = "\n    ".join(name for name in COPIED if name not in ("singan", "tests"))
     (work / "setup.cfg").write_text(f"""[mutmut]
 source_paths = singan
-only_mutate = singan/{module}.py
+only_mutate = singan/{FILES.get(module, f"{module}.py")}
 also_copy =
     {also}
 pytest_add_cli_args =

@@ -296,7 +296,7 @@ import importlib.abc, importlib.util, os, sys, time
 
 class _Patch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name != "singan.train":
+        if name != "singan.methods.singan.train":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)

@@ -1,4 +1,4 @@
-"""A Ray task's side of a folder run (singan.apps.ray_runner.Link) keeps to its CPU reservation:
+"""A Ray task's side of a folder run (singan.cluster.ray_runner.Link) keeps to its CPU reservation:
 it never calls ray.get or ray.wait, which tell Ray the task is blocked and hand its CPUs to
 the next task while it goes on training (on Ray 2.60, ray.wait(timeout=0) polled every 0.2 s
 ran two 1-CPU trainings at once on a 1-CPU runtime). The Board's answers are taken through
@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from singan.apps import ray_runner
+from singan.cluster import ray_runner
 
 
 class Ref:
