@@ -313,19 +313,26 @@ def test_the_second_request_puts_every_earlier_handler_back(recorded_signals):
         assert recorded_signals == [signal.SIGINT, signal.SIGTERM]
 
 
-def test_raise_on_sigterm_outside_the_main_thread_does_nothing():
-    before = signal.getsignal(signal.SIGTERM)
+def errors_in_another_thread(function) -> list:
+    """What `function` raised when called in a thread of its own (signal.signal refuses
+    threads other than the main one): [] when it raised nothing."""
     errors = []
 
     def elsewhere():
         try:
-            raise_on_sigterm()
-        except Exception as err:                           # signal.signal refuses threads
+            function()
+        except Exception as err:
             errors.append(err)
     thread = threading.Thread(target=elsewhere)
     thread.start()
     thread.join()
-    assert errors == [] and signal.getsignal(signal.SIGTERM) is before
+    return errors
+
+
+def test_raise_on_sigterm_outside_the_main_thread_does_nothing():
+    before = signal.getsignal(signal.SIGTERM)
+    assert errors_in_another_thread(raise_on_sigterm) == []
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_deferring_outside_the_main_thread_just_runs():
@@ -362,17 +369,8 @@ def test_raise_on_sigterm_installs_its_handler_in_the_main_thread_only():
         raise_on_sigterm()
         assert signal.getsignal(signal.SIGTERM) is guards._raise_terminated
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        errors = []
-
-        def elsewhere():
-            try:
-                raise_on_sigterm()
-            except Exception as err:                        # signal.signal refuses threads
-                errors.append(err)
-        thread = threading.Thread(target=elsewhere)
-        thread.start()
-        thread.join()
-        assert errors == [] and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        assert errors_in_another_thread(raise_on_sigterm) == []
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, saved)
 
