@@ -278,24 +278,3 @@ def test_every_line_names_the_drivers_files_not_a_nodes_copy(cluster, first_run)
     assert rows["a.png"]["status"] == "already trained"
     for name in ("empty.png", "cut.png"):
         assert rows[name]["status"].startswith(f"failed: cannot read ../imgs_again/{name}"), rows
-
-
-def test_the_local_runtime_keeps_its_files_in_a_private_folder():
-    """Ray's local runtime (no --ray_address) puts its sockets and logs inside a folder of
-    the user's own that nobody else may enter (0700; Ray makes its own folders 0777), not in
-    the world-writable /tmp/ray, and removes it afterwards."""
-    import os
-    import stat
-    from singan.cluster.settings import Cluster
-    from singan.cluster.ray_runner import ray_runtime
-    shared = Path("/tmp/ray")
-    before = sorted(shared.iterdir()) if shared.is_dir() else []
-    with ray_runtime(Cluster(num_cpus=1)) as ray:
-        node = ray._private.worker._global_node
-        temp, session = Path(node.get_temp_dir_path()), Path(node.get_session_dir_path())
-        assert session.is_relative_to(temp) and not temp.is_relative_to(shared)
-        info = temp.parent.stat()
-        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
-        assert any((session / "sockets").iterdir())          # its sockets are in there
-    assert not temp.parent.exists()
-    assert (sorted(shared.iterdir()) if shared.is_dir() else []) == before

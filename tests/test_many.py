@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -375,6 +376,23 @@ def test_a_second_ctrl_c_kills_tasks_that_do_not_stop(tmp_path):
     rows = read_rows(tmp_path / "Output" / "imgs_summary.csv")
     assert [rows[f"{stem}.png"]["status"] for stem in "ab"] == ["killed (stopped twice)"] * 2
     assert not any(alive(pid) for pid in workers)
+
+
+def test_the_local_runtime_keeps_its_files_in_a_private_folder():
+    """Ray's local runtime (no --ray_address) puts its sockets and logs inside a folder of
+    the user's own that nobody else may enter (0700; Ray makes its own folders 0777), not in
+    the world-writable /tmp/ray, and removes it afterwards."""
+    shared = Path("/tmp/ray")
+    before = sorted(shared.iterdir()) if shared.is_dir() else []
+    with ray_runtime(Cluster(num_cpus=1)) as ray:
+        node = ray._private.worker._global_node
+        temp, session = Path(node.get_temp_dir_path()), Path(node.get_session_dir_path())
+        assert session.is_relative_to(temp) and not temp.is_relative_to(shared)
+        info = temp.parent.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+        assert any((session / "sockets").iterdir())          # its sockets are in there
+    assert not temp.parent.exists()
+    assert (sorted(shared.iterdir()) if shared.is_dir() else []) == before
 
 
 # ---- on Ray -------------------------------------------------------------------------------------
