@@ -381,17 +381,24 @@ def test_a_second_ctrl_c_kills_tasks_that_do_not_stop(tmp_path):
 def test_the_local_runtime_keeps_its_files_in_a_private_folder():
     """Ray's local runtime (no --ray_address) puts its sockets and logs inside a folder of
     the user's own that nobody else may enter (0700; Ray makes its own folders 0777), not in
-    the world-writable /tmp/ray, and removes it afterwards."""
+    the world-writable /tmp/ray, and removes it afterwards. A second runtime started later in
+    the same process (a notebook's second folder run) comes up too, in a new folder: Ray
+    reads its token once per process, so a new token for it made its GCS unreachable."""
     shared = Path("/tmp/ray")
     before = sorted(shared.iterdir()) if shared.is_dir() else []
-    with ray_runtime(Cluster(num_cpus=1)) as ray:
-        node = ray._private.worker._global_node
-        temp, session = Path(node.get_temp_dir_path()), Path(node.get_session_dir_path())
-        assert session.is_relative_to(temp) and not temp.is_relative_to(shared)
-        info = temp.parent.stat()
-        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
-        assert any((session / "sockets").iterdir())          # its sockets are in there
-    assert not temp.parent.exists()
+    folders = []
+    for _ in range(2):
+        with ray_runtime(Cluster(num_cpus=1)) as ray:
+            node = ray._private.worker._global_node
+            temp, session = Path(node.get_temp_dir_path()), Path(node.get_session_dir_path())
+            assert session.is_relative_to(temp) and not temp.is_relative_to(shared)
+            info = temp.parent.stat()
+            assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+            assert any((session / "sockets").iterdir())          # its sockets are in there
+            assert ray.cluster_resources()["CPU"] == 1
+        assert not temp.parent.exists()
+        folders.append(temp)
+    assert folders[0] != folders[1]
     assert (sorted(shared.iterdir()) if shared.is_dir() else []) == before
 
 

@@ -18,6 +18,7 @@ tasks send. The tickets guard against a buggy, confused or stale task, not a hos
 """
 import concurrent.futures
 import contextlib
+import functools
 import ipaddress
 import logging
 import math
@@ -74,12 +75,21 @@ def local_runtime_environment() -> Dict[str, str]:
     - RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray's switch for a local-only runtime (its default on
       Windows and macOS). Without it, Ray on Linux replaces a node address of 127.0.0.1 by the
       machine's network address, and its servers listen on every interface;
-    - RAY_AUTH_MODE=token with a new random RAY_AUTH_TOKEN (Ray >= 2.52): every request to the
+    - RAY_AUTH_MODE=token with a random RAY_AUTH_TOKEN (Ray >= 2.52): every request to the
       runtime must carry it. Given in the environment, Ray writes no token file
-      (~/.ray/auth_token, which it would otherwise create readable by all);
+      (~/.ray/auth_token, which it would otherwise create readable by all). One token per
+      process (_process_token): Ray's client reads the token once, so a second runtime started
+      later in the same process with a new token could not reach its own GCS ("Failed to
+      start GCS");
     - RAY_USAGE_STATS_ENABLED=0: no usage report, no prompt."""
     return {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN": secrets.token_hex(TOKEN_BYTES), "RAY_USAGE_STATS_ENABLED": "0"}
+            "RAY_AUTH_TOKEN": _process_token(), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@functools.lru_cache(maxsize=None)
+def _process_token() -> str:
+    """The local runtimes' token, made at random the first time this process starts one."""
+    return secrets.token_hex(TOKEN_BYTES)
 
 
 def _is_loopback(host: str) -> bool:
