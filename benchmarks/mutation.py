@@ -75,6 +75,22 @@ UNUSED_FIELDS = ("a header field read signed that is never used (BMP's planes an
                  "WebP's chunk size)")
 CLIP_TWICE = ("one of _to_tensor's two saturations (np.clip to [0, 1] for floats, clamp_ to "
               "[-1, 1] after 2x - 1): each alone keeps every value in range")
+MASK_IGNORED = ("an output mask of torch's _convolution_double_backward changed: it computes "
+                "ggO and gW from the inputs it is given and does not read the mask (torch 2.14; "
+                "checked by calling it with every mask)")
+SELF_IS_RESULT = ("leaky_relu_backward's self_is_result flag (True, False or None): it only "
+                  "enables a check of the slope's sign; the gradient is the same")
+RELEASED = ("a reference released with '' instead of None: the tensor is freed the same way")
+EXTRA_OUTPUT = ("cost only: convolution_backward also computes an output that is not used "
+                "(the same values; more work and a short-lived tensor)")
+NO_REUSE = ("cost only: a new tensor instead of writing into a spent one (out=): the same "
+            "values, one more full-size temporary")
+KEPT_LONGER = ("cost only: a tensor freed later (or not at all) than it could be: the same "
+               "values, more memory; the fast tests check values, not the peak")
+ZERO_SIGN = ("the +0.0 that turns a -0.0 of adj_x into +0.0 as autograd's engine does: at "
+             "k = 0 adj_x is not used after it, and above it only an all-zero channel's "
+             "adjoint could carry the sign into a value (BatchNorm's backward adds the "
+             "channel's means to every element)")
 EQUIVALENT = {
     "losses": {
         "singan.losses.x_penalty_of__mutmut_4":
@@ -168,6 +184,94 @@ EQUIVALENT = {
         "singan.image_io.x_read_image__mutmut_27": "_to_tensor without the path: it names the path only for arrays that declared_size has refused before any decoding (more than 4 channels, an empty image)",
         "singan.image_io.x_save_grid__mutmut_11":
             "zoom >= 1 for zoom > 1: repeating each pixel once changes nothing",
+    },
+    "penalty": {
+        "singan.methods.singan.penalty.x__conv_vjp__mutmut_4":
+            "bias_sizes None for [out_channels]: convolution_backward sums the gradient over all but the channel dimension either way",
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_14":
+            "one more slot in the list g: never read",
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_25":
+            EXTRA_OUTPUT,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_26":
+            EXTRA_OUTPUT,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_96":
+            EXTRA_OUTPUT,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_97":
+            EXTRA_OUTPUT,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_45":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_53":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_54":
+            RELEASED,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_56":
+            RELEASED,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_65":
+            RELEASED,
+        "singan.methods.singan.penalty.x__input_gradients__mutmut_57":
+            KEPT_LONGER,
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_4":
+            "M = numel / C (a float) for numel // C: C divides numel, and every use of M converts it to the same double",
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_59":
+            NO_REUSE,
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_62":
+            NO_REUSE,
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_73":
+            NO_REUSE,
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_76":
+            NO_REUSE,
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_94":
+            NO_REUSE,
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_113":
+            NO_REUSE,
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_83":
+            "the scalar 1 made in the default dtype: 1.0 is exact in any float dtype, and a 0-dim tensor does not decide the product's dtype",
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_86":
+            "the scalar 1 made in the default dtype: 1.0 is exact in any float dtype, and a 0-dim tensor does not decide the product's dtype",
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_84":
+            "the scalar 1 made on the CPU: a 0-dim CPU tensor multiplies a tensor of any device, giving the same value",
+        "singan.methods.singan.penalty.x__norm_double_backward__mutmut_87":
+            "the scalar 1 made on the CPU: a 0-dim CPU tensor multiplies a tensor of any device, giving the same value",
+        "singan.methods.singan.penalty.x_critic_input_gradient__mutmut_26":
+            "keep=None for keep=False: only its truth is read",
+        "singan.methods.singan.penalty.x_critic_input_gradient__mutmut_33":
+            KEPT_LONGER,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_104":
+            MASK_IGNORED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_105":
+            MASK_IGNORED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_106":
+            MASK_IGNORED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_148":
+            MASK_IGNORED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_149":
+            MASK_IGNORED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_150":
+            MASK_IGNORED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_126":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_132":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_184":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_190":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_64":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_72":
+            SELF_IS_RESULT,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_205":
+            RELEASED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_48":
+            RELEASED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_73":
+            RELEASED,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_224":
+            ZERO_SIGN,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_225":
+            ZERO_SIGN,
+        "singan.methods.singan.penalty.x_penalty_gradients__mutmut_227":
+            ZERO_SIGN,
     },
     "progress": {
         "singan.progress.xǁRunLineǁ__init____mutmut_4": TOTAL_UNSHOWN,
