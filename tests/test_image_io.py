@@ -370,6 +370,90 @@ def test_a_header_offset_just_inside_the_limit_is_only_a_short_file():
             "the file ends inside its header")
 
 
+
+# The header's fields are unsigned where the formats' specifications say so (PNG's 4-byte
+# width, GIF's and TIFF's 2-byte fields, TIFF's offsets and counts, BMP's header size): read
+# signed, a huge declared size would turn negative and slip under the limit, and an offset
+# would point before the file's start.
+
+def test_a_png_of_2_to_the_31_pixels_wide_is_refused_not_read_as_negative():
+    with pytest.raises(SinGANError) as err:
+        size(png(2 ** 31, 1))
+    assert "declares 2147483648 x 1 px" in str(err.value)
+
+
+def test_a_gif_screen_or_first_frame_of_65535_pixels_is_counted_as_such():
+    with pytest.raises(SinGANError, match="declares 65535 x 65535 px"):
+        size(gif(65535, 65535, blocks=frame(0, 0, 1, 1)))
+    # a first frame 65535 px wide on a 50 x 40 screen: the frame decides the width
+    with pytest.raises(SinGANError, match="declares 65535 x 40 px"):
+        size(gif(50, 40, blocks=frame(0, 0, 65535, 40)), 10 ** 6)
+
+
+def test_a_bmp_header_size_is_unsigned():
+    # 2^31 + 40 is no negative size: an information header of 16 bytes or more, as usual
+    assert size(bmp(40, 30, header=2 ** 31 + 40)) == (30, 40)
+
+
+def test_tiff_offsets_and_counts_are_unsigned():
+    # a first directory at 2^32 - 16: past the end of this short file, not 16 bytes before it
+    damaged(tiff([], first=2 ** 32 - 16), "the file ends inside its header")
+    damaged(tiff([], big=True, first=2 ** 63 + 16), f"an offset ({2 ** 63 + 16}) outside any")
+    # directory counts of 65535 (classic) and 2^63 + 1 (BigTIFF) entries
+    damaged(b"II*\0" + struct.pack("<IH", 8, 65535), "a directory of 65535 entries")
+    damaged(b"II+\0" + struct.pack("<HHQQ", 8, 0, 16, 2 ** 63 + 1),
+            f"a directory of {2 ** 63 + 1} entries")
+    # the bits per sample of four samples, stored at an offset of 2^32 - 16 (classic) and
+    # 2^63 + 16 (BigTIFF: the 8-byte value of an entry)
+    far = [(256, 3, 1, 10), (257, 3, 1, 10), (258, 3, 4, struct.pack("<I", 2 ** 32 - 16))]
+    damaged(tiff(far), "the file ends inside its header")
+    far_big = [(256, 3, 1, 10), (257, 3, 1, 10), (258, 3, 8, struct.pack("<Q", 2 ** 63 + 16))]
+    damaged(tiff(far_big, big=True), f"an offset ({2 ** 63 + 16}) outside any file")
+
+
+def test_a_bigtiff_volume_tag_above_32767_is_read():
+    # ImageDepth is tag 32997: a 16-bit field read signed would make it -32539 and miss it
+    deep = [(256, 3, 1, 10), (257, 3, 1, 10), (32997, 3, 1, 5)]
+    damaged(tiff(deep, big=True), "a volume 5 images deep")
+
+
+def test_a_tiff_directory_of_exactly_the_limits_entries_is_read():
+    from singan.image_io import MAX_HEADER_STEPS
+    filler = [(999, 3, 1, 0)] * (MAX_HEADER_STEPS - 2)
+    assert size(tiff(filler + [(256, 3, 1, 12), (257, 3, 1, 7)])) == (7, 12)
+
+
+@pytest.mark.parametrize("entries, bytes_a_pixel", [
+    ([(258, 3, 1, 64)], 8),                      # no SamplesPerPixel: one sample of 8 bytes
+    ([(277, 3, 1, 4), (258, 3, 1, 17)], 12),      # 17 bits take 3 bytes: 4 x 3
+    ([(277, 3, 1, 3), (258, 3, 1, 32)], 12),      # 3 x 4 bytes: 1.5 pixels' worth, rounded up
+    ([(277, 3, 1, 3), (258, 3, 1, 24)], 9),       # 3 x 3 bytes: just over one pixel's worth
+])
+def test_tiff_samples_weigh_whole_eight_byte_pixels_rounded_up(entries, bytes_a_pixel):
+    data = tiff([(256, 3, 1, 100), (257, 3, 1, 50)] + entries)
+    refused_for_weight(data, 100, 50, bytes_a_pixel)
+
+
+@pytest.mark.parametrize("kind, data", [
+    ("JPEG", jpeg(sof(0xC0, 0, 30))),
+    ("BMP", bmp(0, 30)),
+    ("WebP", webp(b"VP8 " + struct.pack("<I", 10) + bytes(3) + b"\x9d\x01\x2a" +
+                  struct.pack("<HH", 0, 30))),
+    ("TIFF", tiff([(256, 3, 1, 0), (257, 3, 1, 30)])),
+])
+def test_an_empty_image_names_its_format(kind, data):
+    with pytest.raises(SinGANError) as err:
+        declared_size(data, name="x")
+    assert str(err.value) == (f"x: its {kind} header declares an empty image (0 x 30 px); use "
+                              "another file")
+
+
+def test_the_megapixels_are_rounded_to_the_nearest():
+    # 3.5 and 1.5 megapixels: 4 and 2 (a divisor a millionth off would give 3 and 1)
+    with pytest.raises(SinGANError) as err:
+        declared_size(png(2000, 1750), max_pixels=1_500_000, name="x.png")
+    assert "(4 megapixels), more than the 2 megapixels" in str(err.value)
+
 # ---- declared_size's other answers ---------------------------------------------------------------
 
 def test_not_an_image_format():
