@@ -43,7 +43,8 @@ MODULES = {
     "guards": ["tests/test_guards.py"],
     "resources": ["tests/test_resources.py", "tests/test_resources_edges.py",
                   "-k", "not script and not fresh_process"],
-    "image_io": ["tests/test_image_io.py", "tests/test_sampling.py", "tests/test_hostile.py",
+    "image_io": ["tests/test_image_io.py", "tests/test_image_io_decode.py",
+                 "tests/test_sampling.py", "tests/test_hostile.py",
                  "-k", "test_image_io or (test_sampling and not reference and not tiny) or "
                  "(test_hostile and (declared or bomb or limit_follows or animations_and_pages "
                  "or fuzzed_headers or header_reader))"],
@@ -97,6 +98,9 @@ SIGNED_SAME = ("a field read signed whose every use gives the same answer: compa
                "small positive number (BigTIFF's 8 and 0; PNG's chunk length 13), or masked to "
                "its low 14 bits (WebP's VP8 size)")
 JPEG_SOI = ("0xD0 <= marker <= 0xD8 for <= 0xD7: 0xD8 is taken by the test before it")
+YCBCR_NEVER = ("no file declared_size admits opens as YCbCr in Pillow: YCbCr TIFFs and JPEGs "
+               "open as 'RGB'; only the IM format, which declared_size refuses, opens as YCbCr "
+               "(Pillow 12.3)")
 SEVENTEEN = ("the first 17 bytes instead of 16: every test reads at most the first 12")
 EQUIVALENT = {
     "losses": {
@@ -215,6 +219,20 @@ EQUIVALENT = {
         "singan.image_io.x__read_header__mutmut_87": SAME_BYTES,
         "singan.image_io.x__read_header__mutmut_109": SAME_BYTES,
         "singan.image_io.x_atomic_write_bytes__mutmut_40": "tmp reset to '' instead of None after the rename: os.path.exists('') is false, so nothing is removed either way",
+        "singan.image_io.x__decode__mutmut_4": "immeta's index=None is index 0 in the pillow plugin except for GIF/APNG (Ellipsis: the frame just opened, the first), and GIF/APNG frames are never CMYK/YCbCr/LAB/HSV",
+        "singan.image_io.x__decode__mutmut_7": "index omitted is index=None: the pillow plugin reads the first frame's mode as with index=0, as for mutant 4",
+        "singan.image_io.x__decode__mutmut_14": "mode is only tested for membership in the colour-space tuple; None and '' are both outside it",
+        "singan.image_io.x__decode__mutmut_18": YCBCR_NEVER,
+        "singan.image_io.x__decode__mutmut_19": YCBCR_NEVER,
+        "singan.image_io.x__decode__mutmut_20": YCBCR_NEVER,
+        "singan.image_io.x__decode__mutmut_23": "no Pillow plugin opens any file as HSV",
+        "singan.image_io.x__decode__mutmut_24": "no Pillow plugin opens any file as HSV",
+        "singan.image_io.x__decode__mutmut_26": "the pillow plugin's index=None is 0 except for GIF/APNG, and the CMYK/LAB files that reach this branch (JPEG, TIFF) are neither; test_a_multi_page_cmyk_tiff_reads_its_first_page_as_rgb passes under it",
+        "singan.image_io.x__decode__mutmut_31": "index omitted is index=None: the pillow plugin's default is the first frame for JPEG and TIFF (as mutant 26)",
+        "singan.image_io.x__decode__mutmut_48": "with plugin=None imageio tries tifffile first for .tif/.tiff; a file tifffile cannot open goes on to pillow, which rejects page= (TypeError), and so to the same fallback",
+        "singan.image_io.x__decode__mutmut_52": "plugin omitted is plugin=None (as mutant 48)",
+        "singan.image_io.x__decode__mutmut_49": "imageio's tifffile plugin sets index=None to series 0 (TifffilePlugin.read), the same as index=0",
+        "singan.image_io.x__decode__mutmut_53": "index omitted is index=None, which the tifffile plugin makes series 0 (as mutant 49)",
         "singan.image_io.x_save_grid__mutmut_11":
             "zoom >= 1 for zoom > 1: repeating each pixel once changes nothing",
     },
@@ -339,6 +357,8 @@ def prepare(module: str, work: Path) -> None:
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif source.exists():
             shutil.copy2(source, work / name)
+    # mutmut's settings; --resume keeps them (mutmut starts over when they change, so a new
+    # test file in MODULES needs a fresh run)
     selection = "\n    ".join(MODULES[module])
     also = "\n    ".join(name for name in COPIED if name not in ("singan", "tests"))
     (work / "setup.cfg").write_text(f"""[mutmut]
