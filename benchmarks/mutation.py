@@ -229,10 +229,13 @@ EQUIVALENT = {
         "singan.image_io.x__decode__mutmut_24": "no Pillow plugin opens any file as HSV",
         "singan.image_io.x__decode__mutmut_26": "the pillow plugin's index=None is 0 except for GIF/APNG, and the CMYK/LAB files that reach this branch (JPEG, TIFF) are neither; test_a_multi_page_cmyk_tiff_reads_its_first_page_as_rgb passes under it",
         "singan.image_io.x__decode__mutmut_31": "index omitted is index=None: the pillow plugin's default is the first frame for JPEG and TIFF (as mutant 26)",
-        "singan.image_io.x__decode__mutmut_48": "with plugin=None imageio tries tifffile first for .tif/.tiff; a file tifffile cannot open goes on to pillow, which rejects page= (TypeError), and so to the same fallback",
-        "singan.image_io.x__decode__mutmut_52": "plugin omitted is plugin=None (as mutant 48)",
-        "singan.image_io.x__decode__mutmut_49": "imageio's tifffile plugin sets index=None to series 0 (TifffilePlugin.read), the same as index=0",
-        "singan.image_io.x__decode__mutmut_53": "index omitted is index=None, which the tifffile plugin makes series 0 (as mutant 49)",
+        "singan.image_io.x__decode__mutmut_49": "with plugin=None imageio tries tifffile first for .tif/.tiff; a file tifffile cannot open goes on to pillow, which rejects page= (TypeError), and so to the same fallback",
+        "singan.image_io.x__decode__mutmut_53": "plugin omitted is plugin=None (as mutant 49)",
+        "singan.image_io.x__decode__mutmut_50": "imageio's tifffile plugin sets index=None to series 0 (TifffilePlugin.read), the same as index=0",
+        "singan.image_io.x__decode__mutmut_54": "index omitted is index=None, which the tifffile plugin makes series 0 (as mutant 50)",
+        "singan.image_io.x__tiff_orientation__mutmut_15":
+            "orientation 1 left out of the accepted values: it then becomes 1 anyway",
+        "singan.image_io.x__upright__mutmut_47": "np.rot90(pixels) for np.rot90(pixels, 1): k=1 is its default",
         "singan.image_io.x_save_grid__mutmut_11":
             "zoom >= 1 for zoom > 1: repeating each pixel once changes nothing",
     },

@@ -299,7 +299,8 @@ def _decode(path: Path) -> np.ndarray:
     Fix: the reference ignores the EXIF orientation, so a phone photo stored sideways trains
     sideways; we apply it (Pillow's rotate=True), as image viewers do. CMYK and other
     non-RGB colour spaces are converted to RGB; other TIFFs go through tifffile (16-bit colour
-    kept); formats Pillow cannot open fall back to imageio's other plugins.
+    kept), turned as their Orientation tag says; formats Pillow cannot open fall back to
+    imageio's other plugins.
     """
     try:
         mode = iio.immeta(path, index=0, plugin="pillow").get("mode")
@@ -309,13 +310,32 @@ def _decode(path: Path) -> np.ndarray:
         return iio.imread(path, index=0, plugin="pillow", rotate=True, mode="RGB")
     if path.suffix.lower() in (".tif", ".tiff"):
         try:    # the first page (declared_size bounded it), not the whole first series
-            return iio.imread(path, plugin="tifffile", index=0, page=0)
+            pixels = iio.imread(path, plugin="tifffile", index=0, page=0)
         except Exception:   # not a TIFF after all: let imageio pick a plugin
             return _imread_any_plugin(path)
+        return _upright(pixels, _tiff_orientation(path))
     try:
         return iio.imread(path, index=0, plugin="pillow", rotate=True)
     except Exception:   # not a Pillow format: let imageio pick a plugin
         return _imread_any_plugin(path)
+
+
+def _tiff_orientation(path: Path) -> int:
+    """The first page's Orientation tag (274; 1 to 8, as EXIF's), 1 where it has none."""
+    import tifffile     # scikit-image's dependency, as imageio's tifffile plugin is
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags.get(274)
+    return tag.value if tag is not None and tag.value in range(1, 9) else 1
+
+
+def _upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """pixels (H x W or H x W x C) as a viewer shows them for a TIFF/EXIF orientation: 2 and
+    4 mirrored left-right and top-bottom, 3 turned half round, 6 and 8 stored turned a quarter
+    anticlockwise and clockwise, 5 and 7 mirrored across either diagonal."""
+    turned = {1: pixels, 2: pixels[:, ::-1], 3: pixels[::-1, ::-1], 4: pixels[::-1],
+              5: np.swapaxes(pixels, 0, 1), 6: np.rot90(pixels, -1),
+              7: np.swapaxes(pixels[::-1, ::-1], 0, 1), 8: np.rot90(pixels, 1)}
+    return turned[orientation]
 
 
 def _imread_any_plugin(path: Path) -> np.ndarray:

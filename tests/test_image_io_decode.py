@@ -139,3 +139,40 @@ def test_the_fallback_reader_still_shows_warnings_about_the_file(tmp_path, monke
         image_io._imread_any_plugin(tmp_path / "x.png")
     assert [(type(w.message), str(w.message)) for w in seen] == [
         (UserWarning, "x.png: a damaged chunk was skipped")]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_tif_is_shown_as_its_orientation_tag_says(tmp_path, orientation):
+    """Every Orientation (1-8) of an 8-bit RGB .tif read as Pillow's exif_transpose shows it:
+    the tifffile reader ignored the tag, so a TIFF stored sideways trained sideways."""
+    pixels = np.random.default_rng(orientation).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "x.tif", pixels, photometric="rgb",
+                     extratags=[(ORIENTATION, "H", 1, orientation, True)])
+    from PIL import ImageOps
+    with Image.open(tmp_path / "x.tif") as image:
+        shown = np.asarray(ImageOps.exif_transpose(image))
+    assert _levels(read_image(tmp_path / "x.tif")).numpy().tolist() == shown.tolist()
+
+
+def test_a_sixteen_bit_tiff_stored_sideways_comes_upright_with_its_levels(tmp_path):
+    """A 16-bit .tiff (which Pillow cannot read) with Orientation 6: a white block stored top
+    left shows top right, and its levels stay 16-bit."""
+    pixels = np.zeros((16, 32, 3), np.uint16)
+    pixels[:8, :8] = 65535
+    pixels[15, 31] = 257                                   # stored bottom right: shown bottom left
+    tifffile.imwrite(tmp_path / "deep.tiff", pixels, photometric="rgb",
+                     extratags=[(ORIENTATION, "H", 1, 6, True)])
+    x = read_image(tmp_path / "deep.tiff")
+    assert x.shape == (1, 3, 32, 16)
+    assert _upright_corner(x) == "top right"
+    assert x[0, :, 31, 0].double().tolist() == pytest.approx(_sixteen_bit([257] * 3).tolist(),
+                                                             abs=1e-7)
+
+
+@pytest.mark.parametrize("orientation", [0, 9])
+def test_an_orientation_outside_1_to_8_leaves_the_tif_as_stored(tmp_path, orientation):
+    """TIFF's Orientation tag has the values 1-8; another is no turn at all (1), not an error."""
+    pixels = np.random.default_rng(5).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "x.tif", pixels, photometric="rgb",
+                     extratags=[(ORIENTATION, "H", 1, orientation, True)])
+    assert _levels(read_image(tmp_path / "x.tif")).numpy().tolist() == pixels.tolist()
