@@ -728,7 +728,8 @@ def test_an_os_error_without_a_reason_is_quoted(tmp_path, monkeypatch):
 
 def test_the_fallback_reader_takes_the_first_frame_quietly(tmp_path, monkeypatch):
     """_imread_any_plugin (formats Pillow cannot open): the first frame, as read_image
-    promises, and imageio's plugin search's DeprecationWarning (legacy DICOM) not shown."""
+    promises, and imageio's plugin search's DeprecationWarning (legacy DICOM) not shown,
+    while a decoder's warning about the file itself (a UserWarning) reaches the user."""
     import warnings
     frames = np.stack([np.full((4, 5, 3), 10, np.uint8), np.full((4, 5, 3), 200, np.uint8)])
     iio.imwrite(tmp_path / "two.gif", frames, loop=0)
@@ -738,13 +739,16 @@ def test_the_fallback_reader_takes_the_first_frame_quietly(tmp_path, monkeypatch
 
     def noisy(*args, **kwargs):
         warnings.warn("the legacy DICOM plugin goes away", DeprecationWarning)
+        warnings.warn("two.gif: a damaged block was skipped", UserWarning)
         return real(*args, **kwargs)
     monkeypatch.setattr(image_io.iio, "imread", noisy)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         image_io._imread_any_plugin(tmp_path / "two.gif")
         warnings.warn("other warnings still show", UserWarning)
-    assert [type(w.message) for w in seen] == [UserWarning]
+    assert [(type(w.message), str(w.message)) for w in seen] == [
+        (UserWarning, "two.gif: a damaged block was skipped"),
+        (UserWarning, "other warnings still show")]
 
 
 def test_the_temporary_is_named_as_a_kill_would_leave_it(tmp_path, monkeypatch):

@@ -1,7 +1,6 @@
 """read_image's decoding, each from a fact about the file itself: the colour a LAB file holds,
 the EXIF orientation 6 ("rotate 90 degrees clockwise to display"), the 16-bit levels and the
 pages a TIFF was written with, and which reader a file's format (not its name) needs."""
-import warnings
 
 import imageio.v3 as iio
 import numpy as np
@@ -121,24 +120,6 @@ def test_a_float_tiff_that_pillow_cannot_open_is_read_by_another_reader(tmp_path
     x = read_image(tmp_path / "render.btf")
     assert x.shape == (1, 3, 1, 2)
     assert x[0].permute(1, 2, 0).tolist() == (pixels * 2 - 1).tolist()   # [0, 1] -> [-1, 1]
-
-
-def test_the_fallback_reader_still_shows_warnings_about_the_file(tmp_path, monkeypatch):
-    """Only the plugin search's DeprecationWarning is hidden: a decoder's warning about the
-    file itself (a UserWarning here) reaches the user."""
-    iio.imwrite(tmp_path / "x.png", np.zeros((2, 2, 3), np.uint8))
-    real = iio.imread
-
-    def warning_reader(*args, **kwargs):
-        warnings.warn("the legacy DICOM plugin goes away", DeprecationWarning)
-        warnings.warn("x.png: a damaged chunk was skipped", UserWarning)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(image_io.iio, "imread", warning_reader)
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        image_io._imread_any_plugin(tmp_path / "x.png")
-    assert [(type(w.message), str(w.message)) for w in seen] == [
-        (UserWarning, "x.png: a damaged chunk was skipped")]
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
