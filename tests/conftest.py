@@ -97,6 +97,19 @@ def write_image(path: Path, pixels: np.ndarray) -> Path:
     return path
 
 
+def temporaries_made(monkeypatch, module) -> list:
+    """The paths of the temporaries `module` makes with tempfile.mkstemp from now on (the
+    real mkstemp still makes them): a list that fills as they are made."""
+    made, real = [], module.tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        made.append(Path(name))
+        return fd, name
+    monkeypatch.setattr(module.tempfile, "mkstemp", spy)
+    return made
+
+
 def ctrl_c_as_in_a_terminal() -> None:
     """Let SIGINT interrupt this process (KeyboardInterrupt) as it would in a terminal, even
     where the suite itself runs with SIGINT ignored, as a shell starts a background job: a

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import temporaries_made
 from singan import guards
 from singan.errors import SinGANError
 from singan.guards import (StopRequests, Terminated, check_free_space, check_writable,
@@ -222,14 +223,7 @@ def test_nearest_existing_stops_at_the_root():
 def test_the_write_probe_is_a_temporary_that_remove_temporaries_takes(tmp_path, monkeypatch):
     """A kill between the probe's creation and its removal leaves it behind: it must look like
     the temporaries a later run sweeps (".<name>.*.tmp" in the folder)."""
-    made = []
-    real = guards.tempfile.mkstemp
-
-    def spy(*args, **kwargs):
-        fd, name = real(*args, **kwargs)
-        made.append(Path(name))
-        return fd, name
-    monkeypatch.setattr(guards.tempfile, "mkstemp", spy)
+    made = temporaries_made(monkeypatch, guards)
     monkeypatch.setattr(guards.os, "unlink", lambda path: None)       # "killed" before this
     check_writable(tmp_path / "models")
     (probe,) = made

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import temporaries_made
 from singan.image_io import denorm, norm, to_uint8
 
 
@@ -754,15 +755,7 @@ def test_the_fallback_reader_takes_the_first_frame_quietly(tmp_path, monkeypatch
 def test_the_temporary_is_named_as_a_kill_would_leave_it(tmp_path, monkeypatch):
     """A kill between writing and renaming leaves '.<name>.<random>.tmp' beside the target,
     which nothing reads and guards.remove_temporaries sweeps."""
-    from pathlib import Path
-    made = []
-    real = image_io.tempfile.mkstemp
-
-    def spy(*args, **kwargs):
-        fd, name = real(*args, **kwargs)
-        made.append(Path(name))
-        return fd, name
-    monkeypatch.setattr(image_io.tempfile, "mkstemp", spy)
+    made = temporaries_made(monkeypatch, image_io)
     atomic_write_bytes(tmp_path / "x.bin", b"1")
     (temp,) = made
     assert temp.parent == tmp_path and temp.name.startswith(".x.bin.")
