@@ -333,6 +333,16 @@ class _Folders:
     def files(self, image: Path, names: Sequence[str]) -> Dict[str, bytes]:
         return read_files(self.model_folder(image), names)
 
+    def model_task(self, image: Path, **extra) -> dict:
+        """What a task over the image's trained model (sampling, evaluating) is sent: the
+        image, its model files and the driver's names, the config, and `extra`; a file that
+        cannot be read is one line naming it."""
+        try:
+            return dict(self.image(image), files=self.files(image, MODEL_FILES),
+                        names=self.names(image), config=self.config, **extra)
+        except OSError as err:
+            raise _read_error(image, err) from None
+
     def clear(self, image: Path) -> None:
         """--force: the image's model files removed by the driver itself, as a local --force
         training removes them when it starts."""
@@ -450,14 +460,10 @@ def sample_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluster(
     folders = _Folders(config, root, out_root)
 
     def kwargs_for(image: Path, first: bool) -> dict:
-        try:
-            return dict(folders.image(image), files=folders.files(image, MODEL_FILES),
-                        names=folders.names(image), config=config,
-                        num_samples=num_samples, gen_start_scale=gen_start_scale,
-                        scale_v=scale_v, scale_h=scale_h, arbitrary=arbitrary, seed=seed,
-                        amp=amp, device=device, threads=threads)
-        except OSError as err:
-            raise _read_error(image, err) from None
+        return folders.model_task(image, num_samples=num_samples,
+                                  gen_start_scale=gen_start_scale, scale_v=scale_v,
+                                  scale_h=scale_h, arbitrary=arbitrary, seed=seed, amp=amp,
+                                  device=device, threads=threads)
 
     with ray_runtime(cluster) as ray:
         threads = threads_per_model(cluster)
@@ -488,13 +494,9 @@ def evaluate_folder(images: Sequence[Path], config, *, cluster: Cluster = Cluste
     folders = _Folders(config, root)
 
     def kwargs_for(image: Path, first: bool) -> dict:
-        try:
-            return dict(folders.image(image), files=folders.files(image, MODEL_FILES),
-                        names=folders.names(image), config=config,
-                        num_samples=num_samples, seed=seed, extractor=shared, no_sifid=no_sifid,
-                        device=device, threads=threads, train_hint=train_hint)
-        except OSError as err:
-            raise _read_error(image, err) from None
+        return folders.model_task(image, num_samples=num_samples, seed=seed, extractor=shared,
+                                  no_sifid=no_sifid, device=device, threads=threads,
+                                  train_hint=train_hint)
 
     with ray_runtime(cluster) as ray:
         threads = threads_per_model(cluster)
