@@ -25,7 +25,7 @@ EXTRAS = {"studio": "requirements-studio.txt", "ray": "requirements-ray.txt",
           "notebook": "requirements-notebook.txt"}
 # what only the tests use (requirements.txt's runners, setuptools for building the wheel here,
 # the studio's browser driver): the `test` extra, not the others
-TEST_ONLY = {"pytest", "pytest-xdist", "hypothesis", "setuptools", "playwright"}
+TEST_ONLY = {"pytest", "pytest-xdist", "pytest-timeout", "hypothesis", "setuptools", "playwright"}
 
 
 def requirements(name: str) -> list:
