@@ -119,6 +119,43 @@ def ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def process_parents() -> dict:
+    """{pid: parent pid} of every process (Linux's /proc; empty elsewhere)."""
+    parents = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    return parents
+
+
+def descendants(root: int) -> set:
+    """root and every process below it."""
+    parents, found = process_parents(), {root}
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        if not more:
+            return found
+        found |= more
+
+
+def end_process_tree(proc: subprocess.Popen) -> None:
+    """Kill a script a test started, if it still runs, and every process below it (the Ray
+    runtime it started: its servers, its agents, its workers), then reap it. For a test's
+    `finally`: a test that fails midway leaves nothing running behind it, no training of
+    thousands of iterations and no Ray agent holding its fixed port, to slow down or block the
+    tests after it (CI once ran out of time so). The tree is read before the kill: once the
+    script is gone, its runtime's processes belong to init."""
+    if proc.poll() is None:
+        for pid in sorted(descendants(proc.pid) - {os.getpid()}):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
 @contextlib.contextmanager
 def reserved_port(host: str = "127.0.0.1"):
     """A TCP port for a server the caller starts, handed over without a gap: yields a port

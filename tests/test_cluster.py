@@ -29,7 +29,7 @@ import pytest
 import torch
 import torchvision
 
-from conftest import ROOT, optional, smooth_image, write_image
+from conftest import ROOT, end_process_tree, optional, smooth_image, write_image
 from loopback_cluster import HOSTILE_KINDS, PORT, LoopbackCluster, why_no_namespaces
 
 if importlib.util.find_spec("ray") is None:
@@ -194,8 +194,7 @@ def test_a_lost_node_costs_at_most_the_checkpoint_interval(cluster, local_models
         assert killed, "the tasks never were mid-stage on both nodes at once"
         output, _ = proc.communicate(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        end_process_tree(proc)     # the driver too, not only nsenter: a failed try stops here
     assert proc.returncode == 0, output
     again = re.findall(r"^(\w): its node was lost; running it again \(try 2 of 4\) from the "
                        r"driver's copy \(stage (\d) at iteration (\d+) of 40\)", output, re.M)

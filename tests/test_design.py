@@ -169,15 +169,18 @@ def test_the_quantised_paint_model_is_saved_like_any_model(trained, tmp_path):
     assert not (tmp_path / "paint2" / CHECKPOINT_NAME).exists()
 
 
-def _kill_when(proc, path: Path, timeout: float = 120) -> None:
+def _kill_when(proc, path: Path, timeout: float = 300) -> None:
     """kill -9 the process as soon as `path` exists (the retraining has begun)."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the retraining never started"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        while not path.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the retraining never started"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:       # also when it never started: 100000 iterations
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.mark.slow
