@@ -59,7 +59,10 @@ class LoopbackCluster:
             f"sgc-{secrets.token_hex(3)}"   # short: Ray's socket paths must stay < 108 bytes
         self.env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=self.token,
                         RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT),
-                        OMP_NUM_THREADS="1", RAY_NUM_REDIS_GET_RETRIES="5")
+                        OMP_NUM_THREADS="1", RAY_NUM_REDIS_GET_RETRIES="5",
+                        # tasks at full priority, as the local runtime's (README): at Ray's
+                        # niceness 15 the other test worker's trainings would starve them
+                        RAY_worker_niceness="0")
         self.env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
         self.holder = subprocess.Popen(
             ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL",

@@ -196,6 +196,11 @@ def command(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
 
 
+def niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])      # stat's 19th field
+
+
 def listening_sockets(pids) -> dict:
     """{pid: [(address, port)]} of the TCP sockets that listen in `pids`."""
     sockets, bound = listening(), {}
@@ -259,6 +264,12 @@ def test_a_folder_runs_local_runtime_listens_on_loopback_only_with_a_token(tmp_p
         written = [str(path) for path in Path(session).rglob("*")
                    if gcs_env["RAY_AUTH_TOKEN"].encode() in contents(path)]
         assert not written, written   # the token is in the environment only
+
+        # the training runs at the command's own priority, not at Ray's default niceness of 15
+        # for its workers, which a busy machine's other programs would starve (a task got 4% of
+        # a core beside one ordinary busy loop)
+        tasks = [pid for pid in descendants(proc.pid) if command(pid).startswith("ray::_train")]
+        assert tasks and {niceness(pid) for pid in tasks} == {niceness(proc.pid)}, tasks
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
