@@ -119,16 +119,29 @@ def ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def process_stat(pid: int) -> list:
+    """The fields of Linux's /proc/PID/stat after the command's name (the state first: stat's
+    third field); [] where there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def process_ended(pid: int) -> bool:
+    """Whether the process has exited: gone, or a zombie until its parent reaps it."""
+    fields = process_stat(pid)
+    return not fields or fields[0] in "ZX"
+
+
 def process_parents() -> dict:
     """{pid: parent pid} of every process (Linux's /proc; empty elsewhere)."""
     parents = {}
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+        fields = process_stat(int(entry)) if entry.isdigit() else []
+        if fields:
+            parents[int(entry)] = int(fields[1])
     return parents
 
 

@@ -9,7 +9,6 @@ that run and leaves the source model untouched. A partly trained model of either
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, assert_one_line_error, run_here, smooth_image, write_image
+from conftest import (ROOT, assert_one_line_error, end_process_tree, run_here, smooth_image,
+                      write_image)
 from singan import ConSinGANConfig, SinGANConfig, TrainingStopped, load_model, train_model
 from singan.apps.generation import open_model
 from singan.apps.paint import kmeans_colours, quantised_model
@@ -178,9 +178,7 @@ def _kill_when(proc, path: Path, timeout: float = 300) -> None:
             assert time.monotonic() < deadline, "the retraining never started"
             time.sleep(0.05)
     finally:
-        if proc.poll() is None:       # also when it never started: 100000 iterations
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        end_process_tree(proc)        # also when it never started: 100000 iterations
 
 
 @pytest.mark.slow

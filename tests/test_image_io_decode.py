@@ -9,7 +9,6 @@ import tifffile
 import torch
 from PIL import Image
 
-from singan import image_io
 from singan.image_io import read_image
 
 ORIENTATION = 0x0112            # the EXIF / TIFF Orientation tag; 6: rotate 90 degrees clockwise

@@ -39,7 +39,8 @@ import pytest
 import torch
 
 from conftest import (ROOT, ctrl_c_as_in_a_terminal, descendants, end_process_tree, optional,
-                      run_here, run_script, smooth_image, write_image)
+                      process_ended, process_stat, run_here, run_script, smooth_image,
+                      write_image)
 
 if importlib.util.find_spec("ray") is None:
     optional("ray")   # skipped here, an error in CI
@@ -197,8 +198,7 @@ def command(pid: int) -> str:
 
 
 def niceness(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2:].split()[16])      # stat's 19th field
+    return int(process_stat(pid)[16])      # stat's 19th field
 
 
 def listening_sockets(pids) -> dict:
@@ -314,14 +314,6 @@ if os.environ.get("SINGAN_HANG_DIR"):
 '''
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
 def output_of(paths) -> str:
     return "".join(Path(p).read_text(errors="replace") for p in paths)
 
@@ -350,7 +342,7 @@ def test_a_second_ctrl_c_kills_tasks_that_do_not_stop(tmp_path):
             assert time.monotonic() < deadline, output_of(outputs)
             time.sleep(0.2)
         workers = [int(p.name) for p in hung.iterdir()]
-        assert len(workers) == 2 and all(alive(pid) for pid in workers), output_of(outputs)
+        assert len(workers) == 2 and not any(map(process_ended, workers)), output_of(outputs)
         proc.send_signal(signal.SIGINT)
         while "stopping: every image stops" not in output_of(outputs):
             assert proc.poll() is None and time.monotonic() < deadline, output_of(outputs)
@@ -364,7 +356,7 @@ def test_a_second_ctrl_c_kills_tasks_that_do_not_stop(tmp_path):
     assert proc.returncode == 130, said
     rows = read_rows(tmp_path / "Output" / "imgs_summary.csv")
     assert [rows[f"{stem}.png"]["status"] for stem in "ab"] == ["killed (stopped twice)"] * 2
-    assert not any(alive(pid) for pid in workers)
+    assert all(process_ended(pid) for pid in workers)
 
 
 def test_the_local_runtime_keeps_its_files_in_a_private_folder():

@@ -26,7 +26,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, assert_one_line_error, smooth_image, write_image
+from conftest import ROOT, assert_one_line_error, process_ended, smooth_image, write_image
 from singan import load_model, train_model
 from singan.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from singan.errors import SinGANError
@@ -358,15 +358,6 @@ def test_ctrl_c_stops_at_once_saves_finished_scales_and_says_how_to_resume(zygot
     assert len(state(work / FOLDER)) == N_SCALES
 
 
-def ended(pid: int) -> bool:
-    """Whether the zygote's child `pid` has exited (a zombie until the zygote reaps it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] in "ZX"
-
-
 def wait_for(condition, timeout: float, step: float = 0.05) -> bool:
     """Poll condition() until it holds or `timeout` seconds have passed."""
     deadline = time.monotonic() + timeout
@@ -388,9 +379,9 @@ def test_a_second_ctrl_c_stops_at_once(zygote, tmp_path):
                             hook={"target": "iteration", "nth": 6 + 3, "action": "sigint-hang",
                                   "marker": str(marker)})
     assert wait_for(marker.exists, 120), "the run never reached scale 1's third iteration"
-    assert not ended(pid)                    # the first Ctrl-C waits for the iteration
+    assert not process_ended(pid)                    # the first Ctrl-C waits for the iteration
     os.kill(pid, signal.SIGINT)
-    if not wait_for(lambda: ended(pid), 60):
+    if not wait_for(lambda: process_ended(pid), 60):
         os.kill(pid, signal.SIGKILL)
         zygote.wait(pid, out)
         raise AssertionError("a second Ctrl-C did not stop the run")
