@@ -161,6 +161,11 @@ def test_harmonize_a_mask_drawn_with_the_mouse(page):
     page.wait_for_function("() => document.querySelector('#harmonize-result img') || "
                            "document.querySelector('.toast-body')")
     assert page.locator(".toast-body").count() == 0, page.locator(".toast-body").all_inner_texts()
+    # the result's <img> appears before its picture has loaded and been laid out (0 x 0 then:
+    # seen once in CI): measure it once it has
+    page.wait_for_function("() => { const img = document.querySelector('#harmonize-result img');"
+                           " return img.complete && img.naturalWidth > 0 &&"
+                           " img.getBoundingClientRect().width > 0 }", timeout=10_000)
     naive = fetch_image(page, "#harmonize-naive img")
     blended = fetch_image(page, "#harmonize-result img")
     assert naive.shape == blended.shape
