@@ -52,6 +52,7 @@ import io, json, os, runpy, signal, sys, traceback
 import numpy as np, imageio.v3 as iio, torch
 import matplotlib.figure, matplotlib.backends.backend_agg   # the loss plots
 import torch.utils._device   # torch.device("meta") imports it lazily; children may not read it
+import torch._dynamo         # torch.optim's first optimizer imports it: 1.5-2 s in every child
 
 torch.set_num_threads(1)
 for script in ("main_train.py", "random_samples.py"):
