@@ -131,12 +131,17 @@ class LoopbackCluster:
                              + (self.work / "node2.log").read_text()[-3000:])
 
     def kill_node2_raylet(self) -> int:
-        """kill -9 the second node's raylet (the raylet in a mount namespace of its own)."""
+        """kill -9 the second node's raylet: the raylet in the cluster's PID namespace that
+        is in a mount namespace of its own. Never a raylet outside the cluster: the other test
+        worker's local runtime (test_many's) is in another mount namespace too, and killing
+        its raylet left that worker's folder run waiting for ever."""
         ours = os.readlink(f"/proc/{self.pid}/ns/mnt")
+        cluster = os.readlink(f"/proc/{self.pid}/ns/pid")
         for entry in Path("/proc").iterdir():
             with contextlib.suppress(OSError):
                 command = (entry / "cmdline").read_bytes().split(b"\0")[0]
                 if entry.name.isdigit() and command.endswith(b"raylet/raylet") \
+                        and os.readlink(entry / "ns" / "pid") == cluster \
                         and os.readlink(entry / "ns" / "mnt") != ours:
                     os.kill(int(entry.name), signal.SIGKILL)
                     return int(entry.name)
